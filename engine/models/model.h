@@ -1,0 +1,73 @@
+// The interface every architecture implements. A model declares the state it
+// keeps per sequence (as slabs, one row per slot) and steps a ragged batch of
+// sequences, each continuing from its slot's state. It knows nothing of
+// requests, queues or gRPC.
+#ifndef SLABSERVE_ENGINE_MODELS_MODEL_H_
+#define SLABSERVE_ENGINE_MODELS_MODEL_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "engine/state/state_pool.h"
+
+namespace slabserve {
+
+struct ModelInfo {
+  std::string architecture;  // "griffin", "hawk", "srm"
+  int vocab_size = 0;
+  int num_layers = 0;
+  int hidden_size = 0;
+  int attention_window = 0;  // 0: no attention layers
+  // Most tokens a sequence can be fed (positions 0..max_positions-1); the
+  // logits of the last fed position still yield one more emitted token.
+  // 0: unbounded.
+  int max_positions = 0;
+  int bos_id = -1;  // -1: none
+  int eos_id = -1;
+  int pad_id = -1;
+  bool add_bos = false;  // prepend BOS to text prompts
+  std::string weights_dtype;  // as stored: "f32", "bf16", "f16", or "mixed"
+};
+
+// Consecutive tokens of one sequence, stepped together with other sequences.
+// A decode step is a chunk of one token; a prefill is a chunk of many.
+struct SequenceChunk {
+  int slot = -1;
+  absl::Span<const int32_t> tokens;  // not empty
+  bool want_logits = true;  // logits of the chunk's last token
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  virtual const ModelInfo& info() const = 0;
+
+  // The per-sequence state, one slab per entry; constant size per slot.
+  virtual std::vector<StateSlabSpec> StateLayout() const = 0;
+
+  // Runs every chunk of `batch` as one batch. Each chunk continues its slot
+  // from pool.position(slot) (0 = a fresh sequence) and advances it by its
+  // length. For each chunk with want_logits, in batch order, writes
+  // vocab_size logits to `logits`. Slots must be distinct and allocated.
+  // Errors (unknown token id, position past max_positions, ...) leave every
+  // slot's state unchanged.
+  virtual absl::Status Forward(absl::Span<const SequenceChunk> batch,
+                               StatePool& pool, float* logits) = 0;
+
+  // One chunk of a prompt for one sequence; logits of its last token.
+  absl::Status Prefill(int slot, absl::Span<const int32_t> tokens,
+                       StatePool& pool, float* logits);
+
+  // One token for each of `slots`; logits row i belongs to slots[i].
+  absl::Status Decode(absl::Span<const int> slots,
+                      absl::Span<const int32_t> tokens, StatePool& pool,
+                      float* logits);
+};
+
+}  // namespace slabserve
+
+#endif  // SLABSERVE_ENGINE_MODELS_MODEL_H_

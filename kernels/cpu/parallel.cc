@@ -1,0 +1,122 @@
+#include "kernels/cpu/parallel.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace slabserve::cpu {
+namespace {
+
+std::atomic<int> requested_threads{0};
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads) {
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs task(i) for i in [0, tasks); the caller takes part.
+  void Run(int tasks, const std::function<void(int)>& task) {
+    std::unique_lock<std::mutex> run_lock(run_mu_);  // one loop at a time
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      task_ = &task;
+      tasks_ = tasks;
+      next_ = 0;
+      pending_ = tasks;
+      ++generation_;
+    }
+    wake_.notify_all();
+    Drain();
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  void Drain() {
+    while (true) {
+      int index;
+      const std::function<void(int)>* task;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (task_ == nullptr || next_ >= tasks_) return;
+        index = next_++;
+        task = task_;
+      }
+      (*task)(index);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--pending_ == 0) done_.notify_all();
+    }
+  }
+  void Work() {
+    uint64_t seen = 0;
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+      }
+      Drain();
+    }
+  }
+
+  std::mutex run_mu_;
+  std::mutex mu_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int)>* task_ = nullptr;
+  int tasks_ = 0, next_ = 0, pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+ThreadPool& Pool() {
+  static ThreadPool* pool = [] {
+    int threads = requested_threads.load();
+    if (threads <= 0) {
+      threads = std::max(1u, std::thread::hardware_concurrency());
+    }
+    return new ThreadPool(threads);
+  }();
+  return *pool;
+}
+
+}  // namespace
+
+void SetNumThreads(int threads) { requested_threads = threads; }
+
+int NumThreads() { return Pool().size(); }
+
+void ParallelFor(int64_t n, int64_t min_grain,
+                 const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  ThreadPool& pool = Pool();
+  int64_t grain = std::max<int64_t>(1, min_grain);
+  int64_t tasks = std::min<int64_t>((n + grain - 1) / grain, pool.size() * 4);
+  if (tasks <= 1 || pool.size() == 1) {
+    fn(0, n);
+    return;
+  }
+  int64_t per_task = (n + tasks - 1) / tasks;
+  pool.Run(static_cast<int>(tasks), [&](int i) {
+    int64_t begin = i * per_task;
+    int64_t end = std::min(n, begin + per_task);
+    if (begin < end) fn(begin, end);
+  });
+}
+
+}  // namespace slabserve::cpu
