@@ -1,0 +1,113 @@
+// Continuous batching: every step packs each running sequence's next token
+// into one batched forward pass and mixes in prefill chunks of waiting
+// prompts under a per-step token budget. Knows slots and state sizes, never
+// layer math.
+#ifndef SLABSERVE_ENGINE_SCHEDULER_SCHEDULER_H_
+#define SLABSERVE_ENGINE_SCHEDULER_SCHEDULER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/models/model.h"
+#include "engine/sampling/sampler.h"
+
+namespace slabserve {
+
+struct GenerationRequest {
+  std::string id;  // for logs
+  std::vector<int32_t> prompt;  // token ids, BOS already added if wanted
+  int max_new_tokens = 16;  // capped by the model's max_positions
+  SamplingParams sampling;
+  std::vector<int32_t> stop_token_ids;  // in addition to EOS
+  bool ignore_eos = false;
+  int n = 1;  // completions: prefill once, fork the state n ways
+  int top_logprobs = -1;  // -1: none; 0: chosen token only; k: plus top k
+  int priority = 0;  // higher first
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+enum class FinishReason { kNone, kLength, kStop, kEos, kCancelled, kDeadline };
+
+const char* FinishReasonName(FinishReason reason);
+
+struct RequestUsage {
+  int prompt_tokens = 0;
+  int completion_tokens = 0;  // summed over the n completions
+  int cached_prompt_tokens = 0;  // restored from the prefix cache
+  absl::Duration queue_time;  // arrival to first prefill step
+  absl::Duration time_to_first_token;
+  absl::Duration total_time;
+};
+
+// What the step loop sends back, per completion index.
+struct StreamEvent {
+  int index = 0;  // which of the n completions
+  std::vector<SampledToken> tokens;  // new tokens, in order
+  FinishReason finish = FinishReason::kNone;  // set on the last event
+  absl::Status error;  // a failed step ends the completion with an error
+  RequestUsage usage;  // filled on the last event of the request
+};
+
+// The consumer's end of one request: a bounded buffer that the step loop
+// fills and the server drains. A full buffer pauses only this request.
+class RequestStream {
+ public:
+  virtual ~RequestStream() = default;
+  // Waits up to `timeout` for events; appends all that are ready to `out`.
+  // Returns false once the request has finished and everything was read.
+  virtual bool Read(std::vector<StreamEvent>* out, absl::Duration timeout) = 0;
+  // Ends every completion with kCancelled; the slots free within one step.
+  virtual void Cancel() = 0;
+};
+
+struct SchedulerOptions {
+  size_t state_budget_bytes = size_t{1} << 30;
+  int max_waiting = 1024;  // bound of the waiting queue
+  int step_token_budget = 512;  // prompt + decode tokens per step
+  int max_batch = 4096;  // sequences per step
+  size_t prefix_cache_bytes = 0;  // 0: no prefix cache
+  int stream_buffer_tokens = 256;  // per request, before it is paused
+};
+
+struct SchedulerStats {
+  int slot_capacity = 0;
+  int slots_in_use = 0;
+  int running = 0;
+  int waiting = 0;
+  size_t state_bytes_per_sequence = 0;
+  size_t state_bytes_in_use = 0;
+  int64_t steps = 0;
+  int last_batch_size = 0;
+  absl::Duration last_step_time;
+};
+
+class Scheduler {
+ public:
+  // Builds the state pool from the model's layout and the budget, and starts
+  // the step loop thread.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(
+      Model* model, const SchedulerOptions& options);
+  virtual ~Scheduler() = default;
+
+  // INVALID_ARGUMENT for a bad request (empty prompt, unknown token id,
+  // bad sampling values, too long for the model), RESOURCE_EXHAUSTED when
+  // the waiting queue is full, UNAVAILABLE after Drain().
+  virtual absl::StatusOr<std::shared_ptr<RequestStream>> Submit(
+      GenerationRequest request) = 0;
+
+  // Refuses new requests; returns when every admitted one has finished or
+  // `grace` has passed (the rest are cancelled).
+  virtual void Drain(absl::Duration grace) = 0;
+
+  virtual SchedulerStats stats() const = 0;
+  virtual const Model& model() const = 0;
+};
+
+}  // namespace slabserve
+
+#endif  // SLABSERVE_ENGINE_SCHEDULER_SCHEDULER_H_
