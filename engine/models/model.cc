@@ -14,9 +14,8 @@ absl::Status Model::Decode(absl::Span<const int> slots,
                            absl::Span<const int32_t> tokens, StatePool& pool,
                            float* logits) {
   if (slots.size() != tokens.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Decode: ", slots.size(), " slots but ", tokens.size(),
-                     " tokens"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Decode: ", slots.size(), " slots but ", tokens.size(), " tokens"));
   }
   std::vector<SequenceChunk> batch(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {

@@ -28,7 +28,7 @@ struct ModelInfo {
   int bos_id = -1;  // -1: none
   int eos_id = -1;
   int pad_id = -1;
-  bool add_bos = false;  // prepend BOS to text prompts
+  bool add_bos = false;       // prepend BOS to text prompts
   std::string weights_dtype;  // as stored: "f32", "bf16", "f16", or "mixed"
 };
 
@@ -37,7 +37,7 @@ struct ModelInfo {
 struct SequenceChunk {
   int slot = -1;
   absl::Span<const int32_t> tokens;  // not empty
-  bool want_logits = true;  // logits of the chunk's last token
+  bool want_logits = true;           // logits of the chunk's last token
 };
 
 class Model {

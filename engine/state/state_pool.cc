@@ -19,8 +19,7 @@ absl::Status CheckLayout(const std::vector<StateSlabSpec>& layout) {
   for (const StateSlabSpec& spec : layout) {
     if (spec.bytes_per_slot == 0 || spec.bytes_per_slot % 4 != 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("state slab '", spec.name, "' has ",
-                       spec.bytes_per_slot,
+          absl::StrCat("state slab '", spec.name, "' has ", spec.bytes_per_slot,
                        " bytes per slot; need a positive multiple of 4"));
     }
   }
@@ -35,10 +34,9 @@ absl::StatusOr<std::unique_ptr<StatePool>> StatePool::CreateWithBudget(
   size_t per_slot = RowBytes(layout);
   size_t capacity = budget_bytes / per_slot;
   if (capacity == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("state memory budget of ", budget_bytes,
-                     " bytes holds no sequence (one needs ", per_slot,
-                     " bytes)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "state memory budget of ", budget_bytes,
+        " bytes holds no sequence (one needs ", per_slot, " bytes)"));
   }
   if (capacity > (1u << 30)) capacity = 1u << 30;
   return CreateWithCapacity(std::move(layout), static_cast<int>(capacity));

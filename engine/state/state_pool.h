@@ -70,9 +70,7 @@ class StatePool {
 
   // Tokens the slot's sequence has consumed (the next token's position).
   int32_t position(int slot) const { return positions_[slot]; }
-  void set_position(int slot, int32_t position) {
-    positions_[slot] = position;
-  }
+  void set_position(int slot, int32_t position) { positions_[slot] = position; }
 
   StateSnapshot Save(int slot) const;
   void Restore(int slot, const StateSnapshot& snapshot);

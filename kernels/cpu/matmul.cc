@@ -115,9 +115,10 @@ void MatMulTransposed(const float* x, int rows, int k, const float* w, int n,
   constexpr int kRowsPerBlock = 64;
   int col_blocks = (n + cols_per_block - 1) / cols_per_block;
   int row_blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  int64_t flops_per_block =
-      int64_t{2} * k * std::min(cols_per_block, n) * std::min(kRowsPerBlock, rows);
-  int64_t grain = std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, flops_per_block));
+  int64_t flops_per_block = int64_t{2} * k * std::min(cols_per_block, n) *
+                            std::min(kRowsPerBlock, rows);
+  int64_t grain =
+      std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, flops_per_block));
   ParallelFor(int64_t{col_blocks} * row_blocks, grain,
               [&](int64_t begin, int64_t end) {
                 for (int64_t b = begin; b < end; ++b) {
