@@ -17,8 +17,9 @@
 
 namespace slabserve {
 
-// An f32 tensor: a view into the mapped file when stored as F32 (no copy),
-// otherwise its own widened copy (BF16, F16).
+// An f32 tensor: a view into the mapped file when stored as 4-byte aligned
+// F32 (no copy; valid while its Checkpoint lives), otherwise its own widened
+// copy (BF16, F16, misaligned F32).
 class Weight {
  public:
   Weight() = default;
@@ -56,12 +57,17 @@ class Checkpoint {
   // An error naming any tensor that no Load() asked for (unexpected tensor).
   // `ignored` names tensors a model accepts but does not need.
   absl::Status CheckAllLoaded(const std::set<std::string>& ignored = {}) const;
-  // "f32", "bf16", "f16" when all tensors share it, else "mixed".
+  // "f32", "bf16", "f16" when all tensors share it, "mixed" otherwise, and ""
+  // for a checkpoint without tensors.
   std::string WeightsDType() const;
 
  private:
   Checkpoint() = default;
+  // Maps every shard named by the index once and records tensor owners.
+  absl::Status OpenSharded(const std::string& index_path);
+
   std::string dir_;
+  std::string weights_path_;  // the .safetensors or index file, for errors
   std::unique_ptr<Config> config_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*> owner_;  // tensor -> its file

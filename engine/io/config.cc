@@ -26,7 +26,7 @@ absl::StatusOr<std::unique_ptr<Config>> Config::Load(const std::string& path) {
 absl::StatusOr<std::unique_ptr<Config>> Config::Parse(
     const std::string& text, const std::string& path_for_errors) {
   nlohmann::json json = nlohmann::json::parse(text, nullptr,
-                                               /*allow_exceptions=*/false);
+                                              /*allow_exceptions=*/false);
   if (json.is_discarded()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path_for_errors, ": not valid JSON"));
@@ -64,8 +64,8 @@ absl::StatusOr<int64_t> Config::Int(const std::string& key, int64_t min,
   if (value.is_number_unsigned()) {
     const uint64_t v = value.get<uint64_t>();
     if (v > static_cast<uint64_t>(max)) {
-      return Error(key, absl::StrCat("must be in [", min, ", ", max, "], got ",
-                                     v));
+      return Error(key,
+                   absl::StrCat("must be in [", min, ", ", max, "], got ", v));
     }
     result = static_cast<int64_t>(v);
   } else if (value.is_number_integer()) {
@@ -79,8 +79,8 @@ absl::StatusOr<int64_t> Config::Int(const std::string& key, int64_t min,
     return Error(key, absl::StrCat("must be an integer, got ", value.dump()));
   }
   if (result < min || result > max) {
-    return Error(key, absl::StrCat("must be in [", min, ", ", max, "], got ",
-                                   result));
+    return Error(
+        key, absl::StrCat("must be in [", min, ", ", max, "], got ", result));
   }
   return result;
 }
@@ -98,8 +98,8 @@ absl::StatusOr<double> Config::Float(const std::string& key, double min,
   }
   const double result = value.get<double>();
   if (!(result >= min && result <= max)) {
-    return Error(key, absl::StrCat("must be in [", min, ", ", max, "], got ",
-                                   result));
+    return Error(
+        key, absl::StrCat("must be in [", min, ", ", max, "], got ", result));
   }
   return result;
 }
@@ -135,14 +135,14 @@ absl::StatusOr<std::vector<std::string>> Config::StringList(
   if (!Has(key)) return Error(key, "is missing");
   const nlohmann::json& value = json_.at(key);
   if (!value.is_array()) {
-    return Error(key, absl::StrCat("must be a list of strings, got ",
-                                   value.dump()));
+    return Error(key,
+                 absl::StrCat("must be a list of strings, got ", value.dump()));
   }
   std::vector<std::string> result;
   for (const auto& item : value) {
     if (!item.is_string()) {
-      return Error(key, absl::StrCat("must be a list of strings, got ",
-                                     value.dump()));
+      return Error(
+          key, absl::StrCat("must be a list of strings, got ", value.dump()));
     }
     result.push_back(item.get<std::string>());
   }
@@ -154,14 +154,14 @@ absl::StatusOr<std::vector<double>> Config::FloatList(
   if (!Has(key)) return Error(key, "is missing");
   const nlohmann::json& value = json_.at(key);
   if (!value.is_array()) {
-    return Error(key, absl::StrCat("must be a list of numbers, got ",
-                                   value.dump()));
+    return Error(key,
+                 absl::StrCat("must be a list of numbers, got ", value.dump()));
   }
   std::vector<double> result;
   for (const auto& item : value) {
     if (!item.is_number()) {
-      return Error(key, absl::StrCat("must be a list of numbers, got ",
-                                     value.dump()));
+      return Error(
+          key, absl::StrCat("must be a list of numbers, got ", value.dump()));
     }
     result.push_back(item.get<double>());
   }

@@ -33,8 +33,7 @@ class Config {
   absl::StatusOr<bool> Bool(const std::string& key,
                             std::optional<bool> fallback = {}) const;
   absl::StatusOr<std::string> String(
-      const std::string& key,
-      std::optional<std::string> fallback = {}) const;
+      const std::string& key, std::optional<std::string> fallback = {}) const;
   absl::StatusOr<std::vector<std::string>> StringList(
       const std::string& key) const;
   absl::StatusOr<std::vector<double>> FloatList(const std::string& key) const;

@@ -127,9 +127,9 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
                               " bytes)"));
   }
   const char* header_begin = reinterpret_cast<const char*>(bytes) + 8;
-  nlohmann::json header = nlohmann::json::parse(
-      header_begin, header_begin + header_len, nullptr,
-      /*allow_exceptions=*/false);
+  nlohmann::json header =
+      nlohmann::json::parse(header_begin, header_begin + header_len, nullptr,
+                            /*allow_exceptions=*/false);
   if (header.is_discarded()) return error("header is not valid JSON");
   if (!header.is_object()) return error("header is not a JSON object");
 

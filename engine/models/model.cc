@@ -4,6 +4,12 @@
 
 namespace slabserve {
 
+absl::StatusOr<std::vector<float>> Model::RecurrentStateForEval(
+    const StatePool& /*pool*/, int /*slot*/) const {
+  return absl::UnimplementedError(absl::StrCat(
+      info().architecture, ": no recurrent state export for evaluation"));
+}
+
 absl::Status Model::Prefill(int slot, absl::Span<const int32_t> tokens,
                             StatePool& pool, float* logits) {
   SequenceChunk chunk{slot, tokens, /*want_logits=*/logits != nullptr};

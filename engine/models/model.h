@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "engine/state/state_pool.h"
 
@@ -57,6 +58,11 @@ class Model {
   // slot's state unchanged.
   virtual absl::Status Forward(absl::Span<const SequenceChunk> batch,
                                StatePool& pool, float* logits) = 0;
+
+  // The recurrent state of `slot` as [layers][width] floats, for comparing
+  // against reference states in evaluation tools. UNIMPLEMENTED by default.
+  virtual absl::StatusOr<std::vector<float>> RecurrentStateForEval(
+      const StatePool& pool, int slot) const;
 
   // One chunk of a prompt for one sequence; logits of its last token.
   absl::Status Prefill(int slot, absl::Span<const int32_t> tokens,

@@ -1,0 +1,391 @@
+#include "engine/models/griffin.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/models/griffin_blocks.h"
+#include "engine/models/griffin_config.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/parallel.h"
+
+namespace slabserve {
+namespace {
+
+using griffin::AttentionBlock;
+using griffin::AttentionWeights;
+using griffin::BatchPlan;
+using griffin::ForEach;
+using griffin::kTranscendental;
+using griffin::LayerWeights;
+using griffin::Linear;
+using griffin::MlpBlock;
+using griffin::RecurrentBlock;
+using griffin::RecurrentWeights;
+
+#define GRIFFIN_RETURN_IF_ERROR(expr)  \
+  do {                                 \
+    absl::Status status_ = (expr);     \
+    if (!status_.ok()) return status_; \
+  } while (0)
+
+#define GRIFFIN_ASSIGN(lhs, expr)               \
+  do {                                          \
+    auto result_ = (expr);                      \
+    if (!result_.ok()) return result_.status(); \
+    lhs = std::move(*result_);                  \
+  } while (0)
+
+class GriffinModel : public Model {
+ public:
+  GriffinModel(GriffinConfig config, std::unique_ptr<Checkpoint> checkpoint)
+      : config_(std::move(config)), checkpoint_(std::move(checkpoint)) {}
+
+  absl::Status LoadWeights();
+
+  const ModelInfo& info() const override { return info_; }
+  std::vector<StateSlabSpec> StateLayout() const override { return layout_; }
+  absl::Status Forward(absl::Span<const SequenceChunk> batch, StatePool& pool,
+                       float* logits) override;
+
+ private:
+  absl::StatusOr<const float*> Tensor(const std::string& name,
+                                      const std::vector<int64_t>& shape);
+  absl::StatusOr<std::vector<float>> NormScale(const std::string& name);
+  absl::StatusOr<Linear> LoadLinear(const std::string& prefix, int out, int in,
+                                    bool bias);
+  absl::Status LoadRecurrent(const std::string& prefix, RecurrentWeights& w);
+  absl::Status LoadAttention(const std::string& prefix, AttentionWeights& w);
+
+  absl::Status Validate(absl::Span<const SequenceChunk> batch,
+                        const StatePool& pool, const float* logits) const;
+
+  GriffinConfig config_;
+  std::unique_ptr<Checkpoint> checkpoint_;
+  std::deque<Weight> weights_;  // stable storage behind the raw pointers
+  const float* embedding_ = nullptr;
+  std::vector<float> final_norm_;
+  std::vector<LayerWeights> layers_;
+  ModelInfo info_;
+  std::vector<StateSlabSpec> layout_;
+};
+
+void AddInPlace(float* x, const float* y, int64_t rows, int width) {
+  ForEach(rows, width, [&](int64_t r) {
+    float* xr = x + r * width;
+    const float* yr = y + r * width;
+    for (int i = 0; i < width; ++i) xr[i] += yr[i];
+  });
+}
+
+void NormRows(const float* x, int64_t rows, int width, const float* scale,
+              float eps, float* y) {
+  ForEach(rows, 3 * width, [&](int64_t r) {
+    cpu::RmsNorm(x + r * width, 1, width, scale, eps, y + r * width);
+  });
+}
+
+absl::StatusOr<const float*> GriffinModel::Tensor(
+    const std::string& name, const std::vector<int64_t>& shape) {
+  Weight weight;
+  GRIFFIN_ASSIGN(weight, checkpoint_->Load(name, shape));
+  weights_.push_back(std::move(weight));
+  return weights_.back().data();
+}
+
+absl::StatusOr<std::vector<float>> GriffinModel::NormScale(
+    const std::string& name) {
+  const float* w;
+  GRIFFIN_ASSIGN(w, Tensor(name, {config_.hidden_size}));
+  // Folded in f32 and kept in f32: a bf16 1 + w loses the offset's digits.
+  std::vector<float> scale(config_.hidden_size);
+  for (int i = 0; i < config_.hidden_size; ++i) scale[i] = 1.0f + w[i];
+  weights_.pop_back();
+  return scale;
+}
+
+absl::StatusOr<Linear> GriffinModel::LoadLinear(const std::string& prefix,
+                                                int out, int in, bool bias) {
+  Linear linear;
+  linear.out = out;
+  linear.in = in;
+  GRIFFIN_ASSIGN(linear.weight, Tensor(prefix + ".weight", {out, in}));
+  if (bias) GRIFFIN_ASSIGN(linear.bias, Tensor(prefix + ".bias", {out}));
+  return linear;
+}
+
+absl::Status GriffinModel::LoadRecurrent(const std::string& prefix,
+                                         RecurrentWeights& w) {
+  const int D = config_.hidden_size, R = config_.lru_width;
+  const int H = config_.num_heads, bw = R / H, K = config_.conv_width;
+  GRIFFIN_ASSIGN(w.x, LoadLinear(prefix + "linear_x", R, D, true));
+  GRIFFIN_ASSIGN(w.y, LoadLinear(prefix + "linear_y", R, D, true));
+  GRIFFIN_ASSIGN(w.out, LoadLinear(prefix + "linear_out", D, R, true));
+  const float* conv;
+  GRIFFIN_ASSIGN(conv, Tensor(prefix + "conv_1d.weight", {R, 1, K}));
+  w.conv_taps.resize(static_cast<size_t>(K) * R);
+  for (int ch = 0; ch < R; ++ch) {
+    for (int k = 0; k < K; ++k) w.conv_taps[k * R + ch] = conv[ch * K + k];
+  }
+  weights_.pop_back();
+  GRIFFIN_ASSIGN(w.conv_bias, Tensor(prefix + "conv_1d.bias", {R}));
+  // Stored [H, in, out] and applied as x·G; transposed here to [H, out, in].
+  auto load_gate = [&](const std::string& name, std::vector<float>& gate,
+                       const float*& bias) -> absl::Status {
+    const float* g;
+    GRIFFIN_ASSIGN(g,
+                   Tensor(prefix + "rg_lru." + name + "_weight", {H, bw, bw}));
+    gate.resize(static_cast<size_t>(H) * bw * bw);
+    for (int h = 0; h < H; ++h) {
+      const float* block = g + static_cast<size_t>(h) * bw * bw;
+      float* t = gate.data() + static_cast<size_t>(h) * bw * bw;
+      for (int i = 0; i < bw; ++i) {
+        for (int j = 0; j < bw; ++j) t[j * bw + i] = block[i * bw + j];
+      }
+    }
+    weights_.pop_back();
+    GRIFFIN_ASSIGN(bias, Tensor(prefix + "rg_lru." + name + "_bias", {H, bw}));
+    return absl::OkStatus();
+  };
+  GRIFFIN_RETURN_IF_ERROR(
+      load_gate("input_gate", w.input_gate, w.input_gate_bias));
+  GRIFFIN_RETURN_IF_ERROR(
+      load_gate("recurrent_gate", w.recurrence_gate, w.recurrence_gate_bias));
+  const float* lambda;
+  GRIFFIN_ASSIGN(lambda, Tensor(prefix + "rg_lru.recurrent_param", {R}));
+  w.log_decay.resize(R);
+  for (int ch = 0; ch < R; ++ch) {
+    w.log_decay[ch] = static_cast<float>(-8.0 * cpu::Softplus(lambda[ch]));
+  }
+  weights_.pop_back();
+  return absl::OkStatus();
+}
+
+absl::Status GriffinModel::LoadAttention(const std::string& prefix,
+                                         AttentionWeights& w) {
+  const int D = config_.hidden_size;
+  const int q_width = config_.num_heads * config_.head_dim;
+  const int kv_width = config_.num_kv_heads * config_.head_dim;
+  const bool bias = config_.attention_bias;
+  GRIFFIN_ASSIGN(w.q, LoadLinear(prefix + "q_proj", q_width, D, bias));
+  GRIFFIN_ASSIGN(w.k, LoadLinear(prefix + "k_proj", kv_width, D, bias));
+  GRIFFIN_ASSIGN(w.v, LoadLinear(prefix + "v_proj", kv_width, D, bias));
+  GRIFFIN_ASSIGN(w.o, LoadLinear(prefix + "o_proj", D, q_width, true));
+  return absl::OkStatus();
+}
+
+absl::Status GriffinModel::LoadWeights() {
+  const int V = config_.vocab_size, D = config_.hidden_size;
+  const int R = config_.lru_width, F = config_.mlp_width;
+  const int K = config_.conv_width, W = config_.attention_window;
+  const int kv_width = config_.num_kv_heads * config_.head_dim;
+  GRIFFIN_ASSIGN(embedding_, Tensor("model.embed_tokens.weight", {V, D}));
+  GRIFFIN_ASSIGN(final_norm_, NormScale("model.final_norm.weight"));
+  layers_.resize(config_.num_layers);
+  for (int i = 0; i < config_.num_layers; ++i) {
+    LayerWeights& layer = layers_[i];
+    const std::string prefix = absl::StrCat("model.layers.", i, ".");
+    layer.type = config_.layers[i];
+    layer.first_slab = static_cast<int>(layout_.size());
+    GRIFFIN_ASSIGN(layer.temporal_norm,
+                   NormScale(prefix + "temporal_pre_norm.weight"));
+    GRIFFIN_ASSIGN(layer.channel_norm,
+                   NormScale(prefix + "channel_pre_norm.weight"));
+    const std::string block = prefix + "temporal_block.";
+    if (layer.type == GriffinBlock::kRecurrent) {
+      GRIFFIN_RETURN_IF_ERROR(LoadRecurrent(block, layer.recurrent));
+      layout_.push_back({absl::StrCat("layer", i, ".conv_tail"),
+                         sizeof(float) * static_cast<size_t>(K - 1) * R});
+      layout_.push_back(
+          {absl::StrCat("layer", i, ".rg_lru_h"), sizeof(float) * R});
+    } else {
+      GRIFFIN_RETURN_IF_ERROR(LoadAttention(block, layer.attention));
+      const size_t ring = sizeof(float) * static_cast<size_t>(W) * kv_width;
+      layout_.push_back({absl::StrCat("layer", i, ".key_ring"), ring});
+      layout_.push_back({absl::StrCat("layer", i, ".value_ring"), ring});
+    }
+    const std::string mlp = prefix + "mlp_block.";
+    GRIFFIN_ASSIGN(layer.gate, LoadLinear(mlp + "gate_proj", F, D, true));
+    GRIFFIN_ASSIGN(layer.up, LoadLinear(mlp + "up_proj", F, D, true));
+    GRIFFIN_ASSIGN(layer.down, LoadLinear(mlp + "down_proj", D, F, true));
+  }
+  if (checkpoint_->Has("lm_head.weight")) {
+    const float* head;
+    GRIFFIN_ASSIGN(head, Tensor("lm_head.weight", {V, D}));
+    if (std::memcmp(head, embedding_, sizeof(float) * V * D) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          checkpoint_->dir(),
+          ": 'lm_head.weight' differs from "
+          "'model.embed_tokens.weight'; the LM head must be tied"));
+    }
+    weights_.pop_back();
+  }
+  GRIFFIN_RETURN_IF_ERROR(checkpoint_->CheckAllLoaded());
+
+  const int attention_layers = config_.num_attention_layers();
+  info_.architecture = attention_layers > 0 ? "griffin" : "hawk";
+  info_.vocab_size = V;
+  info_.num_layers = config_.num_layers;
+  info_.hidden_size = D;
+  info_.attention_window = attention_layers > 0 ? W : 0;
+  info_.max_positions = 0;
+  info_.bos_id = config_.bos_id;
+  info_.eos_id = config_.eos_id;
+  info_.pad_id = config_.pad_id;
+  info_.add_bos = true;
+  info_.weights_dtype = checkpoint_->WeightsDType();
+  return absl::OkStatus();
+}
+
+absl::Status GriffinModel::Validate(absl::Span<const SequenceChunk> batch,
+                                    const StatePool& pool,
+                                    const float* logits) const {
+  const std::vector<StateSlabSpec>& layout = pool.layout();
+  bool layout_matches = layout.size() == layout_.size();
+  for (size_t i = 0; layout_matches && i < layout.size(); ++i) {
+    layout_matches = layout[i].bytes_per_slot == layout_[i].bytes_per_slot;
+  }
+  if (!layout_matches) {
+    return absl::FailedPreconditionError(
+        "state pool was not created with this model's StateLayout()");
+  }
+  std::vector<bool> seen(pool.capacity(), false);
+  for (size_t b = 0; b < batch.size(); ++b) {
+    const SequenceChunk& chunk = batch[b];
+    const std::string where =
+        absl::StrCat("chunk ", b, " (slot ", chunk.slot, ")");
+    if (chunk.slot < 0 || chunk.slot >= pool.capacity()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": slot outside [0, ", pool.capacity(), ")"));
+    }
+    if (!pool.IsAllocated(chunk.slot)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": slot is not allocated"));
+    }
+    if (seen[chunk.slot]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": slot appears twice in the batch"));
+    }
+    seen[chunk.slot] = true;
+    if (chunk.tokens.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": no tokens"));
+    }
+    for (size_t j = 0; j < chunk.tokens.size(); ++j) {
+      const int32_t token = chunk.tokens[j];
+      if (token < 0 || token >= config_.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": token id ", token, " at index ", j,
+            " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+      }
+    }
+    const int64_t end =
+        static_cast<int64_t>(pool.position(chunk.slot)) + chunk.tokens.size();
+    if (end > std::numeric_limits<int32_t>::max()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": position would pass 2^31 - 1"));
+    }
+    if (chunk.want_logits && logits == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": wants logits but no logits buffer was given"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
+                                   StatePool& pool, float* logits) {
+  GRIFFIN_RETURN_IF_ERROR(Validate(batch, pool, logits));
+  if (batch.empty()) return absl::OkStatus();
+  const int D = config_.hidden_size, V = config_.vocab_size;
+
+  BatchPlan plan;
+  for (const SequenceChunk& chunk : batch) {
+    const int start = pool.position(chunk.slot);
+    const int s = plan.chunks();
+    plan.begin.push_back(plan.tokens);
+    plan.slot.push_back(chunk.slot);
+    plan.start.push_back(start);
+    for (size_t j = 0; j < chunk.tokens.size(); ++j) {
+      plan.token_chunk.push_back(s);
+      plan.token_position.push_back(start + static_cast<int>(j));
+    }
+    plan.tokens += static_cast<int>(chunk.tokens.size());
+  }
+  plan.begin.push_back(plan.tokens);
+  const int T = plan.tokens;
+
+  std::vector<const int32_t*> token_ids(T);
+  for (int s = 0; s < plan.chunks(); ++s) {
+    for (int i = plan.begin[s]; i < plan.begin[s + 1]; ++i) {
+      token_ids[i] = &batch[s].tokens[i - plan.begin[s]];
+    }
+  }
+  std::vector<float> x(static_cast<size_t>(T) * D);
+  const float scale = config_.embedding_scale;
+  ForEach(T, D, [&](int64_t i) {
+    const float* row = embedding_ + static_cast<size_t>(*token_ids[i]) * D;
+    for (int d = 0; d < D; ++d) x[i * D + d] = row[d] * scale;
+  });
+
+  std::vector<float> n(x.size()), out(x.size());
+  const float eps = config_.rms_norm_eps;
+  for (const LayerWeights& layer : layers_) {
+    NormRows(x.data(), T, D, layer.temporal_norm.data(), eps, n.data());
+    if (layer.type == GriffinBlock::kRecurrent) {
+      RecurrentBlock(config_, layer, plan, n.data(), pool, out.data());
+    } else {
+      AttentionBlock(config_, layer, plan, n.data(), pool, out.data());
+    }
+    AddInPlace(x.data(), out.data(), T, D);
+    NormRows(x.data(), T, D, layer.channel_norm.data(), eps, n.data());
+    MlpBlock(config_, layer, T, n.data(), out.data());
+    AddInPlace(x.data(), out.data(), T, D);
+  }
+
+  // Only the last token of each chunk that wants logits reaches the head.
+  std::vector<int> head_rows;
+  for (int s = 0; s < plan.chunks(); ++s) {
+    if (batch[s].want_logits) head_rows.push_back(plan.begin[s + 1] - 1);
+  }
+  if (!head_rows.empty()) {
+    const int rows = static_cast<int>(head_rows.size());
+    std::vector<float> y(static_cast<size_t>(rows) * D);
+    ForEach(rows, 3 * D, [&](int64_t r) {
+      cpu::RmsNorm(x.data() + static_cast<size_t>(head_rows[r]) * D, 1, D,
+                   final_norm_.data(), eps, y.data() + r * D);
+    });
+    cpu::MatMulTransposed(y.data(), rows, D, embedding_, V, nullptr, logits);
+    ForEach(rows, V * kTranscendental, [&](int64_t r) {
+      cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap);
+    });
+  }
+  for (int s = 0; s < plan.chunks(); ++s) {
+    pool.set_position(plan.slot[s],
+                      plan.start[s] + plan.begin[s + 1] - plan.begin[s]);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Model>> LoadGriffin(
+    std::unique_ptr<Checkpoint> checkpoint) {
+  if (checkpoint == nullptr) {
+    return absl::InvalidArgumentError("LoadGriffin: no checkpoint");
+  }
+  GriffinConfig config;
+  GRIFFIN_ASSIGN(config, ParseGriffinConfig(checkpoint->config()));
+  auto model =
+      std::make_unique<GriffinModel>(std::move(config), std::move(checkpoint));
+  GRIFFIN_RETURN_IF_ERROR(model->LoadWeights());
+  return std::unique_ptr<Model>(std::move(model));
+}
+
+}  // namespace slabserve

@@ -1,0 +1,477 @@
+#include "engine/models/srm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/norm_act.h"
+#include "kernels/cpu/parallel.h"
+
+namespace slabserve {
+namespace {
+
+// Rows per parallel task for row-wise work of `cost` operations per row.
+int64_t RowGrain(int64_t cost) {
+  return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, cost));
+}
+
+void AddInPlace(float* h, const float* x, int64_t rows, int dim) {
+  cpu::ParallelFor(rows, RowGrain(dim), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin * dim; i < end * dim; ++i) h[i] += x[i];
+  });
+}
+
+void LayerNormRows(const float* x, int64_t rows, int dim, const float* weight,
+                   const float* bias, float eps, float* y) {
+  cpu::ParallelFor(rows, RowGrain(4 * dim), [&](int64_t begin, int64_t end) {
+    cpu::LayerNorm(x + begin * dim, end - begin, dim, weight, bias, eps,
+                   y + begin * dim);
+  });
+}
+
+absl::Status CheckSize(const std::vector<float>& tensor, size_t want,
+                       const std::string& name) {
+  if (tensor.size() != want) {
+    return absl::InvalidArgumentError(absl::StrCat("SRM weights: '", name,
+                                                   "' has ", tensor.size(),
+                                                   " floats, expected ", want));
+  }
+  return absl::OkStatus();
+}
+
+// SplitMix64: a small seeded generator for reproducible random weights.
+class Random {
+ public:
+  explicit Random(uint64_t seed) : state_(seed) {}
+  // Uniform in [-scale, scale).
+  float Uniform(float scale) {
+    state_ += 0x9e3779b97f4a7c15ull;
+    uint64_t z = state_;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    const float unit = static_cast<float>(z >> 40) * (1.0f / (1 << 24));
+    return (2.0f * unit - 1.0f) * scale;
+  }
+  std::vector<float> Vector(size_t n, float scale, float offset = 0.0f) {
+    std::vector<float> v(n);
+    for (float& x : v) x = offset + Uniform(scale);
+    return v;
+  }
+
+ private:
+  uint64_t state_;
+};
+
+}  // namespace
+
+SrmModel::SrmModel(const SrmConfig& config, SrmWeights weights,
+                   const std::string& weights_dtype)
+    : config_(config), weights_(std::move(weights)) {
+  const int L = config_.num_blocks, H = config_.heads;
+  decay_.assign(static_cast<size_t>(L) * H, 1.0f);
+  if (config_.decay) {
+    // Clip first, then the power; 1/c must be a floating division.
+    for (int l = 0; l < L; ++l) {
+      for (int k = 0; k < H; ++k) {
+        const double d =
+            std::clamp(static_cast<double>(weights_.blocks[l].decay_value[k]),
+                       config_.decay_clip_low, config_.decay_clip_high);
+        decay_[l * H + k] =
+            static_cast<float>(std::pow(d, 1.0 / config_.decay_constant));
+      }
+    }
+  }
+  info_.architecture = "srm";
+  info_.vocab_size = config_.vocab_size;
+  info_.num_layers = L;
+  info_.hidden_size = config_.hidden_dim;
+  info_.attention_window = 0;
+  info_.max_positions = config_.seq_len;
+  info_.bos_id = config_.bos_id;
+  info_.eos_id = config_.eos_id;
+  info_.pad_id = config_.pad_id;
+  info_.add_bos = config_.add_bos;
+  info_.weights_dtype = weights_dtype;
+}
+
+absl::StatusOr<std::unique_ptr<SrmModel>> SrmModel::Create(
+    const SrmConfig& config, SrmWeights weights,
+    const std::string& weights_dtype) {
+  if (absl::Status status = config.Validate(); !status.ok()) return status;
+  const size_t V = config.vocab_size, D = config.hidden_dim,
+               F = static_cast<size_t>(config.expansion_factor) * D,
+               H = config.heads, N = config.seq_len;
+  if (absl::Status s = CheckSize(weights.embedding, V * D, "input_layer");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckSize(weights.output, V * D, "output_layer");
+      !s.ok()) {
+    return s;
+  }
+  if (weights.blocks.size() != static_cast<size_t>(config.num_blocks)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SRM weights: ", weights.blocks.size(),
+                     " blocks, expected ", config.num_blocks));
+  }
+  for (size_t l = 0; l < weights.blocks.size(); ++l) {
+    const SrmBlockWeights& b = weights.blocks[l];
+    const std::pair<const std::vector<float>*, std::pair<size_t, const char*>>
+        checks[] = {
+            {&b.channel_norm_weight, {D, "channel_norm.weight"}},
+            {&b.channel_norm_bias, {D, "channel_norm.bias"}},
+            {&b.mlp_in_weight, {F * D, "channel_mixing_layer.0.weight"}},
+            {&b.mlp_in_bias, {F, "channel_mixing_layer.0.bias"}},
+            {&b.mlp_out_weight, {D * F, "channel_mixing_layer.2.weight"}},
+            {&b.mlp_out_bias, {D, "channel_mixing_layer.2.bias"}},
+            {&b.token_norm_weight, {D, "token_norm.weight"}},
+            {&b.token_norm_bias, {D, "token_norm.bias"}},
+            {&b.proj_weight, {D * D, "proj_head weights"}},
+            {&b.proj_bias, {D, "proj_head biases"}},
+            {&b.out_weight, {D * D, "out_proj.weight"}},
+            {&b.out_bias, {D, "out_proj.bias"}},
+            {&b.mixer_weight, {H * N, "mixer_heads weights"}},
+            {&b.mixer_bias, {H * N, "mixer_heads biases"}},
+            {&b.decay_value, {config.decay ? H : 0, "decay_value"}},
+        };
+    for (const auto& [tensor, want] : checks) {
+      absl::Status s = CheckSize(*tensor, want.first,
+                                 absl::StrCat("block ", l, " ", want.second));
+      if (!s.ok()) return s;
+    }
+  }
+  return std::unique_ptr<SrmModel>(
+      new SrmModel(config, std::move(weights), weights_dtype));
+}
+
+absl::StatusOr<std::unique_ptr<SrmModel>> SrmModel::CreateRandom(
+    const SrmConfig& config, uint64_t seed) {
+  if (absl::Status status = config.Validate(); !status.ok()) return status;
+  const size_t V = config.vocab_size, D = config.hidden_dim,
+               F = static_cast<size_t>(config.expansion_factor) * D,
+               H = config.heads, N = config.seq_len;
+  Random random(seed);
+  const float in_scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const float hidden_scale = 1.0f / std::sqrt(static_cast<float>(F));
+  SrmWeights w;
+  w.embedding = random.Vector(V * D, 1.0f);
+  w.output = random.Vector(V * D, in_scale);
+  w.blocks.resize(config.num_blocks);
+  for (SrmBlockWeights& b : w.blocks) {
+    b.channel_norm_weight = random.Vector(D, 0.2f, 1.0f);
+    b.channel_norm_bias = random.Vector(D, 0.1f);
+    b.mlp_in_weight = random.Vector(F * D, in_scale);
+    b.mlp_in_bias = random.Vector(F, in_scale);
+    b.mlp_out_weight = random.Vector(D * F, hidden_scale);
+    b.mlp_out_bias = random.Vector(D, hidden_scale);
+    b.token_norm_weight = random.Vector(D, 0.2f, 1.0f);
+    b.token_norm_bias = random.Vector(D, 0.1f);
+    b.proj_weight = random.Vector(D * D, in_scale);
+    b.proj_bias = random.Vector(D, in_scale);
+    b.out_weight = random.Vector(D * D, in_scale);
+    b.out_bias = random.Vector(D, in_scale);
+    b.mixer_weight = random.Vector(H * N, 0.5f, 0.5f);
+    b.mixer_bias = random.Vector(H * N, 0.1f);
+    if (config.decay) b.decay_value = random.Vector(H, 0.1f, 0.95f);
+  }
+  return Create(config, std::move(w), "f32");
+}
+
+std::vector<StateSlabSpec> SrmModel::StateLayout() const {
+  std::vector<StateSlabSpec> layout;
+  for (int l = 0; l < config_.num_blocks; ++l) {
+    layout.push_back({absl::StrCat("block", l, ".srm_state"),
+                      static_cast<size_t>(config_.hidden_dim) * sizeof(float)});
+  }
+  return layout;
+}
+
+namespace {
+
+absl::Status CheckPoolLayout(const StatePool& pool,
+                             const std::vector<StateSlabSpec>& layout) {
+  bool same = pool.layout().size() == layout.size();
+  for (size_t i = 0; same && i < layout.size(); ++i) {
+    same = pool.layout()[i].bytes_per_slot == layout[i].bytes_per_slot;
+  }
+  if (!same) {
+    return absl::InvalidArgumentError(
+        "SRM: the state pool was not created with this model's StateLayout()");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+struct SrmModel::Scratch {
+  std::vector<float> h, u, p, m;  // [rows, D] ×3, [rows, F]
+  std::vector<int> out_row;       // per flattened row: logits row, or -1
+};
+
+absl::Status SrmModel::Forward(absl::Span<const SequenceChunk> batch,
+                               StatePool& pool, float* logits) {
+  if (absl::Status s = CheckPoolLayout(pool, StateLayout()); !s.ok()) return s;
+  // Validate everything first: an error must leave every slot unchanged.
+  int64_t total = 0;
+  int wanted = 0;
+  std::vector<int> slots;
+  slots.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const SequenceChunk& chunk = batch[i];
+    if (!pool.IsAllocated(chunk.slot)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "SRM: chunk ", i, ": slot ", chunk.slot, " is not allocated"));
+    }
+    if (chunk.tokens.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "SRM: chunk ", i, " (slot ", chunk.slot, ") has no tokens"));
+    }
+    const int64_t position = pool.position(chunk.slot);
+    if (position + static_cast<int64_t>(chunk.tokens.size()) >
+        config_.seq_len) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "SRM: slot ", chunk.slot, " at position ", position, ": ",
+          chunk.tokens.size(), " more tokens would pass the model's ",
+          config_.seq_len, " positions (seq_len)"));
+    }
+    for (int32_t token : chunk.tokens) {
+      if (token < 0 || token >= config_.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "SRM: slot ", chunk.slot, ": token id ", token,
+            " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+      }
+    }
+    slots.push_back(chunk.slot);
+    total += static_cast<int64_t>(chunk.tokens.size());
+    if (chunk.want_logits) ++wanted;
+  }
+  std::sort(slots.begin(), slots.end());
+  if (std::adjacent_find(slots.begin(), slots.end()) != slots.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SRM: slot ", *std::adjacent_find(slots.begin(), slots.end()),
+        " appears more than once in the batch"));
+  }
+  if (wanted > 0 && logits == nullptr) {
+    return absl::InvalidArgumentError(
+        "SRM: logits requested but no output buffer given");
+  }
+  if (total == 0) return absl::OkStatus();
+
+  // Flatten the ragged batch: row r is one token with its slot and position.
+  std::vector<int32_t> tokens(total), row_position(total);
+  std::vector<int> row_slot(total);
+  Scratch scratch;
+  scratch.out_row.assign(total, -1);
+  int64_t r = 0;
+  int out = 0;
+  for (const SequenceChunk& chunk : batch) {
+    const int32_t position = pool.position(chunk.slot);
+    for (size_t t = 0; t < chunk.tokens.size(); ++t, ++r) {
+      tokens[r] = chunk.tokens[t];
+      row_slot[r] = chunk.slot;
+      row_position[r] = position + static_cast<int32_t>(t);
+    }
+    if (chunk.want_logits) scratch.out_row[r - 1] = out++;
+  }
+  const int64_t tile = std::min<int64_t>(total, tile_rows_);
+  const size_t D = config_.hidden_dim;
+  scratch.h.resize(tile * D);
+  scratch.u.resize(tile * D);
+  scratch.p.resize(tile * D);
+  scratch.m.resize(tile * D * config_.expansion_factor);
+  for (int64_t begin = 0; begin < total; begin += tile) {
+    RunTile(begin, std::min(total, begin + tile), tokens.data(),
+            row_slot.data(), row_position.data(), pool, scratch);
+    // Logits rows of a tile are consecutive in the output (batch order).
+    int64_t first = -1, count = 0;
+    for (int64_t row = begin; row < std::min(total, begin + tile); ++row) {
+      if (scratch.out_row[row] < 0) continue;
+      if (first < 0) first = scratch.out_row[row];
+      std::memcpy(&scratch.u[count * D], &scratch.h[(row - begin) * D],
+                  D * sizeof(float));
+      ++count;
+    }
+    if (count > 0) {
+      cpu::MatMulTransposed(scratch.u.data(), static_cast<int>(count),
+                            config_.hidden_dim, weights_.output.data(),
+                            config_.vocab_size, nullptr,
+                            logits + first * config_.vocab_size);
+    }
+  }
+  for (const SequenceChunk& chunk : batch) {
+    pool.set_position(
+        chunk.slot,
+        pool.position(chunk.slot) + static_cast<int32_t>(chunk.tokens.size()));
+  }
+  return absl::OkStatus();
+}
+
+void SrmModel::RunTile(int64_t begin, int64_t end, const int32_t* tokens,
+                       const int* row_slot, const int32_t* row_position,
+                       StatePool& pool, Scratch& scratch) const {
+  const int rows = static_cast<int>(end - begin);
+  const int D = config_.hidden_dim, H = config_.heads, N = config_.seq_len;
+  const int F = config_.expansion_factor * D, e = config_.head_dim();
+  const float eps = config_.layer_norm_eps;
+  float* h = scratch.h.data();
+  float* u = scratch.u.data();
+  float* p = scratch.p.data();
+  float* m = scratch.m.data();
+  cpu::ParallelFor(rows, RowGrain(D), [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) {
+      std::memcpy(
+          h + i * D,
+          &weights_.embedding[static_cast<size_t>(tokens[begin + i]) * D],
+          D * sizeof(float));
+    }
+  });
+  // Runs of rows that belong to one sequence: its recurrence is sequential.
+  std::vector<int> segment_start;
+  for (int i = 0; i < rows; ++i) {
+    if (i == 0 || row_slot[begin + i] != row_slot[begin + i - 1]) {
+      segment_start.push_back(i);
+    }
+  }
+  segment_start.push_back(rows);
+  const int segments = static_cast<int>(segment_start.size()) - 1;
+
+  for (int l = 0; l < config_.num_blocks; ++l) {
+    const SrmBlockWeights& w = weights_.blocks[l];
+    // Channel mixing.
+    LayerNormRows(h, rows, D, w.channel_norm_weight.data(),
+                  w.channel_norm_bias.data(), eps, u);
+    cpu::MatMulTransposed(u, rows, D, w.mlp_in_weight.data(), F,
+                          w.mlp_in_bias.data(), m);
+    cpu::ParallelFor(rows, RowGrain(16 * F), [&](int64_t first, int64_t last) {
+      cpu::SiluInPlace(m + first * F, (last - first) * F);
+    });
+    cpu::MatMulTransposed(m, rows, F, w.mlp_out_weight.data(), D,
+                          w.mlp_out_bias.data(), u);
+    AddInPlace(h, u, rows, D);
+    // Token mixing: projections, per-head recurrences, out_proj.
+    LayerNormRows(h, rows, D, w.token_norm_weight.data(),
+                  w.token_norm_bias.data(), eps, u);
+    cpu::MatMulTransposed(u, rows, D, w.proj_weight.data(), D,
+                          w.proj_bias.data(), p);
+    const float* a = &decay_[static_cast<size_t>(l) * H];
+    cpu::ParallelFor(segments, RowGrain(3 * D), [&](int64_t sb, int64_t se) {
+      for (int64_t s = sb; s < se; ++s) {
+        float* state = pool.Row<float>(l, row_slot[begin + segment_start[s]]);
+        for (int i = segment_start[s]; i < segment_start[s + 1]; ++i) {
+          const int32_t t = row_position[begin + i];
+          float* y_row = p + static_cast<size_t>(i) * D;
+          for (int k = 0; k < H; ++k) {
+            const float wt = w.mixer_weight[static_cast<size_t>(k) * N + t];
+            const float bt = w.mixer_bias[static_cast<size_t>(k) * N + t];
+            const float ak = a[k];
+            float* st = state + k * e;
+            float* y = y_row + k * e;
+            if (k < H / 2) {  // column-repeat: weight on the way out
+              for (int c = 0; c < e; ++c) {
+                st[c] = y[c] + ak * st[c];
+                y[c] = wt * st[c] + bt;
+              }
+            } else {  // row-repeat: weight on the way in
+              for (int c = 0; c < e; ++c) {
+                st[c] = wt * y[c] + ak * st[c];
+                y[c] = st[c] + bt;
+              }
+            }
+          }
+        }
+      }
+    });
+    cpu::MatMulTransposed(p, rows, D, w.out_weight.data(), D, w.out_bias.data(),
+                          u);
+    AddInPlace(h, u, rows, D);
+  }
+}
+
+absl::StatusOr<std::vector<float>> SrmModel::RecurrentStateForEval(
+    const StatePool& pool, int slot) const {
+  if (absl::Status s = CheckPoolLayout(pool, StateLayout()); !s.ok()) return s;
+  if (!pool.IsAllocated(slot)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SRM: slot ", slot, " is not allocated"));
+  }
+  const size_t D = config_.hidden_dim;
+  std::vector<float> state(config_.num_blocks * D);
+  for (int l = 0; l < config_.num_blocks; ++l) {
+    std::memcpy(&state[l * D], pool.Row<float>(l, slot), D * sizeof(float));
+  }
+  return state;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> LoadSrm(Checkpoint& checkpoint) {
+  absl::StatusOr<SrmConfig> config = ParseSrmConfig(checkpoint.config());
+  if (!config.ok()) return config.status();
+  const int64_t V = config->vocab_size, D = config->hidden_dim,
+                F = config->expansion_factor * D, H = config->heads,
+                N = config->seq_len, e = config->head_dim();
+  // Copies into owned arrays: the model outlives the checkpoint's mapping.
+  auto append = [&](const std::string& name, const std::vector<int64_t>& shape,
+                    std::vector<float>& out) -> absl::Status {
+    absl::StatusOr<Weight> weight = checkpoint.Load(name, shape);
+    if (!weight.ok()) return weight.status();
+    out.insert(out.end(), weight->data(), weight->data() + weight->size());
+    return absl::OkStatus();
+  };
+  SrmWeights w;
+  if (absl::Status s = append("input_layer.weight", {V, D}, w.embedding);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = append("output_layer.weight", {V, D}, w.output);
+      !s.ok()) {
+    return s;
+  }
+  w.blocks.resize(config->num_blocks);
+  for (int l = 0; l < config->num_blocks; ++l) {
+    SrmBlockWeights& b = w.blocks[l];
+    const std::string block = absl::StrCat("mixer_blocks.", l, ".");
+    const std::string mix = block + "token_mixing_layer.";
+    std::vector<std::pair<std::string,
+                          std::pair<std::vector<int64_t>, std::vector<float>*>>>
+        tensors = {
+            {block + "channel_norm.weight", {{D}, &b.channel_norm_weight}},
+            {block + "channel_norm.bias", {{D}, &b.channel_norm_bias}},
+            {block + "channel_mixing_layer.0.weight",
+             {{F, D}, &b.mlp_in_weight}},
+            {block + "channel_mixing_layer.0.bias", {{F}, &b.mlp_in_bias}},
+            {block + "channel_mixing_layer.2.weight",
+             {{D, F}, &b.mlp_out_weight}},
+            {block + "channel_mixing_layer.2.bias", {{D}, &b.mlp_out_bias}},
+            {block + "token_norm.weight", {{D}, &b.token_norm_weight}},
+            {block + "token_norm.bias", {{D}, &b.token_norm_bias}},
+            {mix + "out_proj.weight", {{D, D}, &b.out_weight}},
+            {mix + "out_proj.bias", {{D}, &b.out_bias}},
+        };
+    for (int k = 0; k < H; ++k) {
+      const std::string proj = absl::StrCat(mix, "proj_head.", k, ".");
+      const std::string head = absl::StrCat(mix, "mixer_heads.", k, ".");
+      tensors.push_back({proj + "weight", {{e, D}, &b.proj_weight}});
+      tensors.push_back({proj + "bias", {{e}, &b.proj_bias}});
+      tensors.push_back({head + "weight", {{1, N}, &b.mixer_weight}});
+      tensors.push_back({head + "bias", {{N}, &b.mixer_bias}});
+      if (config->decay) {
+        tensors.push_back({head + "decay_value", {{1}, &b.decay_value}});
+      }
+    }
+    for (auto& [name, shape_and_out] : tensors) {
+      absl::Status s = append(name, shape_and_out.first, *shape_and_out.second);
+      if (!s.ok()) return s;
+    }
+  }
+  if (absl::Status s = checkpoint.CheckAllLoaded(); !s.ok()) return s;
+  absl::StatusOr<std::unique_ptr<SrmModel>> model =
+      SrmModel::Create(*config, std::move(w), checkpoint.WeightsDType());
+  if (!model.ok()) return model.status();
+  return std::unique_ptr<Model>(std::move(*model));
+}
+
+}  // namespace slabserve

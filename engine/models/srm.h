@@ -1,0 +1,97 @@
+// Structured Recurrent Mixer (SRM): an MLP-mixer whose token mixing is a set
+// of per-head decayed running sums with per-position scalar weights. Each
+// sequence keeps num_blocks × hidden_dim floats of state, whatever its length.
+//
+// Block: h += MLP(LN_c(h)); h += out_proj(concat_k mix_k(proj_k(LN_t(h)))).
+// Heads 0..H/2-1 are column-repeat (S = p + a·S, y = w[t]·S + b[t]), heads
+// H/2..H-1 row-repeat (R = w[t]·p + a·R, y = R + b[t]); a = clip(d)^(1/c).
+#ifndef SLABSERVE_ENGINE_MODELS_SRM_H_
+#define SLABSERVE_ENGINE_MODELS_SRM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "engine/io/checkpoint.h"
+#include "engine/models/model.h"
+#include "engine/models/srm_config.h"
+#include "engine/state/state_pool.h"
+
+namespace slabserve {
+
+// Parameters in the order the engine uses them; Linear weights are [out, in].
+struct SrmBlockWeights {
+  std::vector<float> channel_norm_weight, channel_norm_bias;  // [D]
+  std::vector<float> mlp_in_weight, mlp_in_bias;              // [4D, D], [4D]
+  std::vector<float> mlp_out_weight, mlp_out_bias;            // [D, 4D], [D]
+  std::vector<float> token_norm_weight, token_norm_bias;      // [D]
+  // The H per-head projections stacked: output channel k·e + i.
+  std::vector<float> proj_weight, proj_bias;    // [D, D], [D]
+  std::vector<float> out_weight, out_bias;      // [D, D], [D]
+  std::vector<float> mixer_weight, mixer_bias;  // [H, N] each
+  std::vector<float> decay_value;               // [H] raw (unclipped); empty
+                                                // when config.decay is false
+};
+
+struct SrmWeights {
+  std::vector<float> embedding;  // [V, D] input_layer.weight
+  std::vector<SrmBlockWeights> blocks;
+  std::vector<float> output;  // [V, D] output_layer.weight (no bias)
+};
+
+class SrmModel : public Model {
+ public:
+  // Checks every tensor size against `config`.
+  static absl::StatusOr<std::unique_ptr<SrmModel>> Create(
+      const SrmConfig& config, SrmWeights weights,
+      const std::string& weights_dtype = "f32");
+  // Seeded random weights of the given shape (benchmarks, tests): uniform
+  // ±1/sqrt(fan_in) for Linear layers, decay values on both sides of the clip.
+  static absl::StatusOr<std::unique_ptr<SrmModel>> CreateRandom(
+      const SrmConfig& config, uint64_t seed);
+
+  const ModelInfo& info() const override { return info_; }
+  const SrmConfig& config() const { return config_; }
+  // One slab per block of D floats (channel = head · head_dim + i).
+  std::vector<StateSlabSpec> StateLayout() const override;
+  absl::Status Forward(absl::Span<const SequenceChunk> batch, StatePool& pool,
+                       float* logits) override;
+  absl::StatusOr<std::vector<float>> RecurrentStateForEval(
+      const StatePool& pool, int slot) const override;
+
+  // Rows of a ragged batch processed together through every block. Bounds
+  // the activations (rows × (3 + expansion_factor) · D floats) and keeps a
+  // GEMM input of D = 1024 in the last-level cache; results do not depend on
+  // it (every row is computed the same way in any tile).
+  static constexpr int kDefaultTileRows = 512;
+  int tile_rows() const { return tile_rows_; }
+  void set_tile_rows(int rows) { tile_rows_ = rows > 0 ? rows : 1; }
+
+ private:
+  SrmModel(const SrmConfig& config, SrmWeights weights,
+           const std::string& weights_dtype);
+
+  struct Scratch;
+  // Runs rows [begin, end) of the flattened batch through every block,
+  // updating the slots' state in place.
+  void RunTile(int64_t begin, int64_t end, const int32_t* tokens,
+               const int* row_slot, const int32_t* row_position,
+               StatePool& pool, Scratch& scratch) const;
+
+  SrmConfig config_;
+  SrmWeights weights_;
+  std::vector<float> decay_;  // [L, H]: a = clip(d)^(1/c), computed at load
+  ModelInfo info_;
+  int tile_rows_ = kDefaultTileRows;
+};
+
+// Loads an SRM from an opened checkpoint (upstream MLPMixer tensor names).
+absl::StatusOr<std::unique_ptr<Model>> LoadSrm(Checkpoint& checkpoint);
+
+}  // namespace slabserve
+
+#endif  // SLABSERVE_ENGINE_MODELS_SRM_H_
