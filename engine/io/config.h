@@ -1,5 +1,6 @@
 // Typed, range-checked access to a model's config.json. Every error names the
-// file and the key, e.g. "config.json: 'hidden_size' must be >= 1, got 0".
+// file and the key, e.g. "config.json: 'hidden_size' must be in [1, 1048576],
+// got 0".
 #ifndef SLABSERVE_ENGINE_IO_CONFIG_H_
 #define SLABSERVE_ENGINE_IO_CONFIG_H_
 

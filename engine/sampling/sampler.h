@@ -16,10 +16,10 @@
 namespace slabserve {
 
 struct SamplingParams {
-  float temperature = 0.0f;  // 0: greedy (argmax, ties to the lowest id)
-  int top_k = 0;  // 0: off
-  float top_p = 1.0f;  // 1: off
-  float min_p = 0.0f;  // 0: off
+  float temperature = 0.0f;         // 0: greedy (argmax, ties to the lowest id)
+  int top_k = 0;                    // 0: off
+  float top_p = 1.0f;               // 1: off
+  float min_p = 0.0f;               // 0: off
   float repetition_penalty = 1.0f;  // 1: off
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
@@ -53,6 +53,9 @@ class Sampler {
   SampledToken Sample(absl::Span<float> logits, int top_logprobs);
 
  private:
+  // A random draw from the tempered, filtered distribution of `logits`.
+  int32_t Draw(absl::Span<const float> logits);
+
   SamplingParams params_;
   std::mt19937_64 rng_;
   absl::flat_hash_map<int32_t, int> generated_counts_;

@@ -6,6 +6,7 @@
 #define SLABSERVE_ENGINE_SCHEDULER_SCHEDULER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,15 +20,22 @@
 namespace slabserve {
 
 struct GenerationRequest {
-  std::string id;  // for logs
+  std::string id;               // for logs
   std::vector<int32_t> prompt;  // token ids, BOS already added if wanted
-  int max_new_tokens = 16;  // capped by the model's max_positions
+  // With a bounded model, prompt + max_new_tokens must not exceed
+  // max_positions + 1 (the last token is sampled, never fed); longer
+  // requests are rejected, so a server that wants to cap must do it first.
+  int max_new_tokens = 16;
   SamplingParams sampling;
-  std::vector<int32_t> stop_token_ids;  // in addition to EOS
+  // In addition to EOS. The stop or EOS token is the completion's last
+  // token (the server decides whether to show its text).
+  std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
-  int n = 1;  // completions: prefill once, fork the state n ways
+  // Completions: prefill once, fork the state n ways; completion i samples
+  // with seed sampling.seed + i. All n slots are reserved at admission.
+  int n = 1;
   int top_logprobs = -1;  // -1: none; 0: chosen token only; k: plus top k
-  int priority = 0;  // higher first
+  int priority = 0;       // higher first
   absl::Time deadline = absl::InfiniteFuture();
 };
 
@@ -37,19 +45,20 @@ const char* FinishReasonName(FinishReason reason);
 
 struct RequestUsage {
   int prompt_tokens = 0;
-  int completion_tokens = 0;  // summed over the n completions
+  int completion_tokens = 0;     // summed over the n completions
   int cached_prompt_tokens = 0;  // restored from the prefix cache
-  absl::Duration queue_time;  // arrival to first prefill step
+  absl::Duration queue_time;     // arrival to first prefill step
   absl::Duration time_to_first_token;
   absl::Duration total_time;
 };
 
 // What the step loop sends back, per completion index.
 struct StreamEvent {
-  int index = 0;  // which of the n completions
-  std::vector<SampledToken> tokens;  // new tokens, in order
+  int index = 0;                              // which of the n completions
+  std::vector<SampledToken> tokens;           // new tokens, in order
   FinishReason finish = FinishReason::kNone;  // set on the last event
-  absl::Status error;  // a failed step ends the completion with an error
+  // A failed step ends the completion with an error (finish stays kNone).
+  absl::Status error;
   RequestUsage usage;  // filled on the last event of the request
 };
 
@@ -59,26 +68,49 @@ class RequestStream {
  public:
   virtual ~RequestStream() = default;
   // Waits up to `timeout` for events; appends all that are ready to `out`.
-  // Returns false once the request has finished and everything was read.
+  // Returns false once the request has finished and everything was read
+  // (a call that appends events returns true, so the final events are never
+  // delivered together with false).
   virtual bool Read(std::vector<StreamEvent>* out, absl::Duration timeout) = 0;
   // Ends every completion with kCancelled; the slots free within one step.
   virtual void Cancel() = 0;
 };
 
+// What one step did, for metrics.
+struct StepMetrics {
+  int batch_size = 0;  // sequences in the forward pass
+  int prefill_tokens = 0;
+  int decode_tokens = 0;
+  int running = 0;  // requests holding slots
+  int waiting = 0;  // requests queued
+  int slots_in_use = 0;
+  absl::Duration step_time;  // forward pass plus sampling
+};
+
 struct SchedulerOptions {
   size_t state_budget_bytes = size_t{1} << 30;
   int max_waiting = 1024;  // bound of the waiting queue
-  int step_token_budget = 512;  // prompt + decode tokens per step
-  int max_batch = 4096;  // sequences per step
-  size_t prefix_cache_bytes = 0;  // 0: no prefix cache
+  // Prompt + decode tokens per step. Every decoding sequence feeds its token
+  // (up to max_batch); prompt chunks fill what is left, but get at least a
+  // quarter of the budget so prompts advance under heavy decode load.
+  int step_token_budget = 512;
+  // Sequences per step; beyond it, decodes take turns round robin.
+  int max_batch = 4096;
+  // 0: no prefix cache. Otherwise an LRU of states after whole prompts (with
+  // their last logits) and after prefill chunks ending on a multiple of 64
+  // tokens; chunks that stop inside a prompt stop on such a multiple.
+  size_t prefix_cache_bytes = 0;
   int stream_buffer_tokens = 256;  // per request, before it is paused
+  // Called on the step loop thread after every step with a forward pass;
+  // must be quick and must not call back into the scheduler.
+  std::function<void(const StepMetrics&)> on_step;
 };
 
 struct SchedulerStats {
   int slot_capacity = 0;
   int slots_in_use = 0;
-  int running = 0;
-  int waiting = 0;
+  int running = 0;  // requests holding slots
+  int waiting = 0;  // requests queued
   size_t state_bytes_per_sequence = 0;
   size_t state_bytes_in_use = 0;
   int64_t steps = 0;

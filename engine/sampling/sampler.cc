@@ -1,0 +1,212 @@
+#include "engine/sampling/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+
+namespace slabserve {
+namespace {
+
+// Best first; equal values go to the lowest id so results never depend on
+// the sort's internals.
+bool Better(float a, int32_t a_id, float b, int32_t b_id) {
+  return a > b || (a == b && a_id < b_id);
+}
+
+int32_t ArgMax(absl::Span<const float> logits) {
+  int32_t best = 0;
+  for (int32_t i = 1; i < static_cast<int32_t>(logits.size()); ++i) {
+    if (logits[i] > logits[best]) best = i;
+  }
+  return best;
+}
+
+// log Σ exp(x), in double with the usual max shift; a fixed left-to-right
+// order keeps it identical for identical rows.
+double LogSumExp(absl::Span<const float> logits) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (float x : logits) max = std::max(max, x);
+  double sum = 0.0;
+  for (float x : logits) sum += std::exp(static_cast<double>(x) - max);
+  return max + std::log(sum);
+}
+
+// The `n` best ids of `logits`, best first.
+std::vector<int32_t> TopIds(absl::Span<const float> logits, int n) {
+  std::vector<int32_t> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  n = std::min<int>(n, ids.size());
+  auto better = [&](int32_t a, int32_t b) {
+    return Better(logits[a], a, logits[b], b);
+  };
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), better);
+  ids.resize(n);
+  return ids;
+}
+
+// A uniform double in [0, 1) from the top 53 bits; defined exactly, unlike
+// std::uniform_real_distribution, so a seed means the same draw everywhere.
+double UniformDouble(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
+}
+
+}  // namespace
+
+absl::Status ValidateSamplingParams(const SamplingParams& params) {
+  if (!std::isfinite(params.temperature) || params.temperature < 0.0f) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "temperature must be a finite number >= 0, got ", params.temperature));
+  }
+  if (params.top_k < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_k must be >= 0 (0: off), got ", params.top_k));
+  }
+  if (!(params.top_p > 0.0f && params.top_p <= 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_p must be in (0, 1], got ", params.top_p));
+  }
+  if (!(params.min_p >= 0.0f && params.min_p <= 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_p must be in [0, 1], got ", params.min_p));
+  }
+  if (!std::isfinite(params.repetition_penalty) ||
+      params.repetition_penalty <= 0.0f) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("repetition_penalty must be a finite number > 0, got ",
+                     params.repetition_penalty));
+  }
+  if (!(params.presence_penalty >= -2.0f && params.presence_penalty <= 2.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "presence_penalty must be in [-2, 2], got ", params.presence_penalty));
+  }
+  if (!(params.frequency_penalty >= -2.0f &&
+        params.frequency_penalty <= 2.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("frequency_penalty must be in [-2, 2], got ",
+                     params.frequency_penalty));
+  }
+  return absl::OkStatus();
+}
+
+Sampler::Sampler(const SamplingParams& params, uint64_t seed)
+    : params_(params), rng_(seed) {}
+
+void Sampler::ObservePrompt(absl::Span<const int32_t> prompt) {
+  for (int32_t id : prompt) ++prompt_counts_[id];
+}
+
+SampledToken Sampler::Sample(absl::Span<float> logits, int top_logprobs) {
+  SampledToken result;
+  // Log-probabilities describe the raw model distribution, so they are
+  // measured before any penalty or temperature touches the row.
+  double log_z = 0.0;
+  if (top_logprobs >= 0) {
+    log_z = LogSumExp(logits);
+    for (int32_t id : TopIds(logits, top_logprobs)) {
+      result.top.push_back(
+          {id, static_cast<float>(static_cast<double>(logits[id]) - log_z)});
+    }
+  }
+  // Raw values of the entries the penalties change, for the chosen logprob.
+  std::vector<std::pair<int32_t, float>> raw;
+  auto remember = [&](int32_t id) {
+    for (const auto& entry : raw) {
+      if (entry.first == id) return;
+    }
+    raw.emplace_back(id, logits[id]);
+  };
+  const int32_t vocab = static_cast<int32_t>(logits.size());
+  if (params_.repetition_penalty != 1.0f) {
+    auto penalize = [&](int32_t id) {
+      if (id < 0 || id >= vocab) return;
+      remember(id);
+      float& x = logits[id];
+      x = x > 0.0f ? x / params_.repetition_penalty
+                   : x * params_.repetition_penalty;
+    };
+    for (const auto& [id, count] : prompt_counts_) penalize(id);
+    for (const auto& [id, count] : generated_counts_) {
+      if (!prompt_counts_.contains(id)) penalize(id);
+    }
+  }
+  if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
+    for (const auto& [id, count] : generated_counts_) {
+      if (id < 0 || id >= vocab) continue;
+      remember(id);
+      logits[id] -= params_.presence_penalty +
+                    params_.frequency_penalty * static_cast<float>(count);
+    }
+  }
+
+  result.id = params_.temperature == 0.0f ? ArgMax(logits) : Draw(logits);
+  ++generated_counts_[result.id];
+
+  if (top_logprobs >= 0) {
+    float chosen = logits[result.id];
+    for (const auto& [id, value] : raw) {
+      if (id == result.id) chosen = value;
+    }
+    result.logprob = static_cast<float>(static_cast<double>(chosen) - log_z);
+  }
+  return result;
+}
+
+int32_t Sampler::Draw(absl::Span<const float> logits) {
+  // Candidates: the top-k (best first), every id best first when top-p needs
+  // the order, or simply every id.
+  const int vocab = static_cast<int>(logits.size());
+  std::vector<int32_t> ids;
+  if (params_.top_k > 0 || params_.top_p < 1.0f) {
+    int keep = params_.top_k > 0 ? std::min(params_.top_k, vocab) : vocab;
+    ids = TopIds(logits, keep);
+  } else {
+    ids.resize(vocab);
+    for (int i = 0; i < vocab; ++i) ids[i] = i;
+  }
+  float max = -std::numeric_limits<float>::infinity();
+  for (int32_t id : ids) max = std::max(max, logits[id]);
+  // Relative probabilities of the tempered logits (the best one is 1).
+  const double inv_t = 1.0 / params_.temperature;
+  std::vector<double> probs(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    probs[i] = std::exp((static_cast<double>(logits[ids[i]]) - max) * inv_t);
+  }
+  // min-p: drop what is less likely than min_p times the best token; the
+  // survivors keep their order.
+  if (params_.min_p > 0.0f) {
+    size_t n = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (probs[i] >= params_.min_p) {
+        ids[n] = ids[i];
+        probs[n++] = probs[i];
+      }
+    }
+    ids.resize(n);
+    probs.resize(n);
+  }
+  double total = 0.0;
+  for (double p : probs) total += p;
+  // top-p: the shortest best-first prefix whose mass reaches top_p.
+  if (params_.top_p < 1.0f) {
+    const double target = params_.top_p * total;
+    double mass = 0.0;
+    size_t n = 0;
+    while (n < probs.size()) {
+      mass += probs[n++];
+      if (mass >= target) break;
+    }
+    probs.resize(n);
+    total = mass;
+  }
+  const double u = UniformDouble(rng_) * total;
+  double cumulative = 0.0;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    cumulative += probs[i];
+    if (u < cumulative) return ids[i];
+  }
+  return ids[probs.size() - 1];
+}
+
+}  // namespace slabserve

@@ -1,0 +1,66 @@
+// An LRU cache, bounded in bytes, of sequence states after token prefixes.
+// A new prompt that starts with a cached prefix restores that state and
+// prefills only the rest; a cached whole prompt also keeps the logits of its
+// last token, so an identical prompt needs no forward pass at all.
+#ifndef SLABSERVE_ENGINE_SCHEDULER_PREFIX_CACHE_H_
+#define SLABSERVE_ENGINE_SCHEDULER_PREFIX_CACHE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/types/span.h"
+#include "engine/state/state_pool.h"
+
+namespace slabserve {
+
+// Prefill chunks that stop inside a prompt stop on multiples of this, and the
+// state there is cached, so prompts sharing a long head (a system prompt)
+// find a common entry.
+inline constexpr int kPrefixCacheBlockTokens = 64;
+
+struct CachedPrefix {
+  std::vector<int32_t> tokens;
+  StateSnapshot state;        // after feeding `tokens`
+  std::vector<float> logits;  // of the last token; may be empty
+};
+
+class PrefixCache {
+ public:
+  explicit PrefixCache(size_t capacity_bytes);
+
+  // The longest entry usable for `prompt`: a proper prefix of it, or the
+  // whole prompt when the entry has logits. Null when none. The pointer is
+  // valid until the next Insert.
+  const CachedPrefix* Lookup(absl::Span<const int32_t> prompt);
+
+  // Stores (or refreshes) the state after `tokens`, evicting the least
+  // recently used entries beyond the byte capacity. An entry larger than the
+  // whole capacity is not stored.
+  void Insert(absl::Span<const int32_t> tokens, StateSnapshot state,
+              absl::Span<const float> logits);
+
+  size_t bytes() const { return bytes_; }
+  int entries() const { return static_cast<int>(lru_.size()); }
+
+ private:
+  using Entries = std::list<CachedPrefix>;  // most recently used first
+
+  static size_t Cost(const CachedPrefix& entry);
+  void Erase(Entries::iterator it);
+  // The entry whose tokens equal `tokens`, with `hash` their PrefixHash.
+  Entries::iterator Find(uint64_t hash, absl::Span<const int32_t> tokens);
+
+  const size_t capacity_bytes_;
+  size_t bytes_ = 0;
+  Entries lru_;
+  absl::flat_hash_map<uint64_t, Entries::iterator> by_hash_;
+  std::map<int, int> entries_per_length_;  // candidate lengths for Lookup
+};
+
+}  // namespace slabserve
+
+#endif  // SLABSERVE_ENGINE_SCHEDULER_PREFIX_CACHE_H_

@@ -1,0 +1,61 @@
+#include "engine/scheduler/request_stream.h"
+
+#include <utility>
+
+namespace slabserve {
+
+void Wakeup::Notify() {
+  absl::MutexLock lock(&mu_);
+  pending_ = true;
+}
+
+void Wakeup::WaitFor(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&pending_), timeout);
+  pending_ = false;
+}
+
+BufferedRequestStream::BufferedRequestStream(std::shared_ptr<Wakeup> wakeup,
+                                             int buffer_tokens)
+    : wakeup_(std::move(wakeup)), buffer_tokens_(buffer_tokens) {}
+
+bool BufferedRequestStream::Read(std::vector<StreamEvent>* out,
+                                 absl::Duration timeout) {
+  bool was_full;
+  {
+    absl::MutexLock lock(&mu_);
+    auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return !events_.empty() || finished_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+    if (events_.empty()) return !finished_;
+    for (StreamEvent& event : events_) out->push_back(std::move(event));
+    events_.clear();
+    was_full = buffered_tokens_ >= buffer_tokens_;
+    buffered_tokens_ = 0;
+  }
+  // The step loop may be idle because this request was the only work left.
+  if (was_full) wakeup_->Notify();
+  return true;
+}
+
+void BufferedRequestStream::Cancel() {
+  cancelled_.store(true, std::memory_order_relaxed);
+  wakeup_->Notify();
+}
+
+bool BufferedRequestStream::full() const {
+  absl::MutexLock lock(&mu_);
+  return buffered_tokens_ >= buffer_tokens_;
+}
+
+void BufferedRequestStream::Push(std::vector<StreamEvent> events, bool last) {
+  absl::MutexLock lock(&mu_);
+  for (StreamEvent& event : events) {
+    buffered_tokens_ += static_cast<int>(event.tokens.size());
+    events_.push_back(std::move(event));
+  }
+  if (last) finished_ = true;
+}
+
+}  // namespace slabserve

@@ -1,0 +1,592 @@
+#include "engine/scheduler/scheduler.h"
+
+#include <algorithm>
+#include <map>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/scheduler/prefix_cache.h"
+#include "engine/scheduler/request_stream.h"
+#include "engine/scheduler/request_validation.h"
+#include "kernels/cpu/parallel.h"
+
+namespace slabserve {
+
+const char* FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kNone:
+      return "none";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kEos:
+      return "eos";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kDeadline:
+      return "deadline";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// One of a request's n completions.
+struct Completion {
+  Completion(const SamplingParams& params, uint64_t seed)
+      : sampler(params, seed) {}
+  int slot = -1;  // reserved at admission, released when finished
+  Sampler sampler;
+  int generated = 0;
+  int32_t next_token = 0;  // sampled, fed in the next step
+  bool finished = false;
+};
+
+struct Request {
+  GenerationRequest spec;
+  std::shared_ptr<BufferedRequestStream> stream;
+  absl::Time arrival;
+  bool started = false;  // a prefill step ran (or the cache answered)
+  absl::Time prefill_start;
+  bool has_first_token = false;
+  absl::Time first_token;
+  int prefilled = 0;  // prompt tokens in the first completion's slot
+  int cached = 0;     // of those, restored from the prefix cache
+  bool prompt_done = false;
+  std::vector<Completion> completions;
+  int unfinished = 0;
+  int completion_tokens = 0;
+  // This step's events, by completion index, until Flush sends them.
+  std::vector<StreamEvent> pending;
+  std::vector<bool> dirty;
+
+  int prompt_length() const { return static_cast<int>(spec.prompt.size()); }
+};
+
+// One sequence's part of a step.
+struct Planned {
+  Request* request;
+  int completion;  // -1: a prefill chunk of the prompt
+  int length;
+  int logits_row;  // -1: no logits wanted
+  bool failed = false;
+};
+
+class SchedulerImpl : public Scheduler {
+ public:
+  SchedulerImpl(Model* model, SchedulerOptions options,
+                std::unique_ptr<StatePool> pool)
+      : model_(model),
+        info_(model->info()),
+        options_(std::move(options)),
+        pool_(std::move(pool)),
+        wakeup_(std::make_shared<Wakeup>()) {
+    if (options_.prefix_cache_bytes > 0) {
+      prefix_cache_ =
+          std::make_unique<PrefixCache>(options_.prefix_cache_bytes);
+    }
+    stats_.slot_capacity = pool_->capacity();
+    stats_.state_bytes_per_sequence = pool_->bytes_per_slot();
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  ~SchedulerImpl() override {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    wakeup_->Notify();
+    thread_.join();
+  }
+
+  absl::StatusOr<std::shared_ptr<RequestStream>> Submit(
+      GenerationRequest spec) override {
+    if (absl::Status status =
+            ValidateGenerationRequest(spec, info_, pool_->capacity());
+        !status.ok()) {
+      return status;
+    }
+    auto request = std::make_unique<Request>();
+    request->arrival = absl::Now();
+    request->stream = std::make_shared<BufferedRequestStream>(
+        wakeup_, options_.stream_buffer_tokens);
+    for (int i = 0; i < spec.n; ++i) {
+      request->completions.emplace_back(spec.sampling, spec.sampling.seed + i);
+      request->completions.back().sampler.ObservePrompt(spec.prompt);
+    }
+    request->unfinished = spec.n;
+    request->pending.resize(spec.n);
+    request->dirty.assign(spec.n, false);
+    request->spec = std::move(spec);
+    std::shared_ptr<RequestStream> stream = request->stream;
+    {
+      absl::MutexLock lock(&mu_);
+      if (draining_ || stopping_) {
+        return absl::UnavailableError("server is draining");
+      }
+      if (static_cast<int>(waiting_.size()) >= options_.max_waiting) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "waiting queue is full (", options_.max_waiting, " requests)"));
+      }
+      const std::pair<int, uint64_t> key(-request->spec.priority,
+                                         next_order_++);
+      waiting_.emplace(key, std::move(request));
+      ++in_flight_;
+      stats_.waiting = static_cast<int>(waiting_.size());
+    }
+    wakeup_->Notify();
+    return stream;
+  }
+
+  void Drain(absl::Duration grace) override {
+    auto idle = [this]()
+                    ABSL_SHARED_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
+    absl::MutexLock lock(&mu_);
+    draining_ = true;
+    if (mu_.AwaitWithTimeout(absl::Condition(&idle), grace)) return;
+    cancel_all_ = true;
+    wakeup_->Notify();
+    mu_.Await(absl::Condition(&idle));
+  }
+
+  SchedulerStats stats() const override {
+    absl::MutexLock lock(&mu_);
+    return stats_;
+  }
+
+  const Model& model() const override { return *model_; }
+
+ private:
+  // Step loop thread only, from here on.
+  void Loop();
+  // Ends queued and running requests that were cancelled or ran past their
+  // deadline (all of them when `everything`).
+  void Reap(absl::Time now, bool everything);
+  // Moves queued requests into free slots, best priority first, then FCFS.
+  // Returns whether any was admitted.
+  bool Admit(absl::Time now);
+  // Plans, runs and samples one batch. Returns whether it ran one.
+  bool Step(absl::Time now);
+  // Runs the batch; on failure finds the failing chunks one by one.
+  void RunForward(absl::Span<const SequenceChunk> chunks,
+                  std::vector<Planned>& plan);
+  // The prompt is in the first slot and `logits` are its last token's: fork
+  // the other completions and sample every first token.
+  void FinishPrompt(Request& request, const float* logits, absl::Time now);
+  void Emit(Request& request, int index, SampledToken token, absl::Time now);
+  void FinishCompletion(Request& request, int index, FinishReason reason,
+                        absl::Status error = absl::OkStatus());
+  void FinishRequest(Request& request, FinishReason reason,
+                     absl::Status error = absl::OkStatus());
+  // Publishes stats, sends this step's events, and drops ended requests.
+  void Flush(absl::Time now);
+
+  Model* const model_;
+  const ModelInfo info_;
+  const SchedulerOptions options_;
+  const std::unique_ptr<StatePool> pool_;
+  std::unique_ptr<PrefixCache> prefix_cache_;  // null when off
+  const std::shared_ptr<Wakeup> wakeup_;
+  std::vector<std::unique_ptr<Request>> running_;  // in admission order
+  std::vector<std::unique_ptr<Request>> ended_;    // left the queue ended
+  std::vector<float> logits_;
+  size_t decode_cursor_ = 0;  // round robin when more than max_batch wait
+
+  mutable absl::Mutex mu_;
+  // Key: (-priority, arrival number), so begin() is the next to admit.
+  std::map<std::pair<int, uint64_t>, std::unique_ptr<Request>> waiting_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t next_order_ ABSL_GUARDED_BY(mu_) = 0;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // queued or running requests
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancel_all_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  SchedulerStats stats_ ABSL_GUARDED_BY(mu_);
+
+  std::thread thread_;
+};
+
+void SchedulerImpl::Loop() {
+  while (true) {
+    bool stopping, cancel_all;
+    int in_flight;
+    {
+      absl::MutexLock lock(&mu_);
+      stopping = stopping_;
+      cancel_all = cancel_all_;
+      in_flight = in_flight_;
+    }
+    const absl::Time now = absl::Now();
+    Reap(now, stopping || cancel_all);
+    bool progress = false;
+    if (!stopping) {
+      progress = Admit(now);
+      progress |= Step(now);
+    }
+    Flush(absl::Now());
+    if (stopping) return;
+    // Nothing could run: every request is paused by its reader, or none is
+    // left. Readers, submits and cancels wake us; deadlines need a poll.
+    if (!progress) {
+      wakeup_->WaitFor(in_flight > 0 ? absl::Milliseconds(5)
+                                     : absl::Milliseconds(100));
+    }
+  }
+}
+
+void SchedulerImpl::Reap(absl::Time now, bool everything) {
+  auto reason_to_end = [&](const Request& request) {
+    if (everything || request.stream->cancelled()) {
+      return FinishReason::kCancelled;
+    }
+    if (now >= request.spec.deadline) return FinishReason::kDeadline;
+    return FinishReason::kNone;
+  };
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      const FinishReason reason = reason_to_end(*it->second);
+      if (reason == FinishReason::kNone) {
+        ++it;
+        continue;
+      }
+      FinishRequest(*it->second, reason);
+      ended_.push_back(std::move(it->second));
+      it = waiting_.erase(it);
+    }
+  }
+  for (const std::unique_ptr<Request>& request : running_) {
+    if (request->unfinished == 0) continue;
+    const FinishReason reason = reason_to_end(*request);
+    if (reason != FinishReason::kNone) FinishRequest(*request, reason);
+  }
+}
+
+bool SchedulerImpl::Admit(absl::Time now) {
+  bool admitted = false;
+  while (true) {
+    std::unique_ptr<Request> request;
+    {
+      absl::MutexLock lock(&mu_);
+      // Strict order: a request needing more slots than are free waits, and
+      // so does everything behind it (no starvation of large n).
+      if (waiting_.empty() ||
+          waiting_.begin()->second->spec.n > pool_->free_slots()) {
+        break;
+      }
+      request = std::move(waiting_.begin()->second);
+      waiting_.erase(waiting_.begin());
+    }
+    admitted = true;
+    for (Completion& completion : request->completions) {
+      completion.slot = pool_->Allocate();
+    }
+    if (prefix_cache_ != nullptr) {
+      const CachedPrefix* hit = prefix_cache_->Lookup(request->spec.prompt);
+      if (hit != nullptr) {
+        pool_->Restore(request->completions[0].slot, hit->state);
+        request->prefilled = request->cached =
+            static_cast<int>(hit->tokens.size());
+        if (request->prefilled == request->prompt_length()) {
+          request->started = true;
+          request->prefill_start = now;
+          FinishPrompt(*request, hit->logits.data(), now);
+        }
+      }
+    }
+    running_.push_back(std::move(request));
+  }
+  return admitted;
+}
+
+bool SchedulerImpl::Step(absl::Time now) {
+  std::vector<SequenceChunk> chunks;
+  std::vector<Planned> plan;
+  int rows = 0;
+  // Every decoding sequence whose reader keeps up feeds its next token.
+  std::vector<std::pair<Request*, int>> ready;
+  for (const std::unique_ptr<Request>& request : running_) {
+    if (!request->prompt_done || request->unfinished == 0) continue;
+    if (request->stream->full()) continue;
+    for (int i = 0; i < request->spec.n; ++i) {
+      if (!request->completions[i].finished)
+        ready.emplace_back(request.get(), i);
+    }
+  }
+  const size_t max_batch = static_cast<size_t>(options_.max_batch);
+  const size_t decodes = std::min(ready.size(), max_batch);
+  if (ready.size() > max_batch) decode_cursor_ %= ready.size();
+  for (size_t k = 0; k < decodes; ++k) {
+    const size_t pick =
+        ready.size() > max_batch ? (decode_cursor_ + k) % ready.size() : k;
+    auto [request, index] = ready[pick];
+    Completion& completion = request->completions[index];
+    chunks.push_back({completion.slot, {&completion.next_token, 1}, true});
+    plan.push_back({request, index, 1, rows++});
+  }
+  if (ready.size() > max_batch) decode_cursor_ += decodes;
+
+  // Prompts fill the rest of the token budget in admission order; a floor
+  // keeps them moving when decodes alone exceed the budget.
+  const int budget = options_.step_token_budget;
+  int prefill_budget =
+      std::max(budget - static_cast<int>(decodes), std::max(1, budget / 4));
+  int prefill_tokens = 0;
+  for (const std::unique_ptr<Request>& request : running_) {
+    if (prefill_budget <= 0 || chunks.size() >= max_batch) break;
+    if (request->prompt_done || request->unfinished == 0) continue;
+    const int remaining = request->prompt_length() - request->prefilled;
+    int length = std::min(remaining, prefill_budget);
+    if (prefix_cache_ != nullptr && length < remaining) {
+      // Stop on a block boundary so the state there can be cached.
+      const int end = (request->prefilled + length) / kPrefixCacheBlockTokens *
+                      kPrefixCacheBlockTokens;
+      if (end > request->prefilled) length = end - request->prefilled;
+    }
+    const bool last = length == remaining;
+    chunks.push_back({request->completions[0].slot,
+                      absl::MakeConstSpan(request->spec.prompt)
+                          .subspan(request->prefilled, length),
+                      last});
+    plan.push_back({request.get(), -1, length, last ? rows++ : -1});
+    if (!request->started) {
+      request->started = true;
+      request->prefill_start = now;
+    }
+    prefill_budget -= length;
+    prefill_tokens += length;
+  }
+  if (chunks.empty()) return false;
+
+  const absl::Time start = absl::Now();
+  const int vocab = info_.vocab_size;
+  logits_.resize(static_cast<size_t>(rows) * vocab);
+  RunForward(chunks, plan);
+
+  // Samplers are per sequence, so decodes sample in parallel.
+  std::vector<SampledToken> sampled(plan.size());
+  cpu::ParallelFor(plan.size(), 64, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const Planned& p = plan[i];
+      if (p.completion < 0 || p.failed) continue;
+      sampled[i] = p.request->completions[p.completion].sampler.Sample(
+          absl::MakeSpan(&logits_[static_cast<size_t>(p.logits_row) * vocab],
+                         vocab),
+          p.request->spec.top_logprobs);
+    }
+  });
+  const absl::Time sampled_at = absl::Now();
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const Planned& p = plan[i];
+    Request& request = *p.request;
+    if (p.failed || request.unfinished == 0) continue;
+    if (p.completion >= 0) {
+      if (!request.completions[p.completion].finished) {
+        Emit(request, p.completion, std::move(sampled[i]), sampled_at);
+      }
+      continue;
+    }
+    request.prefilled += p.length;
+    const int slot = request.completions[0].slot;
+    if (request.prefilled == request.prompt_length()) {
+      FinishPrompt(request, &logits_[static_cast<size_t>(p.logits_row) * vocab],
+                   sampled_at);
+    } else if (prefix_cache_ != nullptr &&
+               request.prefilled % kPrefixCacheBlockTokens == 0) {
+      prefix_cache_->Insert(absl::MakeConstSpan(request.spec.prompt)
+                                .subspan(0, request.prefilled),
+                            pool_->Save(slot), {});
+    }
+  }
+
+  StepMetrics metrics;
+  metrics.batch_size = static_cast<int>(chunks.size());
+  metrics.prefill_tokens = prefill_tokens;
+  metrics.decode_tokens = static_cast<int>(decodes);
+  metrics.step_time = absl::Now() - start;
+  metrics.slots_in_use = pool_->used();
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.steps;
+    stats_.last_batch_size = metrics.batch_size;
+    stats_.last_step_time = metrics.step_time;
+    metrics.waiting = static_cast<int>(waiting_.size());
+  }
+  metrics.running = static_cast<int>(running_.size());
+  if (options_.on_step) options_.on_step(metrics);
+  return true;
+}
+
+void SchedulerImpl::RunForward(absl::Span<const SequenceChunk> chunks,
+                               std::vector<Planned>& plan) {
+  const int vocab = info_.vocab_size;
+  absl::Status status = model_->Forward(chunks, *pool_, logits_.data());
+  if (status.ok()) return;
+  // A failed pass changed no state, so each chunk can be retried alone to
+  // find the culprits; the others go on as if nothing happened.
+  std::vector<absl::Status> errors(chunks.size(), status);
+  if (chunks.size() > 1) {
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      float* row =
+          plan[i].logits_row < 0
+              ? nullptr
+              : &logits_[static_cast<size_t>(plan[i].logits_row) * vocab];
+      errors[i] = model_->Forward(chunks.subspan(i, 1), *pool_, row);
+    }
+  }
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (errors[i].ok()) continue;
+    plan[i].failed = true;
+    if (plan[i].request->unfinished > 0) {
+      FinishRequest(*plan[i].request, FinishReason::kNone, errors[i]);
+    }
+  }
+}
+
+void SchedulerImpl::FinishPrompt(Request& request, const float* logits,
+                                 absl::Time now) {
+  request.prompt_done = true;
+  const int vocab = info_.vocab_size;
+  const int first_slot = request.completions[0].slot;
+  if (prefix_cache_ != nullptr && request.cached < request.prompt_length()) {
+    prefix_cache_->Insert(request.spec.prompt, pool_->Save(first_slot),
+                          absl::MakeConstSpan(logits, vocab));
+  }
+  // Fork before sampling: a completion may finish at once and free its slot.
+  for (int i = 1; i < request.spec.n; ++i) {
+    pool_->Copy(first_slot, request.completions[i].slot);
+  }
+  std::vector<float> row(vocab);
+  for (int i = 0; i < request.spec.n; ++i) {
+    row.assign(logits, logits + vocab);
+    SampledToken token = request.completions[i].sampler.Sample(
+        absl::MakeSpan(row), request.spec.top_logprobs);
+    Emit(request, i, std::move(token), now);
+  }
+}
+
+void SchedulerImpl::Emit(Request& request, int index, SampledToken token,
+                         absl::Time now) {
+  Completion& completion = request.completions[index];
+  const int32_t id = token.id;
+  ++completion.generated;
+  ++request.completion_tokens;
+  completion.next_token = id;
+  if (!request.has_first_token) {
+    request.has_first_token = true;
+    request.first_token = now;
+  }
+  StreamEvent& event = request.pending[index];
+  event.index = index;
+  event.tokens.push_back(std::move(token));
+  request.dirty[index] = true;
+
+  const std::vector<int32_t>& stops = request.spec.stop_token_ids;
+  FinishReason reason = FinishReason::kNone;
+  if (std::find(stops.begin(), stops.end(), id) != stops.end()) {
+    reason = FinishReason::kStop;
+  } else if (!request.spec.ignore_eos && info_.eos_id >= 0 &&
+             id == info_.eos_id) {
+    reason = FinishReason::kEos;
+  } else if (completion.generated >= request.spec.max_new_tokens) {
+    reason = FinishReason::kLength;
+  } else if (info_.max_positions > 0 &&
+             pool_->position(completion.slot) >= info_.max_positions) {
+    // The token was sampled from the last position the model can feed.
+    reason = FinishReason::kLength;
+  }
+  if (reason != FinishReason::kNone) FinishCompletion(request, index, reason);
+}
+
+void SchedulerImpl::FinishCompletion(Request& request, int index,
+                                     FinishReason reason, absl::Status error) {
+  Completion& completion = request.completions[index];
+  if (completion.finished) return;
+  completion.finished = true;
+  if (completion.slot >= 0) pool_->Release(completion.slot);
+  completion.slot = -1;
+  StreamEvent& event = request.pending[index];
+  event.index = index;
+  event.finish = reason;
+  event.error = std::move(error);
+  request.dirty[index] = true;
+  --request.unfinished;
+}
+
+void SchedulerImpl::FinishRequest(Request& request, FinishReason reason,
+                                  absl::Status error) {
+  for (int i = 0; i < request.spec.n; ++i) {
+    FinishCompletion(request, i, reason, error);
+  }
+}
+
+void SchedulerImpl::Flush(absl::Time now) {
+  for (auto& request : running_) {
+    if (request->unfinished == 0) ended_.push_back(std::move(request));
+  }
+  running_.erase(std::remove(running_.begin(), running_.end(), nullptr),
+                 running_.end());
+  // Stats first: a reader who sees a request's last event also sees its
+  // slots returned.
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.slots_in_use = pool_->used();
+    stats_.state_bytes_in_use = pool_->bytes_in_use();
+    stats_.running = static_cast<int>(running_.size());
+    stats_.waiting = static_cast<int>(waiting_.size());
+  }
+  auto send = [&](Request& request, bool last) {
+    std::vector<StreamEvent> events;
+    for (int i = 0; i < request.spec.n; ++i) {
+      if (!request.dirty[i]) continue;
+      events.push_back(std::move(request.pending[i]));
+      request.pending[i] = StreamEvent();
+      request.dirty[i] = false;
+    }
+    if (last && !events.empty()) {
+      RequestUsage& usage = events.back().usage;
+      usage.prompt_tokens = request.prompt_length();
+      usage.completion_tokens = request.completion_tokens;
+      usage.cached_prompt_tokens = request.cached;
+      usage.queue_time =
+          (request.started ? request.prefill_start : now) - request.arrival;
+      usage.time_to_first_token = request.has_first_token
+                                      ? request.first_token - request.arrival
+                                      : absl::ZeroDuration();
+      usage.total_time = now - request.arrival;
+    }
+    if (!events.empty() || last) request.stream->Push(std::move(events), last);
+  };
+  for (auto& request : running_) send(*request, false);
+  for (auto& request : ended_) send(*request, true);
+  if (ended_.empty()) return;
+  absl::MutexLock lock(&mu_);
+  in_flight_ -= static_cast<int>(ended_.size());
+  ended_.clear();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
+    Model* model, const SchedulerOptions& options) {
+  if (model == nullptr) return absl::InvalidArgumentError("model is null");
+  if (options.max_waiting < 1 || options.step_token_budget < 1 ||
+      options.max_batch < 1 || options.stream_buffer_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "scheduler options must be positive: max_waiting ", options.max_waiting,
+        ", step_token_budget ", options.step_token_budget, ", max_batch ",
+        options.max_batch, ", stream_buffer_tokens ",
+        options.stream_buffer_tokens));
+  }
+  absl::StatusOr<std::unique_ptr<StatePool>> pool = StatePool::CreateWithBudget(
+      model->StateLayout(), options.state_budget_bytes);
+  if (!pool.ok()) return pool.status();
+  return std::unique_ptr<Scheduler>(
+      new SchedulerImpl(model, options, *std::move(pool)));
+}
+
+}  // namespace slabserve

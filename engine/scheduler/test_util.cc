@@ -1,0 +1,90 @@
+#include "engine/scheduler/test_util.h"
+
+#include <map>
+
+#include "absl/synchronization/mutex.h"
+#include "engine/models/registry.h"
+#include "gtest/gtest.h"
+
+namespace slabserve {
+namespace testing {
+
+Model* TinyModel(const std::string& name) {
+  static absl::Mutex mu;
+  static auto* models = new std::map<std::string, std::unique_ptr<Model>>();
+  absl::MutexLock lock(&mu);
+  std::unique_ptr<Model>& model = (*models)[name];
+  if (model == nullptr) {
+    absl::StatusOr<std::unique_ptr<Model>> loaded =
+        LoadModel("tests/golden/" + name);
+    if (!loaded.ok()) {
+      ADD_FAILURE() << loaded.status();
+      return nullptr;
+    }
+    model = *std::move(loaded);
+  }
+  return model.get();
+}
+
+std::vector<int32_t> CompletionResult::ids() const {
+  std::vector<int32_t> out;
+  for (const SampledToken& token : tokens) out.push_back(token.id);
+  return out;
+}
+
+void Absorb(const std::vector<StreamEvent>& events, RequestResult& result) {
+  for (const StreamEvent& event : events) {
+    if (event.index < 0 ||
+        event.index >= static_cast<int>(result.completions.size())) {
+      ADD_FAILURE() << "event for completion " << event.index;
+      continue;
+    }
+    CompletionResult& completion = result.completions[event.index];
+    EXPECT_FALSE(completion.ended) << "event after the last one";
+    completion.tokens.insert(completion.tokens.end(), event.tokens.begin(),
+                             event.tokens.end());
+    if (event.finish != FinishReason::kNone || !event.error.ok()) {
+      completion.finish = event.finish;
+      completion.error = event.error;
+      completion.ended = true;
+    }
+    if (event.usage.total_time > absl::ZeroDuration()) {
+      result.usage = event.usage;
+    }
+  }
+}
+
+RequestResult ReadAll(RequestStream& stream, int n, absl::Duration limit) {
+  RequestResult result;
+  result.completions.resize(n);
+  const absl::Time give_up = absl::Now() + limit;
+  std::vector<StreamEvent> events;
+  while (true) {
+    if (absl::Now() > give_up) {
+      result.timed_out = true;
+      ADD_FAILURE() << "stream did not end within " << limit;
+      break;
+    }
+    events.clear();
+    const bool more = stream.Read(&events, absl::Milliseconds(100));
+    Absorb(events, result);
+    if (!more) break;
+  }
+  for (const CompletionResult& completion : result.completions) {
+    EXPECT_TRUE(completion.ended || result.timed_out);
+  }
+  return result;
+}
+
+RequestResult RunToEnd(Scheduler& scheduler, const GenerationRequest& request) {
+  absl::StatusOr<std::shared_ptr<RequestStream>> stream =
+      scheduler.Submit(request);
+  if (!stream.ok()) {
+    ADD_FAILURE() << stream.status();
+    return RequestResult();
+  }
+  return ReadAll(**stream, request.n);
+}
+
+}  // namespace testing
+}  // namespace slabserve
