@@ -1,0 +1,199 @@
+#include "server/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace slabserve::server {
+namespace {
+
+// Collects text-format parse errors instead of printing them to stderr.
+class ErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (first_error_.empty()) {
+      // The parser counts lines and columns from 0.
+      first_error_ = absl::StrCat("line ", line + 1, ", column ", column + 1,
+                                  ": ", message);
+    }
+  }
+  const std::string& first_error() const { return first_error_; }
+
+ private:
+  std::string first_error_;
+};
+
+bool FileExists(const std::string& path) {
+  std::ifstream file(path);
+  return file.good();
+}
+
+}  // namespace
+
+absl::StatusOr<ServerConfig> ParseConfigText(const std::string& text,
+                                             const std::string& source) {
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors;
+  parser.RecordErrorsTo(&errors);
+  ServerConfig config;
+  if (!parser.ParseFromString(text, &config)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", source, ": ", errors.first_error()));
+  }
+  return config;
+}
+
+absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) {
+    return absl::NotFoundError(
+        absl::StrCat("config file ", path, " cannot be opened"));
+  }
+  std::stringstream text;
+  text << file.rdbuf();
+  return ParseConfigText(text.str(), path);
+}
+
+absl::StatusOr<int64_t> ParseByteSize(const std::string& text) {
+  std::string s(absl::StripAsciiWhitespace(text));
+  size_t digits = 0;
+  while (digits < s.size() && absl::ascii_isdigit(s[digits])) ++digits;
+  int64_t value = 0;
+  if (digits == 0 || !absl::SimpleAtoi(s.substr(0, digits), &value)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("size \"", text, "\" must start with a number of bytes"));
+  }
+  std::string unit =
+      absl::AsciiStrToLower(absl::StripAsciiWhitespace(s.substr(digits)));
+  int64_t scale = 1;
+  if (unit.empty() || unit == "b") {
+    scale = 1;
+  } else if (unit == "k" || unit == "kib") {
+    scale = int64_t{1} << 10;
+  } else if (unit == "m" || unit == "mib") {
+    scale = int64_t{1} << 20;
+  } else if (unit == "g" || unit == "gib") {
+    scale = int64_t{1} << 30;
+  } else if (unit == "kb") {
+    scale = 1000;
+  } else if (unit == "mb") {
+    scale = 1000 * 1000;
+  } else if (unit == "gb") {
+    scale = 1000 * 1000 * 1000;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("size \"", text, "\" has unknown unit \"", unit,
+                     "\" (use B, KiB, MiB, GiB, KB, MB or GB)"));
+  }
+  if (value > INT64_MAX / scale) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("size \"", text, "\" is too large"));
+  }
+  return value * scale;
+}
+
+absl::Status ParseHostPort(const std::string& address, std::string* host,
+                           int* port) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "address \"", address, "\" must be HOST:PORT, e.g. 127.0.0.1:50051"));
+  }
+  *host = address.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  if (!absl::SimpleAtoi(address.substr(colon + 1), port) || *port < 0 ||
+      *port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", address, "\" has no valid port (0..65535)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateConfig(const ServerConfig& config) {
+  auto invalid = [](auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", parts...));
+  };
+  if (config.model_dir().empty()) {
+    return invalid("model_dir is not set (use --model=DIR or model_dir)");
+  }
+  if (!FileExists(config.model_dir() + "/config.json")) {
+    return invalid("model_dir \"", config.model_dir(), "\" has no config.json");
+  }
+  if (config.has_tokenizer_path() && !config.tokenizer_path().empty() &&
+      !FileExists(config.tokenizer_path())) {
+    return invalid("tokenizer_path \"", config.tokenizer_path(),
+                   "\" cannot be opened");
+  }
+  std::string host;
+  int port = 0;
+  if (absl::Status s = ParseHostPort(config.listen(), &host, &port); !s.ok()) {
+    return invalid("listen: ", s.message());
+  }
+  if (!config.metrics_listen().empty()) {
+    if (absl::Status s = ParseHostPort(config.metrics_listen(), &host, &port);
+        !s.ok()) {
+      return invalid("metrics_listen: ", s.message());
+    }
+  }
+  if (config.state_memory_bytes() <= 0) {
+    return invalid("state_memory_bytes must be > 0, got ",
+                   config.state_memory_bytes());
+  }
+  if (config.max_waiting() < 0) {
+    return invalid("max_waiting must be >= 0, got ", config.max_waiting());
+  }
+  if (config.step_token_budget() <= 0) {
+    return invalid("step_token_budget must be > 0, got ",
+                   config.step_token_budget());
+  }
+  if (config.max_batch() <= 0) {
+    return invalid("max_batch must be > 0, got ", config.max_batch());
+  }
+  if (config.prefix_cache_bytes() < 0) {
+    return invalid("prefix_cache_bytes must be >= 0, got ",
+                   config.prefix_cache_bytes());
+  }
+  if (config.threads() < 0) {
+    return invalid("threads must be >= 0, got ", config.threads());
+  }
+  static const char* const kLevels[] = {"trace", "debug",    "info", "warn",
+                                        "error", "critical", "off"};
+  bool known_level = false;
+  for (const char* level : kLevels) known_level |= config.log_level() == level;
+  if (!known_level) {
+    return invalid("log_level \"", config.log_level(), "\" is not one of ",
+                   absl::StrJoin(kLevels, ", "));
+  }
+  if (config.max_tokens_limit() <= 0) {
+    return invalid("max_tokens_limit must be > 0, got ",
+                   config.max_tokens_limit());
+  }
+  if (!(config.drain_grace_seconds() >= 0)) {
+    return invalid("drain_grace_seconds must be >= 0, got ",
+                   config.drain_grace_seconds());
+  }
+  if (config.max_n() <= 0) {
+    return invalid("max_n must be > 0, got ", config.max_n());
+  }
+  if (config.stream_buffer_tokens() <= 0) {
+    return invalid("stream_buffer_tokens must be > 0, got ",
+                   config.stream_buffer_tokens());
+  }
+  return absl::OkStatus();
+}
+
+std::string ResolveTokenizerPath(const ServerConfig& config) {
+  if (!config.tokenizer_path().empty()) return config.tokenizer_path();
+  std::string in_model_dir = config.model_dir() + "/tokenizer.model";
+  return FileExists(in_model_dir) ? in_model_dir : "";
+}
+
+}  // namespace slabserve::server

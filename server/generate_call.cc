@@ -1,0 +1,228 @@
+#include "server/generate_call.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace slabserve::server {
+namespace {
+
+// How often a stream waiting for tokens checks for client cancellation.
+constexpr absl::Duration kPollInterval = absl::Milliseconds(20);
+
+v1::FinishReason ToProto(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength:
+      return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kStop:
+      return v1::FINISH_REASON_STOP;
+    case FinishReason::kEos:
+      return v1::FINISH_REASON_EOS;
+    case FinishReason::kCancelled:
+    case FinishReason::kDeadline:
+      return v1::FINISH_REASON_CANCELLED;
+    case FinishReason::kNone:
+      break;
+  }
+  return v1::FINISH_REASON_UNSPECIFIED;
+}
+
+}  // namespace
+
+absl::Time DeadlineOf(const grpc::ServerContext& context) {
+  auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+bool GenerateCall::AnyUnfinished() const {
+  for (const Completion& c : completions_) {
+    if (!c.ended) return true;
+  }
+  return false;
+}
+
+bool GenerateCall::AllEnded() const {
+  for (const Completion& c : completions_) {
+    if (!c.ended && !c.stop_matcher.stopped()) return false;
+  }
+  return true;
+}
+
+absl::Status GenerateCall::AddText(Completion& completion, int32_t id,
+                                   v1::GenerateChunk* chunk) {
+  if (tokenizer_ == nullptr) return absl::OkStatus();
+  absl::StatusOr<std::string> delta = completion.detokenizer.Add(id);
+  if (!delta.ok()) return delta.status();
+  chunk->mutable_text()->append(completion.stop_matcher.Feed(*delta));
+  return absl::OkStatus();
+}
+
+void GenerateCall::FillUsage(const Completion& completion,
+                             const RequestUsage& usage, v1::Usage* out) const {
+  absl::Time now = absl::Now();
+  out->set_prompt_tokens(prompt_tokens_);
+  out->set_completion_tokens(completion.tokens_sent);
+  // The scheduler fills its usage only on the request's last event.
+  if (usage.prompt_tokens > 0) {
+    out->set_queue_seconds(absl::ToDoubleSeconds(usage.queue_time));
+    out->set_cached_prompt_tokens(usage.cached_prompt_tokens);
+  }
+  if (completion.tokens_sent > 0) {
+    out->set_time_to_first_token_seconds(
+        absl::ToDoubleSeconds(completion.first_token_time - arrival_));
+  }
+  out->set_total_seconds(absl::ToDoubleSeconds(now - arrival_));
+}
+
+absl::Status GenerateCall::AddEvent(const StreamEvent& event,
+                                    v1::GenerateChunk* chunk) {
+  Completion& completion = completions_[event.index];
+  if (completion.ended) return absl::OkStatus();
+  absl::Time now = absl::Now();
+  // Tokens after a stop string are dropped; the completion ends when the
+  // scheduler reports its finish.
+  if (!completion.stop_matcher.stopped() && !event.tokens.empty()) {
+    int new_tokens = 0;
+    for (const SampledToken& token : event.tokens) {
+      if (completion.stop_matcher.stopped()) break;
+      chunk->add_token_ids(token.id);
+      if (request_.logprobs()) {
+        v1::Logprobs* logprobs = chunk->add_logprobs();
+        logprobs->mutable_chosen()->set_id(token.id);
+        logprobs->mutable_chosen()->set_logprob(token.logprob);
+        for (const TokenLogprob& top : token.top) {
+          v1::TokenLogprob* entry = logprobs->add_top();
+          entry->set_id(top.id);
+          entry->set_logprob(top.logprob);
+        }
+      }
+      ++new_tokens;
+      if (absl::Status s = AddText(completion, token.id, chunk); !s.ok()) {
+        return s;
+      }
+    }
+    if (completion.tokens_sent == 0) {
+      completion.first_token_time = now;
+      if (first_token_time_ == absl::InfinitePast()) {
+        first_token_time_ = now;
+        metrics_->time_to_first_token().Observe(
+            absl::ToDoubleSeconds(now - arrival_));
+      }
+    } else {
+      double gap = absl::ToDoubleSeconds(now - completion.last_token_time);
+      for (int i = 0; i < new_tokens; ++i) {
+        metrics_->inter_token_latency().Observe(gap / new_tokens);
+      }
+    }
+    completion.last_token_time = now;
+    completion.tokens_sent += new_tokens;
+    metrics_->AddGeneratedTokens(new_tokens);
+  }
+  if (event.usage.prompt_tokens > 0 && !queue_time_observed_) {
+    queue_time_observed_ = true;
+    metrics_->queue_time().Observe(
+        absl::ToDoubleSeconds(event.usage.queue_time));
+  }
+  if (!event.error.ok()) return event.error;
+  if (event.finish == FinishReason::kNone) return absl::OkStatus();
+  // The completion's last chunk.
+  completion.ended = true;
+  if (completion.stop_matcher.stopped()) {
+    last_finish_ = FinishReason::kStop;
+  } else {
+    last_finish_ = event.finish;
+    if (tokenizer_ != nullptr) {
+      chunk->mutable_text()->append(
+          completion.stop_matcher.Feed(completion.detokenizer.Flush()));
+      chunk->mutable_text()->append(completion.stop_matcher.Flush());
+    }
+  }
+  chunk->set_finish_reason(ToProto(last_finish_));
+  FillUsage(completion, event.usage, chunk->mutable_usage());
+  return absl::OkStatus();
+}
+
+grpc::Status GenerateCall::Run(RequestStream& stream) {
+  bool cancelled = false;  // by us: client gone, or every stop string hit
+  bool client_gone = false;
+  absl::Status error;
+  std::vector<StreamEvent> events;
+  while (true) {
+    if (!client_gone && context_->IsCancelled()) {
+      client_gone = true;
+    }
+    if (!cancelled && AnyUnfinished() &&
+        (client_gone || !error.ok() || AllEnded())) {
+      stream.Cancel();
+      cancelled = true;
+    }
+    events.clear();
+    bool more = stream.Read(&events, kPollInterval);
+    // One chunk per completion per read, in completion order.
+    std::vector<v1::GenerateChunk> chunks(completions_.size());
+    std::vector<bool> touched(completions_.size(), false);
+    for (const StreamEvent& event : events) {
+      if (client_gone) break;  // only draining until the request ends
+      if (event.index < 0 ||
+          event.index >= static_cast<int>(completions_.size())) {
+        error = absl::InternalError(
+            absl::StrCat("scheduler sent completion index ", event.index));
+        continue;
+      }
+      touched[event.index] = true;
+      if (absl::Status s = AddEvent(event, &chunks[event.index]); !s.ok()) {
+        if (error.ok()) error = s;
+      }
+    }
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      v1::GenerateChunk& chunk = chunks[i];
+      if (!touched[i] || client_gone) continue;
+      if (chunk.token_ids_size() == 0 && chunk.text().empty() &&
+          chunk.finish_reason() == v1::FINISH_REASON_UNSPECIFIED) {
+        continue;
+      }
+      chunk.set_index(static_cast<int>(i));
+      chunk.set_request_id(request_id_);
+      if (!writer_->Write(chunk)) client_gone = true;
+    }
+    if (!more) break;
+  }
+  if (!error.ok()) return ToGrpcStatus(error);
+  if (client_gone) {
+    if (absl::Now() >= DeadlineOf(*context_)) {
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                          absl::StrCat("deadline exceeded after ",
+                                       completion_tokens(), " tokens"));
+    }
+    return grpc::Status(grpc::StatusCode::CANCELLED,
+                        "request cancelled by the client");
+  }
+  if (last_finish_ == FinishReason::kDeadline) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        absl::StrCat("deadline exceeded after ",
+                                     completion_tokens(), " tokens"));
+  }
+  for (const Completion& c : completions_) {
+    if (!c.ended) {
+      return grpc::Status(grpc::StatusCode::INTERNAL,
+                          "request ended without finishing every completion");
+    }
+  }
+  if (last_finish_ == FinishReason::kCancelled && !cancelled) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "request cancelled: the server is shutting down");
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace slabserve::server

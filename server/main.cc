@@ -1,0 +1,304 @@
+// slabserve: serves one model over gRPC (slabserve.v1, grpc.health.v1,
+// reflection) with Prometheus metrics on a second port. SIGTERM/SIGINT drain
+// in-flight streams, then exit 0.
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "engine/io/tokenizer.h"
+#include "engine/models/registry.h"
+#include "engine/scheduler/scheduler.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "kernels/cpu/parallel.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "server/service.h"
+#include "spdlog/spdlog.h"
+
+// Empty strings and -1 mean "not given": the config file's value (or its
+// default) stays.
+ABSL_FLAG(std::string, config, "", "ServerConfig text-format file");
+ABSL_FLAG(std::string, model, "", "model directory (overrides model_dir)");
+ABSL_FLAG(std::string, weights_file, "", "weights file inside the model dir");
+ABSL_FLAG(std::string, tokenizer, "",
+          "SentencePiece model (default: MODEL/tokenizer.model if present)");
+ABSL_FLAG(std::string, listen, "", "gRPC HOST:PORT (port 0: any free port)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "metrics HOST:PORT (port 0: any free port; \"none\" disables)");
+ABSL_FLAG(std::string, state_memory, "",
+          "state memory budget, e.g. 512MiB or 2GiB");
+ABSL_FLAG(int, max_waiting, -1, "bound of the waiting queue");
+ABSL_FLAG(int, step_token_budget, -1, "prompt + decode tokens per step");
+ABSL_FLAG(int, max_batch, -1, "sequences per step");
+ABSL_FLAG(std::string, prefix_cache, "", "prefix cache size, e.g. 64MiB");
+ABSL_FLAG(int, threads, -1, "compute threads (0: one per hardware thread)");
+ABSL_FLAG(std::string, log_level, "", "trace|debug|info|warn|error|off");
+ABSL_FLAG(int, max_tokens_limit, -1, "largest max_tokens a request may ask");
+ABSL_FLAG(double, drain_grace_seconds, -1,
+          "time in-flight streams get to finish on SIGTERM");
+ABSL_FLAG(int, max_n, -1, "largest n (completions per request)");
+ABSL_FLAG(std::string, port_file, "",
+          "write the bound gRPC port to this file once serving");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "write the bound metrics port to this file once serving");
+
+namespace slabserve::server {
+namespace {
+
+absl::Status ApplyFlags(ServerConfig* config) {
+  auto set_string = [](const absl::Flag<std::string>& flag, auto setter) {
+    std::string value = absl::GetFlag(flag);
+    if (!value.empty()) setter(value);
+  };
+  auto set_int = [](const absl::Flag<int>& flag, auto setter) {
+    int value = absl::GetFlag(flag);
+    if (value != -1) setter(value);
+  };
+  set_string(FLAGS_model, [&](auto v) { config->set_model_dir(v); });
+  set_string(FLAGS_weights_file, [&](auto v) { config->set_weights_file(v); });
+  set_string(FLAGS_tokenizer, [&](auto v) { config->set_tokenizer_path(v); });
+  set_string(FLAGS_listen, [&](auto v) { config->set_listen(v); });
+  set_string(FLAGS_metrics_listen,
+             [&](auto v) { config->set_metrics_listen(v == "none" ? "" : v); });
+  set_string(FLAGS_log_level, [&](auto v) { config->set_log_level(v); });
+  set_int(FLAGS_max_waiting, [&](int v) { config->set_max_waiting(v); });
+  set_int(FLAGS_step_token_budget,
+          [&](int v) { config->set_step_token_budget(v); });
+  set_int(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
+  set_int(FLAGS_threads, [&](int v) { config->set_threads(v); });
+  set_int(FLAGS_max_tokens_limit,
+          [&](int v) { config->set_max_tokens_limit(v); });
+  set_int(FLAGS_max_n, [&](int v) { config->set_max_n(v); });
+  if (double grace = absl::GetFlag(FLAGS_drain_grace_seconds); grace != -1) {
+    config->set_drain_grace_seconds(grace);
+  }
+  for (auto [flag, setter] :
+       {std::pair<const absl::Flag<std::string>*,
+                  void (ServerConfig::*)(int64_t)>{
+            &FLAGS_state_memory, &ServerConfig::set_state_memory_bytes},
+        {&FLAGS_prefix_cache, &ServerConfig::set_prefix_cache_bytes}}) {
+    std::string value = absl::GetFlag(*flag);
+    if (value.empty()) continue;
+    absl::StatusOr<int64_t> bytes = ParseByteSize(value);
+    if (!bytes.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", flag == &FLAGS_state_memory ? "state_memory" : "prefix_cache",
+          ": ", bytes.status().message()));
+    }
+    (config->*setter)(*bytes);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WritePortFile(const std::string& path, int port) {
+  // Written under a temporary name and renamed, so readers never see a
+  // partial file.
+  std::string temporary = path + ".tmp";
+  {
+    std::ofstream file(temporary);
+    file << port << "\n";
+    if (!file) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot write port file ", temporary));
+    }
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot rename ", temporary, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+std::string BaseName(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Blocks until SIGTERM or SIGINT; returns its name.
+const char* WaitForShutdownSignal(const sigset_t& signals) {
+  int signal_number = 0;
+  while (sigwait(&signals, &signal_number) != 0) {
+  }
+  return signal_number == SIGTERM ? "SIGTERM" : "SIGINT";
+}
+
+int Run(const sigset_t& shutdown_signals) {
+  ServerConfig config;
+  if (std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    absl::StatusOr<ServerConfig> loaded = LoadConfigFile(path);
+    if (!loaded.ok()) {
+      spdlog::error("{}", std::string(loaded.status().message()));
+      return 2;
+    }
+    config = *std::move(loaded);
+  }
+  if (absl::Status s = ApplyFlags(&config); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return 2;
+  }
+  if (absl::Status s = ValidateConfig(config); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(config.log_level()));
+  if (config.threads() > 0) cpu::SetNumThreads(config.threads());
+
+  LoadOptions load_options;
+  load_options.weights_file = config.weights_file();
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      LoadModel(config.model_dir(), load_options);
+  if (!model.ok()) {
+    spdlog::error("cannot load model: {}",
+                  std::string(model.status().message()));
+    return 1;
+  }
+  const ModelInfo& info = (*model)->info();
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (std::string path = ResolveTokenizerPath(config); !path.empty()) {
+    absl::StatusOr<std::unique_ptr<Tokenizer>> loaded = Tokenizer::Load(path);
+    if (!loaded.ok()) {
+      spdlog::error("cannot load tokenizer: {}",
+                    std::string(loaded.status().message()));
+      return 1;
+    }
+    if ((*loaded)->vocab_size() > info.vocab_size) {
+      spdlog::error(
+          "tokenizer {} has {} pieces but the model's vocabulary "
+          "has only {}",
+          path, (*loaded)->vocab_size(), info.vocab_size);
+      return 1;
+    }
+    tokenizer = *std::move(loaded);
+  } else {
+    spdlog::warn("no tokenizer: only token-id prompts are accepted");
+  }
+
+  ServerMetrics metrics;
+  SchedulerOptions options;
+  options.state_budget_bytes = static_cast<size_t>(config.state_memory_bytes());
+  options.max_waiting = config.max_waiting();
+  options.step_token_budget = config.step_token_budget();
+  options.max_batch = config.max_batch();
+  options.prefix_cache_bytes = static_cast<size_t>(config.prefix_cache_bytes());
+  options.stream_buffer_tokens = config.stream_buffer_tokens();
+  options.on_step = [&metrics](const StepMetrics& step) {
+    metrics.ObserveStep(step);
+  };
+  absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
+      Scheduler::Create(model->get(), options);
+  if (!scheduler.ok()) {
+    spdlog::error("cannot start the scheduler: {}",
+                  std::string(scheduler.status().message()));
+    return 1;
+  }
+  SchedulerStats stats = (*scheduler)->stats();
+  spdlog::info(
+      "model {} ({}, {} layers, vocab {}, weights {}): {} bytes of state per "
+      "sequence, {} slots",
+      config.model_dir(), info.architecture, info.num_layers, info.vocab_size,
+      info.weights_dtype, stats.state_bytes_per_sequence, stats.slot_capacity);
+
+  ServiceOptions service_options;
+  service_options.model_name = BaseName(config.model_dir());
+  service_options.max_tokens_limit = config.max_tokens_limit();
+  service_options.max_n = config.max_n();
+  SlabserveService service(scheduler->get(), tokenizer.get(), &metrics,
+                           service_options);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int grpc_port = 0;
+  builder.AddListeningPort(config.listen(), grpc::InsecureServerCredentials(),
+                           &grpc_port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || grpc_port == 0) {
+    spdlog::error("cannot listen on {}", config.listen());
+    return 1;
+  }
+  server->GetHealthCheckService()->SetServingStatus(
+      v1::Slabserve::service_full_name(), true);
+  std::string host;
+  int unused_port = 0;
+  ParseHostPort(config.listen(), &host, &unused_port).IgnoreError();
+  spdlog::info("listening on {}:{}", host, grpc_port);
+
+  std::unique_ptr<MetricsHttpServer> metrics_server;
+  if (!config.metrics_listen().empty()) {
+    std::string metrics_host;
+    int metrics_port = 0;
+    ParseHostPort(config.metrics_listen(), &metrics_host, &metrics_port)
+        .IgnoreError();  // checked by ValidateConfig
+    MetricsHttpServer::Handlers handlers;
+    handlers.metrics = [&] { return metrics.Render((*scheduler)->stats()); };
+    handlers.healthy = [&] { return !service.draining(); };
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
+        MetricsHttpServer::Start(metrics_host, metrics_port, handlers);
+    if (!started.ok()) {
+      spdlog::error("{}", std::string(started.status().message()));
+      return 1;
+    }
+    metrics_server = *std::move(started);
+    spdlog::info("metrics on http://{}:{}/metrics", metrics_host,
+                 metrics_server->port());
+    if (std::string path = absl::GetFlag(FLAGS_metrics_port_file);
+        !path.empty()) {
+      if (absl::Status s = WritePortFile(path, metrics_server->port());
+          !s.ok()) {
+        spdlog::error("{}", std::string(s.message()));
+        return 1;
+      }
+    }
+  }
+  if (std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
+    if (absl::Status s = WritePortFile(path, grpc_port); !s.ok()) {
+      spdlog::error("{}", std::string(s.message()));
+      return 1;
+    }
+  }
+
+  const char* signal_name = WaitForShutdownSignal(shutdown_signals);
+  absl::Duration grace = absl::Seconds(config.drain_grace_seconds());
+  spdlog::info("{}: draining (grace {})", signal_name,
+               absl::FormatDuration(grace));
+  server->GetHealthCheckService()->SetServingStatus(false);
+  service.StartDrain();
+  (*scheduler)->Drain(grace);
+  // Handlers write their last chunks after the scheduler is done with them.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server->Wait();
+  metrics_server.reset();
+  spdlog::info("shut down");
+  return 0;
+}
+
+}  // namespace
+}  // namespace slabserve::server
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "slabserve --model=DIR [--listen=HOST:PORT] [--metrics_listen=HOST:PORT]"
+      " [--config=FILE] ...");
+  absl::ParseCommandLine(argc, argv);
+  // Blocked before any thread starts, so every thread inherits the mask and
+  // only the sigwait in Run sees these signals.
+  sigset_t shutdown_signals;
+  sigemptyset(&shutdown_signals);
+  sigaddset(&shutdown_signals, SIGTERM);
+  sigaddset(&shutdown_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
+  return slabserve::server::Run(shutdown_signals);
+}

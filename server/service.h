@@ -1,0 +1,72 @@
+// The slabserve.v1.Slabserve gRPC service: validates requests, turns them
+// into scheduler requests, and streams the scheduler's events back as text
+// and token ids. Knows requests and statuses, no model math.
+#ifndef SLABSERVE_SERVER_SERVICE_H_
+#define SLABSERVE_SERVER_SERVICE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/io/tokenizer.h"
+#include "engine/scheduler/scheduler.h"
+#include "grpcpp/grpcpp.h"
+#include "server/metrics.h"
+#include "slabserve/v1/slabserve.grpc.pb.h"
+
+namespace slabserve::server {
+
+struct ServiceOptions {
+  std::string model_name;  // reported by GetModelInfo
+  int max_tokens_limit = 4096;
+  int max_n = 16;
+};
+
+class SlabserveService final : public v1::Slabserve::Service {
+ public:
+  // `tokenizer` may be null (token-id prompts only). Nothing is owned.
+  SlabserveService(Scheduler* scheduler, const Tokenizer* tokenizer,
+                   ServerMetrics* metrics, ServiceOptions options);
+
+  // From now on new requests get UNAVAILABLE; streams already running go on.
+  void StartDrain() { draining_ = true; }
+  bool draining() const { return draining_; }
+
+  grpc::Status Generate(grpc::ServerContext* context,
+                        const v1::GenerateRequest* request,
+                        grpc::ServerWriter<v1::GenerateChunk>* writer) override;
+  grpc::Status Tokenize(grpc::ServerContext* context,
+                        const v1::TokenizeRequest* request,
+                        v1::TokenizeResponse* response) override;
+  grpc::Status Detokenize(grpc::ServerContext* context,
+                          const v1::DetokenizeRequest* request,
+                          v1::DetokenizeResponse* response) override;
+  grpc::Status GetModelInfo(grpc::ServerContext* context,
+                            const v1::ModelInfoRequest* request,
+                            v1::ModelInfo* response) override;
+
+ private:
+  // The prompt's token ids: the given ids, or the tokenized text with BOS
+  // when the model uses one. INVALID_ARGUMENT naming what is wrong.
+  absl::StatusOr<std::vector<int32_t>> PromptIds(
+      const v1::GenerateRequest& request) const;
+  // Checks everything but the prompt and builds the scheduler's request.
+  absl::StatusOr<GenerationRequest> ToGenerationRequest(
+      const v1::GenerateRequest& request, std::vector<int32_t> prompt) const;
+  std::string NewRequestId();
+
+  Scheduler* const scheduler_;
+  const Tokenizer* const tokenizer_;
+  ServerMetrics* const metrics_;
+  const ServiceOptions options_;
+  std::atomic<bool> draining_{false};
+  std::atomic<uint64_t> next_request_number_{1};
+  const uint64_t id_prefix_;  // random per process, so ids differ across runs
+};
+
+}  // namespace slabserve::server
+
+#endif  // SLABSERVE_SERVER_SERVICE_H_
