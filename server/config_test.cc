@@ -12,10 +12,10 @@ TEST(ConfigTest, DefaultConfigFileLoadsAndValidates) {
   absl::StatusOr<ServerConfig> config =
       LoadConfigFile("configs/default.textproto");
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->model_dir(), "tests/golden/griffin_tiny");
+  EXPECT_EQ(config->model_dir(), "models/default");
   EXPECT_TRUE(ValidateConfig(*config).ok()) << ValidateConfig(*config);
-  EXPECT_EQ(ResolveTokenizerPath(*config),
-            "tests/golden/tokenizer/tokenizer.model");
+  // The default model carries its own tokenizer.model.
+  EXPECT_EQ(ResolveTokenizerPath(*config), "models/default/tokenizer.model");
 }
 
 TEST(ConfigTest, UnsetFieldsKeepTheirDefaults) {

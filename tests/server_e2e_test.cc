@@ -33,7 +33,10 @@ class ServerE2eTest : public ::testing::Test {
   static void SetUpTestSuite() {
     absl::StatusOr<std::unique_ptr<ServerProcess>> started =
         ServerProcess::Start(
-            {"--config=configs/default.textproto", "--state_memory=16MiB",
+            {"--config=configs/default.textproto",
+             absl::StrCat("--model=", kModelDir),
+             "--tokenizer=tests/golden/tokenizer/tokenizer.model",
+             "--state_memory=16MiB",
              absl::StrCat("--max_tokens_limit=", kMaxTokensLimit)});
     ASSERT_TRUE(started.ok()) << started.status();
     server_ = started->release();
