@@ -1,0 +1,210 @@
+#include "clients/cpp/client.h"
+
+#include <utility>
+
+namespace slabserve {
+namespace {
+
+using grpc::health::v1::HealthCheckRequest;
+using grpc::health::v1::HealthCheckResponse;
+
+void ApplyOptions(const CallOptions& options, grpc::ClientContext* context) {
+  if (options.deadline) context->set_deadline(*options.deadline);
+}
+
+// One asynchronous Generate stream. Owns its context, request and read
+// buffer; holds a reference to itself until gRPC reports the end (OnDone),
+// so it outlives the call even when the caller drops the handle.
+class AsyncGenerate final : public GenerateStream,
+                            public grpc::ClientReadReactor<v1::GenerateChunk> {
+ public:
+  AsyncGenerate(const v1::GenerateRequest& request, StreamCallbacks callbacks)
+      : request_(request), callbacks_(std::move(callbacks)) {}
+
+  void Start(v1::Slabserve::Stub* stub, const CallOptions& options,
+             std::shared_ptr<AsyncGenerate> self) {
+    self_ = std::move(self);
+    ApplyOptions(options, &context_);
+    stub->async()->Generate(&context_, &request_, this);
+    StartRead(&chunk_);
+    StartCall();
+  }
+
+  void Cancel() override { context_.TryCancel(); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // The stream ended; OnDone follows with the status.
+    if (callbacks_.on_chunk) callbacks_.on_chunk(chunk_);
+    StartRead(&chunk_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    if (callbacks_.on_done) callbacks_.on_done(status);
+    // Last statement: dropping the self reference may destroy this object.
+    std::shared_ptr<AsyncGenerate> release = std::move(self_);
+  }
+
+ private:
+  grpc::ClientContext context_;
+  v1::GenerateRequest request_;
+  v1::GenerateChunk chunk_;
+  StreamCallbacks callbacks_;
+  std::shared_ptr<AsyncGenerate> self_;
+};
+
+}  // namespace
+
+CallOptions CallOptions::WithTimeout(double seconds) {
+  CallOptions options;
+  if (seconds > 0) {
+    options.deadline =
+        std::chrono::system_clock::now() +
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::duration<double>(seconds));
+  }
+  return options;
+}
+
+std::unique_ptr<Client> Client::Connect(const std::string& target,
+                                        const ConnectOptions& options) {
+  std::vector<Channel> channels;
+  const int count = options.channels < 1 ? 1 : options.channels;
+  for (int i = 0; i < count; ++i) {
+    grpc::ChannelArguments args;
+    // A local subchannel pool plus a distinct argument gives every channel
+    // its own TCP connection instead of sharing one.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("slabserve.channel_index", i);
+    Channel channel;
+    channel.channel = grpc::CreateCustomChannel(
+        target, grpc::InsecureChannelCredentials(), args);
+    channel.stub = v1::Slabserve::NewStub(channel.channel);
+    channels.push_back(std::move(channel));
+  }
+  return std::unique_ptr<Client>(new Client(target, std::move(channels)));
+}
+
+Client::Client(std::string target, std::vector<Channel> channels)
+    : target_(std::move(target)), channels_(std::move(channels)) {
+  health_stub_ = grpc::health::v1::Health::NewStub(channels_[0].channel);
+}
+
+v1::Slabserve::Stub* Client::NextStub() {
+  const size_t i = next_channel_.fetch_add(1, std::memory_order_relaxed);
+  return channels_[i % channels_.size()].stub.get();
+}
+
+bool Client::WaitForReady(std::chrono::system_clock::time_point deadline) {
+  return channels_[0].channel->WaitForConnected(deadline);
+}
+
+grpc::Status Client::Generate(const v1::GenerateRequest& request,
+                              const ChunkCallback& on_chunk,
+                              const CallOptions& options) {
+  grpc::ClientContext context;
+  ApplyOptions(options, &context);
+  std::unique_ptr<grpc::ClientReader<v1::GenerateChunk>> reader =
+      channels_[0].stub->Generate(&context, request);
+  v1::GenerateChunk chunk;
+  while (reader->Read(&chunk)) {
+    if (!on_chunk(chunk)) {
+      context.TryCancel();
+      // Drain what is already buffered so Finish can complete.
+      while (reader->Read(&chunk)) {
+      }
+      break;
+    }
+  }
+  return reader->Finish();
+}
+
+std::shared_ptr<GenerateStream> Client::GenerateAsync(
+    const v1::GenerateRequest& request, StreamCallbacks callbacks,
+    const CallOptions& options) {
+  auto stream = std::make_shared<AsyncGenerate>(request, std::move(callbacks));
+  stream->Start(NextStub(), options, stream);
+  return stream;
+}
+
+grpc::Status Client::Tokenize(const v1::TokenizeRequest& request,
+                              v1::TokenizeResponse* response,
+                              const CallOptions& options) {
+  grpc::ClientContext context;
+  ApplyOptions(options, &context);
+  return channels_[0].stub->Tokenize(&context, request, response);
+}
+
+grpc::Status Client::Detokenize(const v1::DetokenizeRequest& request,
+                                v1::DetokenizeResponse* response,
+                                const CallOptions& options) {
+  grpc::ClientContext context;
+  ApplyOptions(options, &context);
+  return channels_[0].stub->Detokenize(&context, request, response);
+}
+
+grpc::Status Client::Info(v1::ModelInfo* info, const CallOptions& options) {
+  grpc::ClientContext context;
+  ApplyOptions(options, &context);
+  return channels_[0].stub->GetModelInfo(&context, v1::ModelInfoRequest(),
+                                         info);
+}
+
+grpc::Status Client::Health(HealthCheckResponse::ServingStatus* status,
+                            const std::string& service,
+                            const CallOptions& options) {
+  grpc::ClientContext context;
+  ApplyOptions(options, &context);
+  HealthCheckRequest request;
+  request.set_service(service);
+  HealthCheckResponse response;
+  grpc::Status result = health_stub_->Check(&context, request, &response);
+  if (result.ok()) *status = response.status();
+  return result;
+}
+
+std::string ServingStatusName(HealthCheckResponse::ServingStatus status) {
+  return HealthCheckResponse::ServingStatus_Name(status);
+}
+
+std::string StatusCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "CODE_" + std::to_string(static_cast<int>(code));
+  }
+}
+
+}  // namespace slabserve

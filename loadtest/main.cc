@@ -1,0 +1,379 @@
+// slabload: load generator and benchmark for a slabserve server.
+//
+//   slabload --target=127.0.0.1:50051 --concurrency=8 --requests=200
+//       --prompt-len=128 --output-len=64:128 --json=run.json  (one line)
+//   slabload --rate=20 --duration=60 --warmup=5s         # open loop
+//   slabload --sweep=1,8,64,512 --requests=256 --plot-dir=plots
+//
+// Flags are Abseil flags with underscores (--prompt_len); the dashed
+// spellings (--prompt-len) are accepted too: dashes in a flag's name are
+// turned into underscores before parsing. Run with --help for all flags.
+//
+// Exit status: 0 when every load point ran; 1 when the server cannot be
+// reached, rejects everything or a run stopped early; 2 for bad flags.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "clients/cpp/client.h"
+#include "loadtest/report.h"
+#include "loadtest/runner.h"
+#include "loadtest/server_metrics.h"
+#include "loadtest/stats.h"
+#include "loadtest/workload.h"
+
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Server address HOST:PORT.");
+ABSL_FLAG(std::string, metrics_target, "",
+          "HOST:PORT of the server's Prometheus endpoint, scraped at the "
+          "start and end of each run (empty = skip).");
+ABSL_FLAG(int, concurrency, 1, "Closed loop: streams kept in flight.");
+ABSL_FLAG(int64_t, requests, 100,
+          "Measured requests per run (0 = bounded by --duration only).");
+ABSL_FLAG(double, rate, 0,
+          "Open loop: Poisson arrivals per second (0 = closed loop).");
+ABSL_FLAG(bool, burst, false, "Open loop: send all --requests at once.");
+ABSL_FLAG(double, duration, 0,
+          "Seconds of measured load per run (0 = bounded by --requests).");
+ABSL_FLAG(std::string, warmup, "",
+          "Excluded from the figures: '5s' = the first 5 seconds, '20' = the "
+          "first 20 requests.");
+ABSL_FLAG(uint64_t, seed, 1, "Seed of prompts, lengths, arrivals, sampling.");
+ABSL_FLAG(std::vector<std::string>, sweep, {},
+          "Runs one load point per value: concurrencies, or rates with "
+          "--rate_sweep (e.g. 1,8,64).");
+ABSL_FLAG(bool, rate_sweep, false, "--sweep values are open-loop rates.");
+ABSL_FLAG(std::string, plot_dir, "",
+          "Directory for PNG plots of a sweep (drawn with gnuplot).");
+ABSL_FLAG(std::string, json, "", "Write the report as JSON here.");
+ABSL_FLAG(std::string, csv, "",
+          "Write a sweep's table as CSV here (default: --json's path with "
+          ".csv).");
+ABSL_FLAG(std::string, prompt_len, "128",
+          "Synthetic prompt length in tokens: N or A:B (uniform).");
+ABSL_FLAG(std::string, output_len, "128",
+          "Output tokens per request (max_tokens): N or A:B (uniform).");
+ABSL_FLAG(std::string, prompts, "",
+          "JSON-lines file of prompts ({\"prompt\": \"...\"} or {\"ids\": "
+          "[...]}) used instead of synthetic ones.");
+ABSL_FLAG(int, shared_prefix, 0,
+          "Tokens every prompt starts with (same for all requests).");
+ABSL_FLAG(double, temperature, 0, "Sampling temperature (0 = greedy).");
+ABSL_FLAG(int, top_k, 0, "Top-k filter (0 = off).");
+ABSL_FLAG(double, top_p, 0, "Nucleus filter (0 = off).");
+ABSL_FLAG(bool, ignore_eos, true,
+          "Generate exactly the output length, past EOS.");
+ABSL_FLAG(double, ttft_slo, 0, "Goodput: TTFT objective in ms (0 = none).");
+ABSL_FLAG(double, itl_slo, 0,
+          "Goodput: mean inter-token latency objective in ms (0 = none).");
+ABSL_FLAG(double, timeout, 300, "Deadline of each request in seconds.");
+ABSL_FLAG(int, channels, 0,
+          "gRPC connections to spread streams over (0 = one per 512 "
+          "streams, at most 8).");
+ABSL_FLAG(bool, progress, true,
+          "Progress line on stderr when it is a terminal.");
+
+namespace {
+
+using slabload::PointResult;
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+// Lets the dashed flag names work: --prompt-len=5 becomes --prompt_len=5.
+// Only the name part changes; values keep their dashes.
+void UnderscoreFlagNames(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    char* arg = argv[i];
+    if (absl::string_view(arg) == "--") break;
+    if (arg[0] != '-' || arg[1] != '-') continue;
+    for (char* c = arg + 2; *c != '\0' && *c != '='; ++c) {
+      if (*c == '-') *c = '_';
+    }
+  }
+}
+
+int UsageError(const std::string& message) {
+  std::fprintf(stderr, "slabload: %s (see --help)\n", message.c_str());
+  return kExitUsage;
+}
+
+struct Warmup {
+  int64_t requests = 0;
+  double seconds = 0;
+};
+
+bool ParseWarmup(const std::string& text, Warmup* warmup) {
+  if (text.empty()) return true;
+  absl::string_view number = text;
+  if (absl::ConsumeSuffix(&number, "s")) {
+    return absl::SimpleAtod(number, &warmup->seconds) && warmup->seconds >= 0;
+  }
+  return absl::SimpleAtoi(number, &warmup->requests) && warmup->requests >= 0;
+}
+
+// Fails fast, with a clear message, when the server is unreachable or not
+// serving; fills `info` (the vocabulary and limits the workload needs).
+bool ProbeServer(slabserve::Client& client, slabserve::v1::ModelInfo* info) {
+  using grpc::health::v1::HealthCheckResponse;
+  HealthCheckResponse::ServingStatus serving;
+  grpc::Status status =
+      client.Health(&serving, "", slabserve::CallOptions::WithTimeout(5));
+  // A server without the health service still answers GetModelInfo.
+  if (!status.ok() && status.error_code() != grpc::StatusCode::UNIMPLEMENTED) {
+    std::fprintf(stderr, "slabload: cannot reach slabserve at %s: %s: %s\n",
+                 client.target().c_str(),
+                 slabserve::StatusCodeName(status.error_code()).c_str(),
+                 status.error_message().c_str());
+    return false;
+  }
+  if (status.ok() && serving != HealthCheckResponse::SERVING) {
+    std::fprintf(stderr, "slabload: server at %s is %s, not SERVING\n",
+                 client.target().c_str(),
+                 slabserve::ServingStatusName(serving).c_str());
+    return false;
+  }
+  status = client.Info(info, slabserve::CallOptions::WithTimeout(5));
+  if (!status.ok()) {
+    std::fprintf(stderr, "slabload: GetModelInfo on %s failed: %s: %s\n",
+                 client.target().c_str(),
+                 slabserve::StatusCodeName(status.error_code()).c_str(),
+                 status.error_message().c_str());
+    return false;
+  }
+  return true;
+}
+
+// Scrapes the metrics endpoint; records why not into `point` on failure.
+bool Scrape(const std::string& target, slabload::MetricsSnapshot* snapshot,
+            PointResult* point) {
+  absl::StatusOr<slabload::MetricsSnapshot> scraped =
+      slabload::ScrapeMetrics(target);
+  if (!scraped.ok()) {
+    point->metrics_error = std::string(scraped.status().message());
+    return false;
+  }
+  *snapshot = *std::move(scraped);
+  return true;
+}
+
+nlohmann::json ConfigJson(const slabserve::v1::ModelInfo& info) {
+  return {{"target", absl::GetFlag(FLAGS_target)},
+          {"model", info.name()},
+          {"architecture", info.architecture()},
+          {"seed", absl::GetFlag(FLAGS_seed)},
+          {"requests", absl::GetFlag(FLAGS_requests)},
+          {"duration_s", absl::GetFlag(FLAGS_duration)},
+          {"warmup", absl::GetFlag(FLAGS_warmup)},
+          {"prompt_len", absl::GetFlag(FLAGS_prompt_len)},
+          {"output_len", absl::GetFlag(FLAGS_output_len)},
+          {"prompts", absl::GetFlag(FLAGS_prompts)},
+          {"shared_prefix", absl::GetFlag(FLAGS_shared_prefix)},
+          {"temperature", absl::GetFlag(FLAGS_temperature)},
+          {"top_k", absl::GetFlag(FLAGS_top_k)},
+          {"top_p", absl::GetFlag(FLAGS_top_p)},
+          {"ignore_eos", absl::GetFlag(FLAGS_ignore_eos)}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "slabload --target=HOST:PORT [--concurrency=N | --rate=R | --burst] "
+      "[--requests=M] [--duration=S] [--sweep=1,8,64] [--json=FILE] ...");
+  UnderscoreFlagNames(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    return UsageError(
+        absl::StrCat("unexpected argument '", positional[1], "'"));
+  }
+
+  // Validate every flag before touching the network.
+  slabload::RunConfig config;
+  config.concurrency = absl::GetFlag(FLAGS_concurrency);
+  config.rate = absl::GetFlag(FLAGS_rate);
+  config.burst = absl::GetFlag(FLAGS_burst);
+  config.requests = absl::GetFlag(FLAGS_requests);
+  config.duration_s = absl::GetFlag(FLAGS_duration);
+  config.request_timeout_s = absl::GetFlag(FLAGS_timeout);
+  config.arrival_seed = absl::GetFlag(FLAGS_seed) + 1;
+  config.progress = absl::GetFlag(FLAGS_progress) && isatty(STDERR_FILENO);
+  Warmup warmup;
+  if (!ParseWarmup(absl::GetFlag(FLAGS_warmup), &warmup)) {
+    return UsageError(absl::StrCat("--warmup=", absl::GetFlag(FLAGS_warmup),
+                                   ": expected seconds ('5s') or a request "
+                                   "count ('20')"));
+  }
+  config.warmup_requests = warmup.requests;
+  config.warmup_s = warmup.seconds;
+  if (absl::GetFlag(FLAGS_target).empty())
+    return UsageError("--target is empty");
+  if (config.concurrency < 1) return UsageError("--concurrency must be >= 1");
+  if (config.rate < 0) return UsageError("--rate must be >= 0");
+  if (config.requests < 0) return UsageError("--requests must be >= 0");
+  if (config.duration_s < 0) return UsageError("--duration must be >= 0");
+  if (config.request_timeout_s <= 0) return UsageError("--timeout must be > 0");
+  if (config.requests == 0 && config.duration_s == 0) {
+    return UsageError("unbounded run: give --requests and/or --duration");
+  }
+  if (config.burst && (config.rate > 0 || config.requests == 0)) {
+    return UsageError("--burst needs --requests and no --rate");
+  }
+  const bool by_rate = absl::GetFlag(FLAGS_rate_sweep);
+  std::vector<double> sweep;
+  for (const std::string& value : absl::GetFlag(FLAGS_sweep)) {
+    double x;
+    if (!absl::SimpleAtod(value, &x) || x <= 0 ||
+        (!by_rate && x != std::floor(x))) {
+      return UsageError(
+          absl::StrCat("--sweep value '", value, "' is not a ",
+                       by_rate ? "positive rate" : "positive integer"));
+    }
+    sweep.push_back(x);
+  }
+  if (by_rate && sweep.empty()) return UsageError("--rate_sweep needs --sweep");
+  if (sweep.empty()) {
+    sweep.push_back(config.rate > 0 ? config.rate : config.concurrency);
+  }
+  slabload::WorkloadOptions workload;
+  for (auto [flag, text, range] :
+       {std::make_tuple("prompt-len", absl::GetFlag(FLAGS_prompt_len),
+                        &workload.prompt_len),
+        std::make_tuple("output-len", absl::GetFlag(FLAGS_output_len),
+                        &workload.output_len)}) {
+    absl::StatusOr<slabload::LengthRange> parsed =
+        slabload::ParseLengthRange(text, flag);
+    if (!parsed.ok()) return UsageError(std::string(parsed.status().message()));
+    *range = *parsed;
+  }
+  if (!absl::GetFlag(FLAGS_prompts).empty()) {
+    auto prompts = slabload::LoadPrompts(absl::GetFlag(FLAGS_prompts));
+    if (!prompts.ok())
+      return UsageError(std::string(prompts.status().message()));
+    workload.prompts = *std::move(prompts);
+  }
+  workload.shared_prefix = absl::GetFlag(FLAGS_shared_prefix);
+  workload.seed = absl::GetFlag(FLAGS_seed);
+  workload.ignore_eos = absl::GetFlag(FLAGS_ignore_eos);
+  workload.sampling.set_temperature(absl::GetFlag(FLAGS_temperature));
+  workload.sampling.set_top_k(absl::GetFlag(FLAGS_top_k));
+  workload.sampling.set_top_p(absl::GetFlag(FLAGS_top_p));
+  workload.sampling.set_seed(absl::GetFlag(FLAGS_seed));
+  const slabload::Slo slo{absl::GetFlag(FLAGS_ttft_slo),
+                          absl::GetFlag(FLAGS_itl_slo)};
+
+  double max_streams = by_rate || config.rate > 0 ? 512 : 1;
+  for (double x : sweep) max_streams = std::max(max_streams, x);
+  int channels = absl::GetFlag(FLAGS_channels);
+  if (channels <= 0) {
+    channels = std::min(8, static_cast<int>(std::ceil(max_streams / 512)));
+  }
+  std::unique_ptr<slabserve::Client> client =
+      slabserve::Client::Connect(absl::GetFlag(FLAGS_target), {channels});
+  slabserve::v1::ModelInfo info;
+  if (!ProbeServer(*client, &info)) return kExitFailure;
+  workload.vocab_size = info.vocab_size();
+  workload.bos_token_id = info.bos_token_id();
+  workload.eos_token_id = info.eos_token_id();
+  if (absl::Status valid = slabload::ValidateWorkload(workload); !valid.ok()) {
+    return UsageError(std::string(valid.message()));
+  }
+  if (info.max_tokens_limit() > 0 &&
+      workload.output_len.max > info.max_tokens_limit()) {
+    return UsageError(absl::StrCat(
+        "--output-len up to ", workload.output_len.max,
+        " exceeds the server's max_tokens limit ", info.max_tokens_limit()));
+  }
+
+  slabload::InstallInterruptHandler();
+  const std::string metrics_target = absl::GetFlag(FLAGS_metrics_target);
+  std::vector<PointResult> points;
+  bool failed = false;
+  for (double x : sweep) {
+    PointResult point;
+    slabload::RunConfig run = config;
+    if (by_rate || config.rate > 0) {
+      run.rate = x;
+      point.mode = "open";
+      point.rate = x;
+    } else if (config.burst) {
+      point.mode = "burst";
+    } else {
+      run.concurrency = static_cast<int>(x);
+      point.mode = "closed";
+      point.concurrency = run.concurrency;
+    }
+    slabload::MetricsSnapshot before, after;
+    const bool scraped =
+        !metrics_target.empty() && Scrape(metrics_target, &before, &point);
+    slabload::Workload requests(workload);
+    slabload::RunResult result = slabload::RunLoad(*client, requests, run);
+    point.summary = slabload::SummarizeRun(result.records, slo);
+    point.stopped_early = result.stopped_early;
+    if (scraped && Scrape(metrics_target, &after, &point)) {
+      point.server_metrics = slabload::MetricsDelta(before, after);
+    }
+    slabload::PrintSummary(point, stdout);
+    std::fflush(stdout);
+    if (!point.stopped_early.empty() || point.summary.completed == 0) {
+      failed = true;
+      std::fprintf(
+          stderr, "slabload: %s\n",
+          point.stopped_early.empty()
+              ? "no request completed"
+              : absl::StrCat("stopped early: ", point.stopped_early).c_str());
+    }
+    points.push_back(std::move(point));
+    if (failed || slabload::Interrupted()) break;
+  }
+  if (points.size() > 1) slabload::PrintSweepTable(points, by_rate, stdout);
+
+  std::vector<std::string> problems;
+  const std::string json_path = absl::GetFlag(FLAGS_json);
+  if (!json_path.empty()) {
+    nlohmann::json report = {{"config", ConfigJson(info)}};
+    for (const PointResult& p : points) {
+      report["points"].push_back(slabload::PointToJson(p));
+    }
+    if (absl::Status s = slabload::WriteFile(json_path, report.dump(2) + "\n");
+        !s.ok()) {
+      problems.push_back(std::string(s.message()));
+    }
+  }
+  std::string csv_path = absl::GetFlag(FLAGS_csv);
+  if (csv_path.empty() && !json_path.empty() && points.size() > 1) {
+    absl::string_view stem = json_path;
+    absl::ConsumeSuffix(&stem, ".json");
+    csv_path = absl::StrCat(stem, ".csv");
+  }
+  if (!csv_path.empty()) {
+    if (absl::Status s =
+            slabload::WriteFile(csv_path, slabload::SweepCsv(points));
+        !s.ok()) {
+      problems.push_back(std::string(s.message()));
+    }
+  }
+  const std::string plot_dir = absl::GetFlag(FLAGS_plot_dir);
+  if (!plot_dir.empty()) {
+    if (points.size() < 2) {
+      problems.push_back("no plots: they need a sweep of 2+ points (--sweep)");
+    } else if (absl::Status s = slabload::PlotSweep(plot_dir, points, by_rate);
+               !s.ok()) {
+      problems.push_back(std::string(s.message()));
+    }
+  }
+  for (const std::string& problem : problems) {
+    std::fprintf(stderr, "slabload: %s\n", problem.c_str());
+  }
+  return failed || !problems.empty() ? kExitFailure : 0;
+}
