@@ -9,9 +9,6 @@
 namespace slabserve::server {
 namespace {
 
-// How often a stream waiting for tokens checks for client cancellation.
-constexpr absl::Duration kPollInterval = absl::Milliseconds(20);
-
 v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
     case FinishReason::kLength:
@@ -31,7 +28,7 @@ v1::FinishReason ToProto(FinishReason reason) {
 
 }  // namespace
 
-absl::Time DeadlineOf(const grpc::ServerContext& context) {
+absl::Time DeadlineOf(const grpc::ServerContextBase& context) {
   auto deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) {
     return absl::InfiniteFuture();
@@ -152,54 +149,44 @@ absl::Status GenerateCall::AddEvent(const StreamEvent& event,
   return absl::OkStatus();
 }
 
-grpc::Status GenerateCall::Run(RequestStream& stream) {
-  bool cancelled = false;  // by us: client gone, or every stop string hit
-  bool client_gone = false;
-  absl::Status error;
-  std::vector<StreamEvent> events;
-  while (true) {
-    if (!client_gone && context_->IsCancelled()) {
-      client_gone = true;
+void GenerateCall::AddEvents(const std::vector<StreamEvent>& events,
+                             std::deque<v1::GenerateChunk>* chunks) {
+  std::vector<v1::GenerateChunk> by_index(completions_.size());
+  std::vector<bool> touched(completions_.size(), false);
+  for (const StreamEvent& event : events) {
+    if (event.index < 0 ||
+        event.index >= static_cast<int>(completions_.size())) {
+      error_ = absl::InternalError(
+          absl::StrCat("scheduler sent completion index ", event.index));
+      continue;
     }
-    if (!cancelled && AnyUnfinished() &&
-        (client_gone || !error.ok() || AllEnded())) {
-      stream.Cancel();
-      cancelled = true;
+    touched[event.index] = true;
+    if (absl::Status s = AddEvent(event, &by_index[event.index]); !s.ok()) {
+      if (error_.ok()) error_ = s;
     }
-    events.clear();
-    bool more = stream.Read(&events, kPollInterval);
-    // One chunk per completion per read, in completion order.
-    std::vector<v1::GenerateChunk> chunks(completions_.size());
-    std::vector<bool> touched(completions_.size(), false);
-    for (const StreamEvent& event : events) {
-      if (client_gone) break;  // only draining until the request ends
-      if (event.index < 0 ||
-          event.index >= static_cast<int>(completions_.size())) {
-        error = absl::InternalError(
-            absl::StrCat("scheduler sent completion index ", event.index));
-        continue;
-      }
-      touched[event.index] = true;
-      if (absl::Status s = AddEvent(event, &chunks[event.index]); !s.ok()) {
-        if (error.ok()) error = s;
-      }
-    }
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      v1::GenerateChunk& chunk = chunks[i];
-      if (!touched[i] || client_gone) continue;
-      if (chunk.token_ids_size() == 0 && chunk.text().empty() &&
-          chunk.finish_reason() == v1::FINISH_REASON_UNSPECIFIED) {
-        continue;
-      }
-      chunk.set_index(static_cast<int>(i));
-      chunk.set_request_id(request_id_);
-      if (!writer_->Write(chunk)) client_gone = true;
-    }
-    if (!more) break;
   }
-  if (!error.ok()) return ToGrpcStatus(error);
+  for (size_t i = 0; i < by_index.size(); ++i) {
+    v1::GenerateChunk& chunk = by_index[i];
+    if (!touched[i]) continue;
+    if (chunk.token_ids_size() == 0 && chunk.text().empty() &&
+        chunk.finish_reason() == v1::FINISH_REASON_UNSPECIFIED) {
+      continue;
+    }
+    chunk.set_index(static_cast<int>(i));
+    chunk.set_request_id(request_id_);
+    chunks->push_back(std::move(chunk));
+  }
+}
+
+bool GenerateCall::ShouldCancel(bool client_gone) const {
+  return AnyUnfinished() && (client_gone || !error_.ok() || AllEnded());
+}
+
+grpc::Status GenerateCall::FinalStatus(bool client_gone, bool cancelled,
+                                       absl::Time deadline) const {
+  if (!error_.ok()) return ToGrpcStatus(error_);
   if (client_gone) {
-    if (absl::Now() >= DeadlineOf(*context_)) {
+    if (absl::Now() >= deadline) {
       return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                           absl::StrCat("deadline exceeded after ",
                                        completion_tokens(), " tokens"));
@@ -223,6 +210,122 @@ grpc::Status GenerateCall::Run(RequestStream& stream) {
                         "request cancelled: the server is shutting down");
   }
   return grpc::Status::OK;
+}
+
+EventPump::EventPump() : thread_([this] { Loop(); }) {}
+
+EventPump::~EventPump() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+void EventPump::Post(std::function<void()> work) {
+  absl::MutexLock lock(&mu_);
+  if (!stopping_) queue_.push_back(std::move(work));
+}
+
+void EventPump::Loop() {
+  std::deque<std::function<void()>> batch;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return !queue_.empty() || stopping_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping with nothing left
+      batch.swap(queue_);
+    }
+    for (std::function<void()>& work : batch) work();
+    batch.clear();
+  }
+}
+
+GenerateReactor* GenerateReactor::Start(std::unique_ptr<GenerateCall> call,
+                                        std::shared_ptr<RequestStream> stream,
+                                        absl::Time deadline, EventPump* pump,
+                                        OnFinish on_finish) {
+  auto* reactor = new GenerateReactor(std::move(call), std::move(stream),
+                                      deadline, std::move(on_finish));
+  {
+    absl::MutexLock lock(&reactor->link_->mu);
+    reactor->link_->reactor = reactor;
+  }
+  // Holds the link, never the reactor: gRPC may delete the reactor first.
+  reactor->stream_->SetOnEvents([link = reactor->link_, pump] {
+    if (link->queued.exchange(true)) return;
+    pump->Post([link] {
+      // Cleared first, so events pushed during this run queue another.
+      link->queued.store(false);
+      absl::MutexLock lock(&link->mu);
+      if (link->reactor != nullptr) link->reactor->Pump();
+    });
+  });
+  return reactor;
+}
+
+GenerateReactor::GenerateReactor(std::unique_ptr<GenerateCall> call,
+                                 std::shared_ptr<RequestStream> stream,
+                                 absl::Time deadline, OnFinish on_finish)
+    : link_(std::make_shared<Link>()),
+      call_(std::move(call)),
+      stream_(std::move(stream)),
+      deadline_(deadline),
+      on_finish_(std::move(on_finish)) {}
+
+void GenerateReactor::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&link_->mu);
+  write_in_flight_ = false;
+  if (!ok) client_gone_ = true;
+  Pump();
+}
+
+void GenerateReactor::OnCancel() {
+  absl::MutexLock lock(&link_->mu);
+  client_gone_ = true;
+  Pump();
+}
+
+void GenerateReactor::OnDone() {
+  {
+    absl::MutexLock lock(&link_->mu);
+    link_->reactor = nullptr;
+  }
+  delete this;
+}
+
+void GenerateReactor::Pump() {
+  while (true) {
+    // Before waiting on a write: a gone client frees its slot at once.
+    if (!cancelled_ && call_->ShouldCancel(client_gone_)) {
+      stream_->Cancel();
+      cancelled_ = true;
+    }
+    if (finishing_ || write_in_flight_) return;
+    if (client_gone_) ready_.clear();  // only draining until the request ends
+    if (!ready_.empty()) {
+      writing_ = std::move(ready_.front());
+      ready_.pop_front();
+      write_in_flight_ = true;
+      StartWrite(&writing_);
+      return;
+    }
+    if (stream_ended_) {
+      finishing_ = true;
+      grpc::Status status =
+          call_->FinalStatus(client_gone_, cancelled_, deadline_);
+      on_finish_(status, *call_);
+      Finish(status);
+      return;
+    }
+    events_.clear();
+    stream_ended_ = !stream_->Read(&events_, absl::ZeroDuration());
+    if (events_.empty() && !stream_ended_) return;  // until notified
+    if (!client_gone_) call_->AddEvents(events_, &ready_);
+  }
 }
 
 }  // namespace slabserve::server

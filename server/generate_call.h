@@ -1,13 +1,22 @@
 // One Generate call's stream: reads the scheduler's events for a request,
 // turns them into chunks (token ids, UTF-8-safe text with stop strings cut,
-// logprobs, the final finish reason and usage) and writes them to the client.
+// logprobs, the final finish reason and usage) and writes them to the client
+// without blocking a thread.
 #ifndef SLABSERVE_SERVER_GENERATE_CALL_H_
 #define SLABSERVE_SERVER_GENERATE_CALL_H_
 
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/io/tokenizer.h"
 #include "engine/scheduler/scheduler.h"
@@ -19,7 +28,7 @@
 namespace slabserve::server {
 
 // The call's deadline; InfiniteFuture when the client set none.
-absl::Time DeadlineOf(const grpc::ServerContext& context);
+absl::Time DeadlineOf(const grpc::ServerContextBase& context);
 
 // absl and gRPC share their status codes.
 grpc::Status ToGrpcStatus(const absl::Status& status);
@@ -37,17 +46,14 @@ struct Completion {
   bool ended = false;  // its final chunk was sent
 };
 
-// chunks and writes them, until every completion has ended.
+// Turns a request's scheduler events into the chunks the client sees and
+// decides the call's final status. Not thread-safe: one caller at a time.
 class GenerateCall {
  public:
-  GenerateCall(grpc::ServerContext* context,
-               grpc::ServerWriter<v1::GenerateChunk>* writer,
-               const v1::GenerateRequest& request, std::string request_id,
+  GenerateCall(const v1::GenerateRequest& request, std::string request_id,
                int prompt_tokens, absl::Time arrival,
                const Tokenizer* tokenizer, ServerMetrics* metrics)
-      : context_(context),
-        writer_(writer),
-        request_(request),
+      : request_(request),
         request_id_(std::move(request_id)),
         prompt_tokens_(prompt_tokens),
         arrival_(arrival),
@@ -59,10 +65,19 @@ class GenerateCall {
     for (int i = 0; i < n; ++i) completions_.emplace_back(tokenizer, stops);
   }
 
-  // Streams until every completion has ended; cancels the request when the
-  // client goes away or every completion hit a stop string.
-  grpc::Status Run(RequestStream& stream);
+  // Appends at most one chunk per completion, in completion order, for
+  // `events` (one read's worth); chunks with nothing to say are left out.
+  void AddEvents(const std::vector<StreamEvent>& events,
+                 std::deque<v1::GenerateChunk>* chunks);
+  // Whether the request should be cancelled: the client went away, an error
+  // occurred, or every completion hit a stop string before it ended.
+  bool ShouldCancel(bool client_gone) const;
+  // The status once the request has finished and every chunk was handled.
+  // `cancelled`: the request was cancelled through ShouldCancel.
+  grpc::Status FinalStatus(bool client_gone, bool cancelled,
+                           absl::Time deadline) const;
 
+  const std::string& request_id() const { return request_id_; }
   int completion_tokens() const {
     int total = 0;
     for (const Completion& c : completions_) total += c.tokens_sent;
@@ -85,8 +100,6 @@ class GenerateCall {
   // Some completion has not had its final chunk yet.
   bool AnyUnfinished() const;
 
-  grpc::ServerContext* const context_;
-  grpc::ServerWriter<v1::GenerateChunk>* const writer_;
   const v1::GenerateRequest& request_;
   const std::string request_id_;
   const int prompt_tokens_;
@@ -94,9 +107,89 @@ class GenerateCall {
   const Tokenizer* const tokenizer_;
   ServerMetrics* const metrics_;
   std::vector<Completion> completions_;
+  absl::Status error_;  // the first error; the request is cancelled on it
   FinishReason last_finish_ = FinishReason::kNone;
   absl::Time first_token_time_ = absl::InfinitePast();
   bool queue_time_observed_ = false;
+};
+
+// The thread that turns scheduler notifications into reactor work, so the
+// step loop only queues a pointer and never converts, writes or waits on a
+// call's lock.
+class EventPump {
+ public:
+  EventPump();
+  // Runs what is queued, then stops; later Post calls are dropped.
+  ~EventPump();
+  EventPump(const EventPump&) = delete;
+  EventPump& operator=(const EventPump&) = delete;
+
+  void Post(std::function<void()> work);
+
+ private:
+  void Loop();
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+// Streams one Generate call with gRPC's callback API: no thread waits on the
+// request. The scheduler's event notification and gRPC's write completions
+// drive it: each drains the ready events into chunks and writes them one at
+// a time; once the request has finished and everything is written, it
+// finishes the call. Deletes itself when gRPC is done with the call.
+class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateChunk> {
+ public:
+  // Runs right before the call finishes, for logs and metrics.
+  using OnFinish =
+      std::function<void(const grpc::Status& status, const GenerateCall& call)>;
+
+  // The stream's notifications run on `pump`, which must outlive the
+  // stream's last event.
+  static GenerateReactor* Start(std::unique_ptr<GenerateCall> call,
+                                std::shared_ptr<RequestStream> stream,
+                                absl::Time deadline, EventPump* pump,
+                                OnFinish on_finish);
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  // What the stream's notification holds instead of the reactor, so a
+  // notification after OnDone finds no reactor and does nothing. Its mutex
+  // serializes everything the reactor does.
+  struct Link {
+    absl::Mutex mu;
+    GenerateReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+    // A pump run is queued and has not started: further notifications
+    // need none of their own.
+    std::atomic<bool> queued{false};
+  };
+
+  GenerateReactor(std::unique_ptr<GenerateCall> call,
+                  std::shared_ptr<RequestStream> stream, absl::Time deadline,
+                  OnFinish on_finish);
+  // Cancels when due, then writes the next chunk, reads more events, or
+  // finishes the call, until it has to wait. Called with link_->mu held.
+  void Pump();
+
+  const std::shared_ptr<Link> link_;
+  const std::unique_ptr<GenerateCall> call_;
+  const std::shared_ptr<RequestStream> stream_;
+  const absl::Time deadline_;
+  const OnFinish on_finish_;
+  // The rest is guarded by link_->mu.
+  std::deque<v1::GenerateChunk> ready_;
+  v1::GenerateChunk writing_;  // gRPC reads it until OnWriteDone
+  std::vector<StreamEvent> events_;
+  bool write_in_flight_ = false;
+  bool client_gone_ = false;
+  bool cancelled_ = false;  // by us: client gone, error, or stop strings
+  bool stream_ended_ = false;
+  bool finishing_ = false;
 };
 
 }  // namespace slabserve::server

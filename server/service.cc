@@ -49,6 +49,12 @@ absl::Status CheckTokenId(int32_t id, int vocab_size, const char* what,
   return absl::OkStatus();
 }
 
+// A Generate call refused before it reached the scheduler.
+class RejectedGenerate : public grpc::ServerWriteReactor<v1::GenerateChunk> {
+ public:
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
 SlabserveService::SlabserveService(Scheduler* scheduler,
@@ -202,34 +208,18 @@ absl::StatusOr<GenerationRequest> SlabserveService::ToGenerationRequest(
   return out;
 }
 
-grpc::Status SlabserveService::Generate(
-    grpc::ServerContext* context, const v1::GenerateRequest* request,
-    grpc::ServerWriter<v1::GenerateChunk>* writer) {
+grpc::ServerWriteReactor<v1::GenerateChunk>* SlabserveService::Generate(
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   absl::Time arrival = absl::Now();
   std::string request_id =
       request->request_id().empty() ? NewRequestId() : request->request_id();
-  int prompt_tokens = 0;
-  auto finish = [&](const grpc::Status& status, int completion_tokens,
-                    FinishReason reason, absl::Time first_token) {
-    absl::Time now = absl::Now();
-    std::string label = StatusLabel(status.error_code());
-    metrics_->CountRequest(label);
-    metrics_->e2e_latency().Observe(absl::ToDoubleSeconds(now - arrival));
-    double ttft_ms = first_token == absl::InfinitePast()
-                         ? -1
-                         : absl::ToDoubleMilliseconds(first_token - arrival);
-    spdlog::info(
-        "request id={} status={} prompt_tokens={} completion_tokens={} "
-        "finish={} ttft_ms={:.1f} total_ms={:.1f}{}{}",
-        request_id, label, prompt_tokens, completion_tokens,
-        FinishReasonName(reason), ttft_ms,
-        absl::ToDoubleMilliseconds(now - arrival),
-        status.ok() ? "" : " error=", status.error_message());
-    return status;
-  };
   auto reject = [&](const absl::Status& status) {
-    return finish(ToGrpcStatus(status), 0, FinishReason::kNone,
-                  absl::InfinitePast());
+    grpc::Status grpc_status = ToGrpcStatus(status);
+    LogFinished(grpc_status, request_id, arrival, 0, 0, FinishReason::kNone,
+                absl::InfinitePast());
+    auto* reactor = new RejectedGenerate();
+    reactor->Finish(grpc_status);
+    return reactor;
   };
   if (draining_) {
     return reject(absl::UnavailableError(
@@ -237,22 +227,49 @@ grpc::Status SlabserveService::Generate(
   }
   absl::StatusOr<std::vector<int32_t>> prompt = PromptIds(*request);
   if (!prompt.ok()) return reject(prompt.status());
-  prompt_tokens = static_cast<int>(prompt->size());
+  int prompt_tokens = static_cast<int>(prompt->size());
   absl::StatusOr<GenerationRequest> generation =
       ToGenerationRequest(*request, *std::move(prompt));
   if (!generation.ok()) return reject(generation.status());
+  absl::Time deadline = DeadlineOf(*context);
   generation->id = request_id;
-  generation->deadline = DeadlineOf(*context);
+  generation->deadline = deadline;
   absl::StatusOr<std::shared_ptr<RequestStream>> stream =
       scheduler_->Submit(*std::move(generation));
   if (!stream.ok()) return reject(stream.status());
   metrics_->AddPromptTokens(prompt_tokens);
 
-  GenerateCall call(context, writer, *request, request_id, prompt_tokens,
-                    arrival, tokenizer_, metrics_);
-  grpc::Status status = call.Run(**stream);
-  return finish(status, call.completion_tokens(), call.last_finish(),
-                call.first_token_time());
+  auto call = std::make_unique<GenerateCall>(
+      *request, request_id, prompt_tokens, arrival, tokenizer_, metrics_);
+  return GenerateReactor::Start(
+      std::move(call), *std::move(stream), deadline, &event_pump_,
+      [this, arrival, prompt_tokens](const grpc::Status& status,
+                                     const GenerateCall& call) {
+        LogFinished(status, call.request_id(), arrival, prompt_tokens,
+                    call.completion_tokens(), call.last_finish(),
+                    call.first_token_time());
+      });
+}
+
+void SlabserveService::LogFinished(const grpc::Status& status,
+                                   const std::string& request_id,
+                                   absl::Time arrival, int prompt_tokens,
+                                   int completion_tokens, FinishReason reason,
+                                   absl::Time first_token) {
+  absl::Time now = absl::Now();
+  std::string label = StatusLabel(status.error_code());
+  metrics_->CountRequest(label);
+  metrics_->e2e_latency().Observe(absl::ToDoubleSeconds(now - arrival));
+  double ttft_ms = first_token == absl::InfinitePast()
+                       ? -1
+                       : absl::ToDoubleMilliseconds(first_token - arrival);
+  spdlog::info(
+      "request id={} status={} prompt_tokens={} completion_tokens={} "
+      "finish={} ttft_ms={:.1f} total_ms={:.1f}{}{}",
+      request_id, label, prompt_tokens, completion_tokens,
+      FinishReasonName(reason), ttft_ms,
+      absl::ToDoubleMilliseconds(now - arrival),
+      status.ok() ? "" : " error=", status.error_message());
 }
 
 grpc::Status SlabserveService::Tokenize(grpc::ServerContext* /*context*/,

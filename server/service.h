@@ -11,9 +11,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/io/tokenizer.h"
 #include "engine/scheduler/scheduler.h"
 #include "grpcpp/grpcpp.h"
+#include "server/generate_call.h"
 #include "server/metrics.h"
 #include "slabserve/v1/slabserve.grpc.pb.h"
 
@@ -25,7 +27,11 @@ struct ServiceOptions {
   int max_n = 16;
 };
 
-class SlabserveService final : public v1::Slabserve::Service {
+// Generate uses gRPC's callback API, so no thread waits on a stream; the
+// unary methods stay synchronous.
+class SlabserveService final
+    : public v1::Slabserve::WithCallbackMethod_Generate<
+          v1::Slabserve::Service> {
  public:
   // `tokenizer` may be null (token-id prompts only). Nothing is owned.
   SlabserveService(Scheduler* scheduler, const Tokenizer* tokenizer,
@@ -35,9 +41,9 @@ class SlabserveService final : public v1::Slabserve::Service {
   void StartDrain() { draining_ = true; }
   bool draining() const { return draining_; }
 
-  grpc::Status Generate(grpc::ServerContext* context,
-                        const v1::GenerateRequest* request,
-                        grpc::ServerWriter<v1::GenerateChunk>* writer) override;
+  grpc::ServerWriteReactor<v1::GenerateChunk>* Generate(
+      grpc::CallbackServerContext* context,
+      const v1::GenerateRequest* request) override;
   grpc::Status Tokenize(grpc::ServerContext* context,
                         const v1::TokenizeRequest* request,
                         v1::TokenizeResponse* response) override;
@@ -57,6 +63,10 @@ class SlabserveService final : public v1::Slabserve::Service {
   absl::StatusOr<GenerationRequest> ToGenerationRequest(
       const v1::GenerateRequest& request, std::vector<int32_t> prompt) const;
   std::string NewRequestId();
+  // Counts the request and logs its one line, as it finishes.
+  void LogFinished(const grpc::Status& status, const std::string& request_id,
+                   absl::Time arrival, int prompt_tokens, int completion_tokens,
+                   FinishReason reason, absl::Time first_token);
 
   Scheduler* const scheduler_;
   const Tokenizer* const tokenizer_;
@@ -65,6 +75,7 @@ class SlabserveService final : public v1::Slabserve::Service {
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_request_number_{1};
   const uint64_t id_prefix_;  // random per process, so ids differ across runs
+  EventPump event_pump_;      // runs the Generate streams' notifications
 };
 
 }  // namespace slabserve::server

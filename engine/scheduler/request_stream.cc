@@ -49,13 +49,29 @@ bool BufferedRequestStream::full() const {
   return buffered_tokens_ >= buffer_tokens_;
 }
 
-void BufferedRequestStream::Push(std::vector<StreamEvent> events, bool last) {
-  absl::MutexLock lock(&mu_);
-  for (StreamEvent& event : events) {
-    buffered_tokens_ += static_cast<int>(event.tokens.size());
-    events_.push_back(std::move(event));
+void BufferedRequestStream::SetOnEvents(std::function<void()> on_events) {
+  bool pending;
+  {
+    absl::MutexLock lock(&mu_);
+    if (on_events_) return;  // set at most once: Push calls it unlocked
+    on_events_ = std::move(on_events);
+    pending = !events_.empty() || finished_;
   }
-  if (last) finished_ = true;
+  if (pending) on_events_();
+}
+
+void BufferedRequestStream::Push(std::vector<StreamEvent> events, bool last) {
+  bool notify;
+  {
+    absl::MutexLock lock(&mu_);
+    for (StreamEvent& event : events) {
+      buffered_tokens_ += static_cast<int>(event.tokens.size());
+      events_.push_back(std::move(event));
+    }
+    if (last) finished_ = true;
+    notify = static_cast<bool>(on_events_);
+  }
+  if (notify) on_events_();
 }
 
 }  // namespace slabserve

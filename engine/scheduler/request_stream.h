@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -36,6 +37,7 @@ class BufferedRequestStream : public RequestStream {
 
   bool Read(std::vector<StreamEvent>* out, absl::Duration timeout) override;
   void Cancel() override;
+  void SetOnEvents(std::function<void()> on_events) override;
 
   // Step loop side.
   bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
@@ -52,6 +54,8 @@ class BufferedRequestStream : public RequestStream {
   std::deque<StreamEvent> events_ ABSL_GUARDED_BY(mu_);
   int buffered_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // Written once under mu_ and never again, so Push may call it unlocked.
+  std::function<void()> on_events_;
 };
 
 }  // namespace slabserve

@@ -74,6 +74,11 @@ class RequestStream {
   virtual bool Read(std::vector<StreamEvent>* out, absl::Duration timeout) = 0;
   // Ends every completion with kCancelled; the slots free within one step.
   virtual void Cancel() = 0;
+  // Sets, at most once, a callback run whenever events arrive or the request
+  // finishes (at once if some are already waiting), so a reader can Read
+  // with a zero timeout instead of waiting. It runs on the step loop's thread
+  // without the stream's lock and must be quick and never block.
+  virtual void SetOnEvents(std::function<void()> on_events) = 0;
 };
 
 // What one step did, for metrics.

@@ -68,6 +68,46 @@ bool Eventually(Predicate done) {
   return done();
 }
 
+TEST(SchedulerLifecycleTest, OnEventsLetsAReaderDrainWithoutWaiting) {
+  auto scheduler = Make(SchedulerOptions());
+  const int max_new_tokens = 40;
+  auto stream = Submit(*scheduler, Request(8, max_new_tokens, 1));
+  ASSERT_NE(stream, nullptr);
+  // The callback only reads what is ready, never waits: everything must
+  // still arrive, the end included.
+  absl::Mutex mu;
+  RequestResult result;
+  result.completions.resize(1);
+  int notifications = 0;
+  bool ended = false;
+  stream->SetOnEvents([&] {
+    absl::MutexLock lock(&mu);
+    ++notifications;
+    // Until nothing is ready: the final events come with true.
+    std::vector<StreamEvent> events;
+    do {
+      events.clear();
+      if (!stream->Read(&events, absl::ZeroDuration())) ended = true;
+      Absorb(events, result);
+    } while (!events.empty());
+  });
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_TRUE(
+        mu.AwaitWithTimeout(absl::Condition(&ended), absl::Seconds(30)));
+    EXPECT_GT(notifications, 0);
+    EXPECT_EQ(result.completions[0].ids().size(), max_new_tokens);
+    EXPECT_EQ(result.completions[0].finish, FinishReason::kLength);
+  }
+  // Set after the end, it is called at once.
+  auto late = Submit(*scheduler, Request(8, 2, 2));
+  ASSERT_NE(late, nullptr);
+  ReadAll(*late, 1);
+  bool called = false;
+  late->SetOnEvents([&] { called = true; });
+  EXPECT_TRUE(called);
+}
+
 TEST(SchedulerLifecycleTest, SlotsReturnAfterFinishesCancelsAndDeadlines) {
   auto scheduler = Make(WithSlots(12));
   ASSERT_EQ(scheduler->stats().slot_capacity, 12);
