@@ -69,8 +69,8 @@ class GriffinModel : public Model {
 
   GriffinConfig config_;
   std::unique_ptr<Checkpoint> checkpoint_;
-  std::deque<Weight> weights_;  // stable storage behind the raw pointers
-  const float* embedding_ = nullptr;
+  std::deque<Weight> weights_;   // stable storage behind the raw pointers
+  cpu::PackedWeight embedding_;  // [V, D]
   std::vector<float> final_norm_;
   std::vector<LayerWeights> layers_;
   ModelInfo info_;
@@ -116,7 +116,10 @@ absl::StatusOr<Linear> GriffinModel::LoadLinear(const std::string& prefix,
   Linear linear;
   linear.out = out;
   linear.in = in;
-  GRIFFIN_ASSIGN(linear.weight, Tensor(prefix + ".weight", {out, in}));
+  const float* weight;
+  GRIFFIN_ASSIGN(weight, Tensor(prefix + ".weight", {out, in}));
+  linear.weight = cpu::PackedWeight(weight, out, in);
+  weights_.pop_back();  // the packed copy replaces it
   if (bias) GRIFFIN_ASSIGN(linear.bias, Tensor(prefix + ".bias", {out}));
   return linear;
 }
@@ -186,7 +189,22 @@ absl::Status GriffinModel::LoadWeights() {
   const int R = config_.lru_width, F = config_.mlp_width;
   const int K = config_.conv_width, W = config_.attention_window;
   const int kv_width = config_.num_kv_heads * config_.head_dim;
-  GRIFFIN_ASSIGN(embedding_, Tensor("model.embed_tokens.weight", {V, D}));
+  const float* embedding;
+  GRIFFIN_ASSIGN(embedding, Tensor("model.embed_tokens.weight", {V, D}));
+  if (checkpoint_->Has("lm_head.weight")) {
+    const float* head;
+    GRIFFIN_ASSIGN(head, Tensor("lm_head.weight", {V, D}));
+    if (std::memcmp(head, embedding, sizeof(float) * V * D) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          checkpoint_->dir(),
+          ": 'lm_head.weight' differs from "
+          "'model.embed_tokens.weight'; the LM head must be tied"));
+    }
+    weights_.pop_back();
+  }
+  // Packed once for the tied LM head; token lookups read rows back from it.
+  embedding_ = cpu::PackedWeight(embedding, V, D);
+  weights_.pop_back();
   GRIFFIN_ASSIGN(final_norm_, NormScale("model.final_norm.weight"));
   layers_.resize(config_.num_layers);
   for (int i = 0; i < config_.num_layers; ++i) {
@@ -215,17 +233,6 @@ absl::Status GriffinModel::LoadWeights() {
     GRIFFIN_ASSIGN(layer.gate, LoadLinear(mlp + "gate_proj", F, D, true));
     GRIFFIN_ASSIGN(layer.up, LoadLinear(mlp + "up_proj", F, D, true));
     GRIFFIN_ASSIGN(layer.down, LoadLinear(mlp + "down_proj", D, F, true));
-  }
-  if (checkpoint_->Has("lm_head.weight")) {
-    const float* head;
-    GRIFFIN_ASSIGN(head, Tensor("lm_head.weight", {V, D}));
-    if (std::memcmp(head, embedding_, sizeof(float) * V * D) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          checkpoint_->dir(),
-          ": 'lm_head.weight' differs from "
-          "'model.embed_tokens.weight'; the LM head must be tied"));
-    }
-    weights_.pop_back();
   }
   GRIFFIN_RETURN_IF_ERROR(checkpoint_->CheckAllLoaded());
 
@@ -330,8 +337,9 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
   std::vector<float> x(static_cast<size_t>(T) * D);
   const float scale = config_.embedding_scale;
   ForEach(T, D, [&](int64_t i) {
-    const float* row = embedding_ + static_cast<size_t>(*token_ids[i]) * D;
-    for (int d = 0; d < D; ++d) x[i * D + d] = row[d] * scale;
+    float* row = &x[i * D];
+    embedding_.Row(*token_ids[i], row);
+    for (int d = 0; d < D; ++d) row[d] *= scale;
   });
 
   std::vector<float> n(x.size()), out(x.size());
@@ -361,7 +369,7 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
       cpu::RmsNorm(x.data() + static_cast<size_t>(head_rows[r]) * D, 1, D,
                    final_norm_.data(), eps, y.data() + r * D);
     });
-    cpu::MatMulTransposed(y.data(), rows, D, embedding_, V, nullptr, logits);
+    cpu::MatMulPacked(y.data(), rows, embedding_, nullptr, logits);
     ForEach(rows, V * kTranscendental, [&](int64_t r) {
       cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap);
     });

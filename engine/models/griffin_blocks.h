@@ -17,13 +17,13 @@ namespace slabserve::griffin {
 
 // y = x·Wᵀ + b for a [rows, in] activation.
 struct Linear {
-  const float* weight = nullptr;  // [out, in]
-  const float* bias = nullptr;    // [out] or null
+  cpu::PackedWeight weight;     // [out, in], packed at load
+  const float* bias = nullptr;  // [out] or null
   int out = 0;
   int in = 0;
 
   void Apply(const float* x, int rows, float* y) const {
-    cpu::MatMulTransposed(x, rows, in, weight, out, bias, y);
+    cpu::MatMulPacked(x, rows, weight, bias, y);
   }
 };
 

@@ -73,6 +73,19 @@ SrmModel::SrmModel(const SrmConfig& config, SrmWeights weights,
                    const std::string& weights_dtype)
     : config_(config), weights_(std::move(weights)) {
   const int L = config_.num_blocks, H = config_.heads;
+  const int D = config_.hidden_dim, F = config_.expansion_factor * D;
+  // Packs a [n, k] weight and frees the unpacked copy.
+  auto pack = [](std::vector<float>& w, int n, int k) {
+    cpu::PackedWeight packed(w.data(), n, k);
+    std::vector<float>().swap(w);
+    return packed;
+  };
+  for (SrmBlockWeights& b : weights_.blocks) {
+    packed_.push_back({pack(b.mlp_in_weight, F, D),
+                       pack(b.mlp_out_weight, D, F), pack(b.proj_weight, D, D),
+                       pack(b.out_weight, D, D)});
+  }
+  output_ = pack(weights_.output, config_.vocab_size, D);
   decay_.assign(static_cast<size_t>(L) * H, 1.0f);
   if (config_.decay) {
     // Clip first, then the power; 1/c must be a floating division.
@@ -297,10 +310,8 @@ absl::Status SrmModel::Forward(absl::Span<const SequenceChunk> batch,
       ++count;
     }
     if (count > 0) {
-      cpu::MatMulTransposed(scratch.u.data(), static_cast<int>(count),
-                            config_.hidden_dim, weights_.output.data(),
-                            config_.vocab_size, nullptr,
-                            logits + first * config_.vocab_size);
+      cpu::MatMulPacked(scratch.u.data(), static_cast<int>(count), output_,
+                        nullptr, logits + first * config_.vocab_size);
     }
   }
   for (const SequenceChunk& chunk : batch) {
@@ -342,22 +353,20 @@ void SrmModel::RunTile(int64_t begin, int64_t end, const int32_t* tokens,
 
   for (int l = 0; l < config_.num_blocks; ++l) {
     const SrmBlockWeights& w = weights_.blocks[l];
+    const PackedBlock& packed = packed_[l];
     // Channel mixing.
     LayerNormRows(h, rows, D, w.channel_norm_weight.data(),
                   w.channel_norm_bias.data(), eps, u);
-    cpu::MatMulTransposed(u, rows, D, w.mlp_in_weight.data(), F,
-                          w.mlp_in_bias.data(), m);
+    cpu::MatMulPacked(u, rows, packed.mlp_in, w.mlp_in_bias.data(), m);
     cpu::ParallelFor(rows, RowGrain(16 * F), [&](int64_t first, int64_t last) {
       cpu::SiluInPlace(m + first * F, (last - first) * F);
     });
-    cpu::MatMulTransposed(m, rows, F, w.mlp_out_weight.data(), D,
-                          w.mlp_out_bias.data(), u);
+    cpu::MatMulPacked(m, rows, packed.mlp_out, w.mlp_out_bias.data(), u);
     AddInPlace(h, u, rows, D);
     // Token mixing: projections, per-head recurrences, out_proj.
     LayerNormRows(h, rows, D, w.token_norm_weight.data(),
                   w.token_norm_bias.data(), eps, u);
-    cpu::MatMulTransposed(u, rows, D, w.proj_weight.data(), D,
-                          w.proj_bias.data(), p);
+    cpu::MatMulPacked(u, rows, packed.proj, w.proj_bias.data(), p);
     const float* a = &decay_[static_cast<size_t>(l) * H];
     cpu::ParallelFor(segments, RowGrain(3 * D), [&](int64_t sb, int64_t se) {
       for (int64_t s = sb; s < se; ++s) {
@@ -386,8 +395,7 @@ void SrmModel::RunTile(int64_t begin, int64_t end, const int32_t* tokens,
         }
       }
     });
-    cpu::MatMulTransposed(p, rows, D, w.out_weight.data(), D, w.out_bias.data(),
-                          u);
+    cpu::MatMulPacked(p, rows, packed.out, w.out_bias.data(), u);
     AddInPlace(h, u, rows, D);
   }
 }

@@ -20,6 +20,7 @@
 #include "engine/models/model.h"
 #include "engine/models/srm_config.h"
 #include "engine/state/state_pool.h"
+#include "kernels/cpu/matmul.h"
 
 namespace slabserve {
 
@@ -82,8 +83,15 @@ class SrmModel : public Model {
                const int* row_slot, const int32_t* row_position,
                StatePool& pool, Scratch& scratch) const;
 
+  // A block's Linear weights, packed at load for cpu::MatMulPacked.
+  struct PackedBlock {
+    cpu::PackedWeight mlp_in, mlp_out, proj, out;
+  };
+
   SrmConfig config_;
-  SrmWeights weights_;
+  SrmWeights weights_;  // Linear weights moved into packed_ and output_
+  std::vector<PackedBlock> packed_;
+  cpu::PackedWeight output_;
   std::vector<float> decay_;  // [L, H]: a = clip(d)^(1/c), computed at load
   ModelInfo info_;
   int tile_rows_ = kDefaultTileRows;

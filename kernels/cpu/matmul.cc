@@ -3,133 +3,260 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <new>
+#include <utility>
 
 #include "kernels/cpu/parallel.h"
+
+#if defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 namespace slabserve::cpu {
 namespace {
 
-// Eight f32 lanes (one AVX register, or two SSE registers without AVX).
-typedef float Lanes __attribute__((vector_size(32)));
+constexpr int kPanel = PackedWeight::kPanelWidth;
 
-inline Lanes Load(const float* p) {
-  Lanes v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+using TileFn = void (*)(const float*, size_t, const float*, size_t, int, bool,
+                        const float*, float*, size_t);
 
-// The fixed reduction every dot product ends with.
-inline float Finish(Lanes acc, const float* a, const float* b, int k8, int k) {
-  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-              ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (int i = k8; i < k; ++i) sum += a[i] * b[i];
-  return sum;
-}
+constexpr int kMaxTileRows = 8;
+constexpr int kMaxTilePanels = 8;
 
-// A tile of 2 rows of x by 4 rows of w; each of the 8 dot products runs
-// exactly as Dot() does.
-void Tile2x4(const float* x0, const float* x1, const float* w, int k,
-             float out[2][4]) {
-  const float* w0 = w;
-  const float* w1 = w + k;
-  const float* w2 = w + 2 * k;
-  const float* w3 = w + 3 * k;
-  Lanes a00 = {}, a01 = {}, a02 = {}, a03 = {};
-  Lanes a10 = {}, a11 = {}, a12 = {}, a13 = {};
-  int k8 = k & ~7;
-  for (int i = 0; i < k8; i += 8) {
-    Lanes v0 = Load(x0 + i), v1 = Load(x1 + i);
-    Lanes b0 = Load(w0 + i), b1 = Load(w1 + i);
-    Lanes b2 = Load(w2 + i), b3 = Load(w3 + i);
-    a00 += v0 * b0;
-    a01 += v0 * b1;
-    a02 += v0 * b2;
-    a03 += v0 * b3;
-    a10 += v1 * b0;
-    a11 += v1 * b1;
-    a12 += v1 * b2;
-    a13 += v1 * b3;
+// One instruction set's tiles: tiles[(rows - 1) * kMaxTilePanels + panels -
+// 1] for rows ≤ main_rows, panels ≤ max_panels[rows - 1]. Full row tiles have
+// main_rows rows and take main_panels panels at once.
+struct TileSet {
+  int main_rows;
+  int main_panels;
+  TileFn tiles[kMaxTileRows * kMaxTilePanels];
+  int max_panels[kMaxTileRows];
+
+  TileFn Get(int rows, int panels) const {
+    return tiles[(rows - 1) * kMaxTilePanels + panels - 1];
   }
-  out[0][0] = Finish(a00, x0, w0, k8, k);
-  out[0][1] = Finish(a01, x0, w1, k8, k);
-  out[0][2] = Finish(a02, x0, w2, k8, k);
-  out[0][3] = Finish(a03, x0, w3, k8, k);
-  out[1][0] = Finish(a10, x1, w0, k8, k);
-  out[1][1] = Finish(a11, x1, w1, k8, k);
-  out[1][2] = Finish(a12, x1, w2, k8, k);
-  out[1][3] = Finish(a13, x1, w3, k8, k);
+};
+
+using AllTiles = std::make_integer_sequence<int, kMaxTileRows * kMaxTilePanels>;
+
+// The build's own instruction set (AVX2 + FMA under --config=opt; SSE
+// otherwise): 16 vector registers, 12 of them for sums.
+namespace native {
+
+typedef float Lanes __attribute__((vector_size(32)));
+constexpr int kAccumulators = 12;
+
+inline Lanes MulAdd(Lanes a, Lanes b, Lanes acc) {
+#if defined(__FMA__)
+  return reinterpret_cast<Lanes>(
+      _mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
+                      reinterpret_cast<__m256>(acc)));
+#else
+  return acc + a * b;
+#endif
 }
 
-// Rows [row_begin, row_end) x columns [col_begin, col_end) of the output.
-void Block(const float* x, int row_begin, int row_end, int k, const float* w,
-           int col_begin, int col_end, int n, const float* bias, float* y) {
-  int r = row_begin;
-  for (; r + 1 < row_end; r += 2) {
-    const float* x0 = x + static_cast<size_t>(r) * k;
-    const float* x1 = x0 + k;
-    float* y0 = y + static_cast<size_t>(r) * n;
-    float* y1 = y0 + n;
-    int j = col_begin;
-    for (; j + 3 < col_end; j += 4) {
-      float out[2][4];
-      Tile2x4(x0, x1, w + static_cast<size_t>(j) * k, k, out);
-      for (int c = 0; c < 4; ++c) {
-        float b = bias != nullptr ? bias[j + c] : 0.0f;
-        y0[j + c] = out[0][c] + b;
-        y1[j + c] = out[1][c] + b;
+#include "kernels/cpu/matmul_tiles.inc"
+
+}  // namespace native
+
+// AVX-512, chosen at run time where the CPU has it. Only in FMA builds: each
+// lane computes exactly what an AVX2 FMA lane does (one fused multiply-add
+// per step, same order), so results are identical bit for bit either way.
+#if defined(__FMA__) && defined(__x86_64__)
+#define SLABSERVE_MATMUL_AVX512 1
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#endif
+namespace avx512 {
+
+typedef float Lanes __attribute__((vector_size(64)));
+constexpr int kAccumulators = 24;  // of 32 registers
+
+inline Lanes MulAdd(Lanes a, Lanes b, Lanes acc) {
+  return reinterpret_cast<Lanes>(
+      _mm512_fmadd_ps(reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b),
+                      reinterpret_cast<__m512>(acc)));
+}
+
+#include "kernels/cpu/matmul_tiles.inc"
+
+}  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
+const TileSet& Tiles() {
+  static const TileSet tiles = [] {
+#if defined(SLABSERVE_MATMUL_AVX512)
+    if (__builtin_cpu_supports("avx512f")) {
+      return avx512::MakeTileSet(8, 3, AllTiles());
+    }
+#endif
+    return native::MakeTileSet(6, 1, AllTiles());
+  }();
+  return tiles;
+}
+
+// Steps of k per pass over a panel group: its slice (16 KiB per panel) stays
+// in L1 while every row tile of a block passes over it. Like every block
+// size here, it does not change results: a tile continues the sums in y.
+constexpr int kBlockK = 256;
+// Rows and panels per parallel work item (at most): multiples of every
+// tile's main_rows and main_panels.
+constexpr int kBlockRows = 96;
+constexpr int kBlockPanels = 24;
+
+struct Product {
+  const float* x;
+  const PackedWeight* w;
+  const float* bias;
+  float* y;
+  const TileSet* tiles;
+
+  // Rows [r, r + tile_rows) × panels [p, p + panels) over steps
+  // [k0, k0 + kc). A panel that ends past column n (always alone) runs on a
+  // zero-padded copy of its columns of y and bias.
+  void RunTile(int r, int tile_rows, int p, int panels, int k0, int kc) const {
+    const int k = w->k(), n = w->n(), j0 = p * kPanel;
+    const bool first = k0 == 0, last = k0 + kc == k;
+    const float* xr = x + static_cast<size_t>(r) * k + k0;
+    const float* wp = w->panel(p) + static_cast<size_t>(k0) * kPanel;
+    const size_t panel_stride = static_cast<size_t>(k) * kPanel;
+    float* yr = y + static_cast<size_t>(r) * n + j0;
+    const TileFn tile = tiles->Get(tile_rows, panels);
+    if (j0 + panels * kPanel <= n) {
+      tile(xr, k, wp, panel_stride, kc, first,
+           last && bias != nullptr ? bias + j0 : nullptr, yr, n);
+      return;
+    }
+    const int cols = n - j0;
+    float part[kMaxTileRows * kPanel] = {};
+    float part_bias[kPanel] = {};
+    for (int i = 0; i < tile_rows; ++i) {
+      if (!first) std::memcpy(&part[i * kPanel], yr + i * n, cols * 4);
+    }
+    if (bias != nullptr) std::memcpy(part_bias, bias + j0, cols * 4);
+    tile(xr, k, wp, panel_stride, kc, first,
+         last && bias != nullptr ? part_bias : nullptr, part, kPanel);
+    for (int i = 0; i < tile_rows; ++i) {
+      std::memcpy(yr + i * n, &part[i * kPanel], cols * 4);
+    }
+  }
+
+  // `count` tiles of `tile_rows` rows from row r, over panels [p0, p1) in
+  // groups of up to `group` (a partial last panel goes alone). Each group's
+  // slice of W stays in L1 while the row tiles pass over it.
+  void RunRows(int r, int tile_rows, int count, int group, int p0, int p1,
+               int k0, int kc) const {
+    const int full_panels = w->n() / kPanel;
+    for (int p = p0; p < p1;) {
+      const int panels =
+          p >= full_panels ? 1 : std::min(group, std::min(p1, full_panels) - p);
+      for (int t = 0; t < count; ++t) {
+        RunTile(r + t * tile_rows, tile_rows, p, panels, k0, kc);
+      }
+      p += panels;
+    }
+  }
+
+  // Rows [r0, r1) × panels [p0, p1): full tiles, then the last few rows with
+  // as many panels at once as their registers allow.
+  void RunBlock(int r0, int r1, int p0, int p1) const {
+    const int k = w->k(), main_rows = tiles->main_rows;
+    const int count = (r1 - r0) / main_rows;
+    const int rest = r1 - r0 - count * main_rows;
+    for (int k0 = 0; k0 < std::max(k, 1); k0 += kBlockK) {
+      const int kc = std::min(kBlockK, k - k0);
+      RunRows(r0, main_rows, count, tiles->main_panels, p0, p1, k0, kc);
+      if (rest > 0) {
+        RunRows(r0 + count * main_rows, rest, 1, tiles->max_panels[rest - 1],
+                p0, p1, k0, kc);
       }
     }
-    for (; j < col_end; ++j) {
-      const float* wj = w + static_cast<size_t>(j) * k;
-      float b = bias != nullptr ? bias[j] : 0.0f;
-      y0[j] = Dot(x0, wj, k) + b;
-      y1[j] = Dot(x1, wj, k) + b;
-    }
   }
-  for (; r < row_end; ++r) {
-    const float* xr = x + static_cast<size_t>(r) * k;
-    float* yr = y + static_cast<size_t>(r) * n;
-    for (int j = col_begin; j < col_end; ++j) {
-      yr[j] = Dot(xr, w + static_cast<size_t>(j) * k, k) +
-              (bias != nullptr ? bias[j] : 0.0f);
-    }
-  }
-}
+};
 
 }  // namespace
 
-float Dot(const float* a, const float* b, int k) {
-  Lanes acc = {};
-  int k8 = k & ~7;
-  for (int i = 0; i < k8; i += 8) acc += Load(a + i) * Load(b + i);
-  return Finish(acc, a, b, k8, k);
+PackedWeight::PackedWeight(const float* w, int n, int k) : n_(n), k_(k) {
+  const int panels = (n + kPanel - 1) / kPanel;
+  const size_t count = static_cast<size_t>(panels) * k * kPanel;
+  if (count == 0) return;
+  // 64-byte aligned: one step of a panel is exactly one cache line.
+  data_.reset(static_cast<float*>(std::aligned_alloc(64, count * 4)));
+  if (data_ == nullptr) throw std::bad_alloc();  // as std::vector would
+  float* out = data_.get();
+  for (int p = 0; p < panels; ++p) {
+    for (int i = 0; i < k; ++i) {
+      for (int c = 0; c < kPanel; ++c) {
+        const int j = p * kPanel + c;
+        *out++ = j < n ? w[static_cast<size_t>(j) * k + i] : 0.0f;
+      }
+    }
+  }
+}
+
+void PackedWeight::Row(int j, float* out) const {
+  const float* src = panel(j / kPanel) + j % kPanel;
+  for (int i = 0; i < k_; ++i) out[i] = src[static_cast<size_t>(i) * kPanel];
+}
+
+void MatMulPacked(const float* x, int rows, const PackedWeight& w,
+                  const float* bias, float* y) {
+  const int n = w.n();
+  if (rows <= 0 || n <= 0) return;
+  const Product product{x, &w, bias, y, &Tiles()};
+  const int panels = (n + kPanel - 1) / kPanel;
+  const int row_blocks = (rows + kBlockRows - 1) / kBlockRows;
+  // Narrower column blocks when there are few rows, so that every thread
+  // gets work (decode); a multiple of the tiles' main panel group.
+  const int group = product.tiles->main_panels;
+  const int64_t want_items = 4 * NumThreads();
+  int block_panels = static_cast<int>(std::clamp<int64_t>(
+      (int64_t{panels} * row_blocks + want_items - 1) / want_items, 1,
+      kBlockPanels));
+  block_panels = (block_panels + group - 1) / group * group;
+  const int panel_blocks = (panels + block_panels - 1) / block_panels;
+  // Items big enough to be worth a thread.
+  const int64_t flops_per_item = int64_t{2} * std::max(w.k(), 1) *
+                                 std::min(kBlockRows, rows) *
+                                 std::min(block_panels, panels) * kPanel;
+  const int64_t grain =
+      std::max<int64_t>(1, (int64_t{1} << 19) / flops_per_item);
+  ParallelFor(int64_t{row_blocks} * panel_blocks, grain,
+              [&](int64_t begin, int64_t end) {
+                for (int64_t b = begin; b < end; ++b) {
+                  const int pb = static_cast<int>(b / row_blocks);
+                  const int rb = static_cast<int>(b % row_blocks);
+                  const int r0 = rb * kBlockRows, p0 = pb * block_panels;
+                  product.RunBlock(r0, std::min(rows, r0 + kBlockRows), p0,
+                                   std::min(panels, p0 + block_panels));
+                }
+              });
 }
 
 void MatMulTransposed(const float* x, int rows, int k, const float* w, int n,
                       const float* bias, float* y) {
-  if (rows <= 0 || n <= 0) return;
-  // Blocks of w rows that stay in cache while every x row passes over them.
-  int64_t bytes_per_w_row = static_cast<int64_t>(k) * sizeof(float);
-  int cols_per_block = static_cast<int>(
-      std::max<int64_t>(4, (128 * 1024 / bytes_per_w_row) & ~int64_t{3}));
-  constexpr int kRowsPerBlock = 64;
-  int col_blocks = (n + cols_per_block - 1) / cols_per_block;
-  int row_blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  int64_t flops_per_block = int64_t{2} * k * std::min(cols_per_block, n) *
-                            std::min(kRowsPerBlock, rows);
-  int64_t grain =
-      std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, flops_per_block));
-  ParallelFor(int64_t{col_blocks} * row_blocks, grain,
-              [&](int64_t begin, int64_t end) {
-                for (int64_t b = begin; b < end; ++b) {
-                  int cb = static_cast<int>(b / row_blocks);
-                  int rb = static_cast<int>(b % row_blocks);
-                  int c0 = cb * cols_per_block;
-                  int r0 = rb * kRowsPerBlock;
-                  Block(x, r0, std::min(rows, r0 + kRowsPerBlock), k, w, c0,
-                        std::min(n, c0 + cols_per_block), n, bias, y);
-                }
-              });
+  MatMulPacked(x, rows, PackedWeight(w, n, k), bias, y);
+}
+
+float Dot(const float* a, const float* b, int k) {
+  using native::Lanes, native::Load;
+  Lanes acc = {};
+  const int k8 = k & ~7;
+  for (int i = 0; i < k8; i += 8) acc += Load(a + i) * Load(b + i);
+  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+              ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (int i = k8; i < k; ++i) sum += a[i] * b[i];
+  return sum;
 }
 
 }  // namespace slabserve::cpu

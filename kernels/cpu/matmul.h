@@ -1,20 +1,65 @@
 // Dense products for x·Wᵀ with W row-major [n, k] (PyTorch Linear layout).
 //
-// Batch invariance: every output element is one dot product computed in a
-// fixed order (8 interleaved partial sums over k, reduced in a fixed tree),
-// whatever the number of rows, the tiling or the thread split. A sequence's
-// results therefore do not depend on who else is in the batch.
+// Batch invariance: every output element is one chain of fused (or, without
+// FMA, separate) multiply-adds over i = 0, 1, ..., k-1 in that order, plus the
+// bias at the end, whatever the number of rows, the tiling or the thread
+// split. A sequence's results therefore do not depend on who else is in the
+// batch. (Where the CPU has AVX-512, FMA builds use it; its fused
+// multiply-adds round exactly like AVX2's, so results are the same.)
 #ifndef SLABSERVE_KERNELS_CPU_MATMUL_H_
 #define SLABSERVE_KERNELS_CPU_MATMUL_H_
 
+#include <cstddef>
+#include <cstdlib>
+#include <memory>
+
 namespace slabserve::cpu {
 
-// y[r, j] = bias[j] + Σ_i x[r, i] · w[j, i] for r < rows, j < n.
-// x: [rows, k] (row stride k); y: [rows, n] (row stride n); bias may be null.
+// W [n, k] rearranged once (at model load) for MatMulPacked: panels of
+// kPanelWidth consecutive rows of W, each stored k-major
+// ([n / kPanelWidth][k][kPanelWidth], the last panel zero-padded), so the
+// product streams W contiguously and cache-line aligned.
+class PackedWeight {
+ public:
+  static constexpr int kPanelWidth = 16;
+
+  PackedWeight() = default;
+  // Copies w [n, k] (row stride k); n, k >= 0.
+  PackedWeight(const float* w, int n, int k);
+
+  int n() const { return n_; }
+  int k() const { return k_; }
+  bool empty() const { return n_ == 0; }
+  // Row j of W (k floats) into out, e.g. for an embedding tied to an LM head.
+  void Row(int j, float* out) const;
+
+  // Panel p: k × kPanelWidth floats.
+  const float* panel(int p) const {
+    return data_.get() + static_cast<size_t>(p) * k_ * kPanelWidth;
+  }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  int n_ = 0;
+  int k_ = 0;
+  std::unique_ptr<float[], Free> data_;
+};
+
+// y[r, j] = bias[j] + Σ_i x[r, i] · W[j, i] for r < rows, j < w.n().
+// x: [rows, w.k()] (row stride k); y: [rows, n] (row stride n); bias may be
+// null.
+void MatMulPacked(const float* x, int rows, const PackedWeight& w,
+                  const float* bias, float* y);
+
+// The same product for an unpacked w [n, k], packing it on every call (for
+// one-off products; models pack once with PackedWeight).
 void MatMulTransposed(const float* x, int rows, int k, const float* w, int n,
                       const float* bias, float* y);
 
-// The same dot product as MatMulTransposed, for one pair of vectors.
+// A dot product in a fixed order (8 interleaved partial sums over k, reduced
+// in a fixed tree): deterministic, but not the order of MatMulPacked.
 float Dot(const float* a, const float* b, int k);
 
 }  // namespace slabserve::cpu

@@ -17,33 +17,80 @@ std::vector<float> Random(size_t n, uint32_t seed) {
   return v;
 }
 
+// Shapes around every tile edge: rows past a 6-row tile and a 96-row block,
+// n with a partial 16-wide panel, k over several 256-step passes.
 TEST(MatMulTest, MatchesDoublePrecisionReference) {
-  const int rows = 7, k = 37, n = 13;
-  std::vector<float> x = Random(rows * k, 1), w = Random(n * k, 2),
-                     bias = Random(n, 3), y(rows * n);
-  MatMulTransposed(x.data(), rows, k, w.data(), n, bias.data(), y.data());
-  for (int r = 0; r < rows; ++r) {
-    for (int j = 0; j < n; ++j) {
-      double ref = bias[j];
-      for (int i = 0; i < k; ++i) ref += double{x[r * k + i]} * w[j * k + i];
-      EXPECT_NEAR(y[r * n + j], ref, 1e-4) << r << "," << j;
+  for (auto [rows, k, n] : {std::tuple{7, 37, 13}, std::tuple{1, 600, 100},
+                            std::tuple{101, 513, 35}, std::tuple{13, 8, 400}}) {
+    std::vector<float> x = Random(rows * k, 1), w = Random(n * k, 2),
+                       bias = Random(n, 3), y(rows * n);
+    MatMulPacked(x.data(), rows, PackedWeight(w.data(), n, k), bias.data(),
+                 y.data());
+    for (int r = 0; r < rows; ++r) {
+      for (int j = 0; j < n; ++j) {
+        double ref = bias[j];
+        for (int i = 0; i < k; ++i) ref += double{x[r * k + i]} * w[j * k + i];
+        ASSERT_NEAR(y[r * n + j], ref, 1e-5 * k) << r << "," << j;
+      }
     }
   }
 }
 
 TEST(MatMulTest, RowResultsDoNotDependOnBatch) {
-  const int k = 200, n = 300, rows = 131;
+  const int k = 700, n = 300, rows = 203;
   std::vector<float> x = Random(rows * k, 4), w = Random(n * k, 5),
-                     batch(rows * n), single(n);
-  MatMulTransposed(x.data(), rows, k, w.data(), n, nullptr, batch.data());
-  for (int r = 0; r < rows; r += 17) {
-    MatMulTransposed(x.data() + r * k, 1, k, w.data(), n, nullptr,
-                     single.data());
-    for (int j = 0; j < n; ++j) {
-      ASSERT_EQ(single[j], batch[r * n + j]) << "row " << r << " col " << j;
-      ASSERT_EQ(single[j], Dot(x.data() + r * k, w.data() + j * k, k));
+                     bias = Random(n, 6), batch(rows * n);
+  const PackedWeight packed(w.data(), n, k);
+  MatMulPacked(x.data(), rows, packed, bias.data(), batch.data());
+  // Every sub-batch size hits a different tile shape for its rows.
+  for (int count : {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 97}) {
+    for (int r = 0; r + count <= rows; r += 37) {
+      std::vector<float> part(count * n);
+      MatMulPacked(x.data() + r * k, count, packed, bias.data(), part.data());
+      for (int i = 0; i < count * n; ++i) {
+        ASSERT_EQ(part[i], batch[r * n + i])
+            << count << " rows from " << r << ", element " << i;
+      }
     }
   }
+}
+
+TEST(MatMulTest, UnpackedProductEqualsPacked) {
+  const int rows = 9, k = 33, n = 40;
+  std::vector<float> x = Random(rows * k, 7), w = Random(n * k, 8),
+                     packed_y(rows * n), y(rows * n);
+  MatMulPacked(x.data(), rows, PackedWeight(w.data(), n, k), nullptr,
+               packed_y.data());
+  MatMulTransposed(x.data(), rows, k, w.data(), n, nullptr, y.data());
+  EXPECT_EQ(y, packed_y);
+}
+
+TEST(MatMulTest, RowRecoversTheUnpackedMatrix) {
+  const int k = 19, n = 21;
+  std::vector<float> w = Random(n * k, 9), row(k);
+  const PackedWeight packed(w.data(), n, k);
+  EXPECT_EQ(packed.n(), n);
+  EXPECT_EQ(packed.k(), k);
+  for (int j = 0; j < n; ++j) {
+    packed.Row(j, row.data());
+    EXPECT_EQ(row, std::vector<float>(w.begin() + j * k, w.begin() + j * k + k))
+        << j;
+  }
+}
+
+TEST(MatMulTest, EmptyInnerDimensionGivesTheBias) {
+  const std::vector<float> bias = {1.5f, -2.0f, 3.0f};
+  std::vector<float> y(2 * 3, 7.0f);
+  MatMulPacked(nullptr, 2, PackedWeight(nullptr, 3, 0), bias.data(), y.data());
+  EXPECT_EQ(y, (std::vector<float>{1.5f, -2.0f, 3.0f, 1.5f, -2.0f, 3.0f}));
+}
+
+TEST(MatMulTest, DotMatchesDoublePrecisionReference) {
+  const int k = 45;
+  std::vector<float> a = Random(k, 10), b = Random(k, 11);
+  double ref = 0;
+  for (int i = 0; i < k; ++i) ref += double{a[i]} * b[i];
+  EXPECT_NEAR(Dot(a.data(), b.data(), k), ref, 1e-4);
 }
 
 }  // namespace
