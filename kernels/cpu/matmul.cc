@@ -243,11 +243,6 @@ void MatMulPacked(const float* x, int rows, const PackedWeight& w,
               });
 }
 
-void MatMulTransposed(const float* x, int rows, int k, const float* w, int n,
-                      const float* bias, float* y) {
-  MatMulPacked(x, rows, PackedWeight(w, n, k), bias, y);
-}
-
 float Dot(const float* a, const float* b, int k) {
   using native::Lanes, native::Load;
   Lanes acc = {};

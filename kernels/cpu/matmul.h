@@ -53,11 +53,6 @@ class PackedWeight {
 void MatMulPacked(const float* x, int rows, const PackedWeight& w,
                   const float* bias, float* y);
 
-// The same product for an unpacked w [n, k], packing it on every call (for
-// one-off products; models pack once with PackedWeight).
-void MatMulTransposed(const float* x, int rows, int k, const float* w, int n,
-                      const float* bias, float* y);
-
 // A dot product in a fixed order (8 interleaved partial sums over k, reduced
 // in a fixed tree): deterministic, but not the order of MatMulPacked.
 float Dot(const float* a, const float* b, int k);

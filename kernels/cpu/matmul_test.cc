@@ -55,16 +55,6 @@ TEST(MatMulTest, RowResultsDoNotDependOnBatch) {
   }
 }
 
-TEST(MatMulTest, UnpackedProductEqualsPacked) {
-  const int rows = 9, k = 33, n = 40;
-  std::vector<float> x = Random(rows * k, 7), w = Random(n * k, 8),
-                     packed_y(rows * n), y(rows * n);
-  MatMulPacked(x.data(), rows, PackedWeight(w.data(), n, k), nullptr,
-               packed_y.data());
-  MatMulTransposed(x.data(), rows, k, w.data(), n, nullptr, y.data());
-  EXPECT_EQ(y, packed_y);
-}
-
 TEST(MatMulTest, RowRecoversTheUnpackedMatrix) {
   const int k = 19, n = 21;
   std::vector<float> w = Random(n * k, 9), row(k);
