@@ -14,12 +14,18 @@ void ApplyOptions(const CallOptions& options, grpc::ClientContext* context) {
 
 // One asynchronous Generate stream. Owns its context, request and read
 // buffer; holds a reference to itself until gRPC reports the end (OnDone),
-// so it outlives the call even when the caller drops the handle.
+// so it outlives the call even when the caller drops the handle. The client's
+// tracker counts it until OnDone has run.
 class AsyncGenerate final : public GenerateStream,
                             public grpc::ClientReadReactor<v1::GenerateChunk> {
  public:
-  AsyncGenerate(const v1::GenerateRequest& request, StreamCallbacks callbacks)
-      : request_(request), callbacks_(std::move(callbacks)) {}
+  AsyncGenerate(const v1::GenerateRequest& request, StreamCallbacks callbacks,
+                std::shared_ptr<Client::StreamTracker> tracker)
+      : request_(request),
+        callbacks_(std::move(callbacks)),
+        tracker_(std::move(tracker)) {
+    tracker_->Add();
+  }
 
   void Start(v1::Slabserve::Stub* stub, const CallOptions& options,
              std::shared_ptr<AsyncGenerate> self) {
@@ -40,8 +46,9 @@ class AsyncGenerate final : public GenerateStream,
 
   void OnDone(const grpc::Status& status) override {
     if (callbacks_.on_done) callbacks_.on_done(status);
-    // Last statement: dropping the self reference may destroy this object.
-    std::shared_ptr<AsyncGenerate> release = std::move(self_);
+    std::shared_ptr<Client::StreamTracker> tracker = tracker_;
+    self_.reset();  // May destroy this object: touch no member after it.
+    tracker->Done();
   }
 
  private:
@@ -49,6 +56,7 @@ class AsyncGenerate final : public GenerateStream,
   v1::GenerateRequest request_;
   v1::GenerateChunk chunk_;
   StreamCallbacks callbacks_;
+  std::shared_ptr<Client::StreamTracker> tracker_;
   std::shared_ptr<AsyncGenerate> self_;
 };
 
@@ -89,6 +97,23 @@ Client::Client(std::string target, std::vector<Channel> channels)
   health_stub_ = grpc::health::v1::Health::NewStub(channels_[0].channel);
 }
 
+Client::~Client() { streams_->WaitForNone(); }
+
+void Client::StreamTracker::Add() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++running_;
+}
+
+void Client::StreamTracker::Done() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--running_ == 0) none_.notify_all();
+}
+
+void Client::StreamTracker::WaitForNone() {
+  std::unique_lock<std::mutex> lock(mu_);
+  none_.wait(lock, [this] { return running_ == 0; });
+}
+
 v1::Slabserve::Stub* Client::NextStub() {
   const size_t i = next_channel_.fetch_add(1, std::memory_order_relaxed);
   return channels_[i % channels_.size()].stub.get();
@@ -121,7 +146,8 @@ grpc::Status Client::Generate(const v1::GenerateRequest& request,
 std::shared_ptr<GenerateStream> Client::GenerateAsync(
     const v1::GenerateRequest& request, StreamCallbacks callbacks,
     const CallOptions& options) {
-  auto stream = std::make_shared<AsyncGenerate>(request, std::move(callbacks));
+  auto stream =
+      std::make_shared<AsyncGenerate>(request, std::move(callbacks), streams_);
   stream->Start(NextStub(), options, stream);
   return stream;
 }

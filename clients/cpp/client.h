@@ -11,8 +11,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -100,6 +102,25 @@ class Client {
     std::unique_ptr<v1::Slabserve::Stub> stub;
   };
 
+ public:
+  // Counts asynchronous streams still running, so that ~Client can wait for
+  // them: their callbacks must not run after the client is gone.
+  class StreamTracker {
+   public:
+    void Add();
+    void Done();
+    void WaitForNone();
+
+   private:
+    std::mutex mu_;
+    std::condition_variable none_;
+    int running_ = 0;
+  };
+
+  // Returns once every asynchronous stream has reported on_done.
+  ~Client();
+
+ private:
   Client(std::string target, std::vector<Channel> channels);
   v1::Slabserve::Stub* NextStub();
 
@@ -107,6 +128,7 @@ class Client {
   std::vector<Channel> channels_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_stub_;
   std::atomic<size_t> next_channel_{0};
+  std::shared_ptr<StreamTracker> streams_ = std::make_shared<StreamTracker>();
 };
 
 // Name of a ServingStatus ("SERVING", "NOT_SERVING", ...).
