@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 python=/usr/bin/python3
 
-bazel build //proto:slabserve_py_proto //clients/proto:health_py_proto
-bin=$(bazel info bazel-bin 2>/dev/null)
+bazel build --config=opt //proto:slabserve_py_proto //clients/proto:health_py_proto
+bin=$(bazel info --config=opt bazel-bin 2>/dev/null)
 dest=clients/python/slabserve/v1
 mkdir -p "$dest"
 install -m 644 "$bin/proto/slabserve/v1/slabserve_pb2.py" \

@@ -147,8 +147,9 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return invalid("state_memory_bytes must be > 0, got ",
                    config.state_memory_bytes());
   }
-  if (config.max_waiting() < 0) {
-    return invalid("max_waiting must be >= 0, got ", config.max_waiting());
+  if (config.max_waiting_bytes() <= 0) {
+    return invalid("max_waiting_bytes must be > 0, got ",
+                   config.max_waiting_bytes());
   }
   if (config.step_token_budget() <= 0) {
     return invalid("step_token_budget must be > 0, got ",

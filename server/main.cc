@@ -38,7 +38,8 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "metrics HOST:PORT (port 0: any free port; \"none\" disables)");
 ABSL_FLAG(std::string, state_memory, "",
           "state memory budget, e.g. 512MiB or 2GiB");
-ABSL_FLAG(int, max_waiting, -1, "bound of the waiting queue");
+ABSL_FLAG(std::string, max_waiting_memory, "",
+          "bytes queued requests may hold, e.g. 64MiB");
 ABSL_FLAG(int, step_token_budget, -1, "prompt + decode tokens per step");
 ABSL_FLAG(int, max_batch, -1, "sequences per step");
 ABSL_FLAG(std::string, prefix_cache, "", "prefix cache size, e.g. 64MiB");
@@ -72,7 +73,6 @@ absl::Status ApplyFlags(ServerConfig* config) {
   set_string(FLAGS_metrics_listen,
              [&](auto v) { config->set_metrics_listen(v == "none" ? "" : v); });
   set_string(FLAGS_log_level, [&](auto v) { config->set_log_level(v); });
-  set_int(FLAGS_max_waiting, [&](int v) { config->set_max_waiting(v); });
   set_int(FLAGS_step_token_budget,
           [&](int v) { config->set_step_token_budget(v); });
   set_int(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
@@ -83,20 +83,27 @@ absl::Status ApplyFlags(ServerConfig* config) {
   if (double grace = absl::GetFlag(FLAGS_drain_grace_seconds); grace != -1) {
     config->set_drain_grace_seconds(grace);
   }
-  for (auto [flag, setter] :
-       {std::pair<const absl::Flag<std::string>*,
-                  void (ServerConfig::*)(int64_t)>{
-            &FLAGS_state_memory, &ServerConfig::set_state_memory_bytes},
-        {&FLAGS_prefix_cache, &ServerConfig::set_prefix_cache_bytes}}) {
-    std::string value = absl::GetFlag(*flag);
+  struct ByteSizeFlag {
+    const absl::Flag<std::string>* flag;
+    const char* name;
+    void (ServerConfig::*setter)(int64_t);
+  };
+  for (const ByteSizeFlag& size_flag : {
+           ByteSizeFlag{&FLAGS_state_memory, "state_memory",
+                        &ServerConfig::set_state_memory_bytes},
+           ByteSizeFlag{&FLAGS_prefix_cache, "prefix_cache",
+                        &ServerConfig::set_prefix_cache_bytes},
+           ByteSizeFlag{&FLAGS_max_waiting_memory, "max_waiting_memory",
+                        &ServerConfig::set_max_waiting_bytes},
+       }) {
+    std::string value = absl::GetFlag(*size_flag.flag);
     if (value.empty()) continue;
     absl::StatusOr<int64_t> bytes = ParseByteSize(value);
     if (!bytes.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--", flag == &FLAGS_state_memory ? "state_memory" : "prefix_cache",
-          ": ", bytes.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", size_flag.name, ": ", bytes.status().message()));
     }
-    (config->*setter)(*bytes);
+    (config->*size_flag.setter)(*bytes);
   }
   return absl::OkStatus();
 }
@@ -188,7 +195,7 @@ int Run(const sigset_t& shutdown_signals) {
   ServerMetrics metrics;
   SchedulerOptions options;
   options.state_budget_bytes = static_cast<size_t>(config.state_memory_bytes());
-  options.max_waiting = config.max_waiting();
+  options.max_waiting_bytes = static_cast<size_t>(config.max_waiting_bytes());
   options.step_token_budget = config.step_token_budget();
   options.max_batch = config.max_batch();
   options.prefix_cache_bytes = static_cast<size_t>(config.prefix_cache_bytes());

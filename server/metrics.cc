@@ -160,6 +160,9 @@ std::string ServerMetrics::Render(const SchedulerStats& stats) const {
               &out);
   AppendGauge("slabserve_waiting", "Requests waiting for a slot.",
               stats.waiting, &out);
+  AppendGauge("slabserve_waiting_bytes",
+              "Bytes held by requests waiting for a slot.",
+              static_cast<double>(stats.waiting_bytes), &out);
   AppendGauge("slabserve_slot_capacity", "Slots the state memory holds.",
               stats.slot_capacity, &out);
   AppendGauge("slabserve_slots_in_use", "Slots holding a sequence.",

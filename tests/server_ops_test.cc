@@ -128,7 +128,8 @@ TEST(ServerOpsTest, HealthReflectionAndMetricsAnswer) {
 
 TEST(ServerOpsTest, FullQueueIsResourceExhausted) {
   // First learn the size of one sequence's state, then give a server room
-  // for exactly one slot and one waiting request.
+  // for exactly one slot and one waiting 2,000-token prompt (8,000 bytes of
+  // ids plus a few hundred of bookkeeping) but not two.
   int64_t bytes_per_sequence = 0;
   {
     std::unique_ptr<ServerProcess> probe = StartOrDie({kGriffin});
@@ -139,7 +140,7 @@ TEST(ServerOpsTest, FullQueueIsResourceExhausted) {
   ASSERT_GT(bytes_per_sequence, 0);
   std::unique_ptr<ServerProcess> server = StartOrDie(
       {kGriffin, absl::StrCat("--state_memory=", bytes_per_sequence * 3 / 2),
-       "--max_waiting=1", "--max_tokens_limit=1000000"});
+       "--max_waiting_memory=12000", "--max_tokens_limit=1000000"});
   ASSERT_NE(server, nullptr);
   auto stub = v1::Slabserve::NewStub(server->NewChannel());
   ASSERT_EQ(GetInfo(*stub).slot_capacity(), 1);
@@ -150,13 +151,18 @@ TEST(ServerOpsTest, FullQueueIsResourceExhausted) {
   v1::GenerateChunk chunk;
   ASSERT_TRUE(running->Read(&chunk));
   grpc::ClientContext waiting_context;
-  auto waiting = stub->Generate(&waiting_context, GreedyRequest({2, 5}, 4));
+  std::vector<int32_t> long_prompt = {2};
+  while (long_prompt.size() < 2000) {
+    long_prompt.push_back(4 + long_prompt.size() % 500);
+  }
+  auto waiting =
+      stub->Generate(&waiting_context, GreedyRequest(long_prompt, 4));
   for (int i = 0; i < 500 && GetInfo(*stub).waiting_requests() < 1; ++i) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   ASSERT_EQ(GetInfo(*stub).waiting_requests(), 1);
 
-  GenerateResult rejected = Generate(*stub, GreedyRequest({2, 6}, 4));
+  GenerateResult rejected = Generate(*stub, GreedyRequest(long_prompt, 4));
   EXPECT_EQ(rejected.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(rejected.status.error_message(),
               HasSubstr("waiting queue is full"));

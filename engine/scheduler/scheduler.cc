@@ -65,6 +65,7 @@ struct Request {
   std::vector<bool> dirty;
 
   int prompt_length() const { return static_cast<int>(spec.prompt.size()); }
+  size_t waiting_bytes = 0;  // counted against max_waiting_bytes while queued
 };
 
 // One sequence's part of a step.
@@ -75,6 +76,18 @@ struct Planned {
   int logits_row;  // -1: no logits wanted
   bool failed = false;
 };
+
+}  // namespace
+
+size_t WaitingBytes(const GenerationRequest& request) {
+  return sizeof(Request) + sizeof(BufferedRequestStream) +
+         request.n * (sizeof(Completion) + sizeof(StreamEvent)) +
+         sizeof(int32_t) *
+             (request.prompt.size() + request.stop_token_ids.size()) +
+         request.id.size();
+}
+
+namespace {
 
 class SchedulerImpl : public Scheduler {
  public:
@@ -119,6 +132,7 @@ class SchedulerImpl : public Scheduler {
       request->completions.back().sampler.ObservePrompt(spec.prompt);
     }
     request->unfinished = spec.n;
+    request->waiting_bytes = WaitingBytes(spec);
     request->pending.resize(spec.n);
     request->dirty.assign(spec.n, false);
     request->spec = std::move(spec);
@@ -128,15 +142,19 @@ class SchedulerImpl : public Scheduler {
       if (draining_ || stopping_) {
         return absl::UnavailableError("server is draining");
       }
-      if (static_cast<int>(waiting_.size()) >= options_.max_waiting) {
+      if (waiting_bytes_ + request->waiting_bytes >
+          options_.max_waiting_bytes) {
         return absl::ResourceExhaustedError(absl::StrCat(
-            "waiting queue is full (", options_.max_waiting, " requests)"));
+            "waiting queue is full: ", waiting_.size(), " requests hold ",
+            waiting_bytes_, " bytes, this one needs ", request->waiting_bytes,
+            " more, max_waiting_bytes is ", options_.max_waiting_bytes));
       }
+      waiting_bytes_ += request->waiting_bytes;
       const std::pair<int, uint64_t> key(-request->spec.priority,
                                          next_order_++);
       waiting_.emplace(key, std::move(request));
       ++in_flight_;
-      stats_.waiting = static_cast<int>(waiting_.size());
+      PublishQueueStats();
     }
     wakeup_->Notify();
     return stream;
@@ -161,6 +179,21 @@ class SchedulerImpl : public Scheduler {
   const Model& model() const override { return *model_; }
 
  private:
+  // Takes a request out of the waiting queue.
+  std::unique_ptr<Request> Dequeue(
+      std::map<std::pair<int, uint64_t>, std::unique_ptr<Request>>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::unique_ptr<Request> request = std::move(it->second);
+    waiting_.erase(it);
+    waiting_bytes_ -= request->waiting_bytes;
+    PublishQueueStats();
+    return request;
+  }
+  void PublishQueueStats() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    stats_.waiting = static_cast<int>(waiting_.size());
+    stats_.waiting_bytes = waiting_bytes_;
+  }
+
   // Step loop thread only, from here on.
   void Loop();
   // Ends queued and running requests that were cancelled or ran past their
@@ -200,6 +233,7 @@ class SchedulerImpl : public Scheduler {
   // Key: (-priority, arrival number), so begin() is the next to admit.
   std::map<std::pair<int, uint64_t>, std::unique_ptr<Request>> waiting_
       ABSL_GUARDED_BY(mu_);
+  size_t waiting_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_order_ ABSL_GUARDED_BY(mu_) = 0;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // queued or running requests
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
@@ -255,8 +289,7 @@ void SchedulerImpl::Reap(absl::Time now, bool everything) {
         continue;
       }
       FinishRequest(*it->second, reason);
-      ended_.push_back(std::move(it->second));
-      it = waiting_.erase(it);
+      ended_.push_back(Dequeue(it++));
     }
   }
   for (const std::unique_ptr<Request>& request : running_) {
@@ -278,8 +311,7 @@ bool SchedulerImpl::Admit(absl::Time now) {
           waiting_.begin()->second->spec.n > pool_->free_slots()) {
         break;
       }
-      request = std::move(waiting_.begin()->second);
-      waiting_.erase(waiting_.begin());
+      request = Dequeue(waiting_.begin());
     }
     admitted = true;
     for (Completion& completion : request->completions) {
@@ -537,7 +569,7 @@ void SchedulerImpl::Flush(absl::Time now) {
     stats_.slots_in_use = pool_->used();
     stats_.state_bytes_in_use = pool_->bytes_in_use();
     stats_.running = static_cast<int>(running_.size());
-    stats_.waiting = static_cast<int>(waiting_.size());
+    PublishQueueStats();
   }
   auto send = [&](Request& request, bool last) {
     std::vector<StreamEvent> events;
@@ -574,13 +606,13 @@ void SchedulerImpl::Flush(absl::Time now) {
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
     Model* model, const SchedulerOptions& options) {
   if (model == nullptr) return absl::InvalidArgumentError("model is null");
-  if (options.max_waiting < 1 || options.step_token_budget < 1 ||
+  if (options.max_waiting_bytes < 1 || options.step_token_budget < 1 ||
       options.max_batch < 1 || options.stream_buffer_tokens < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "scheduler options must be positive: max_waiting ", options.max_waiting,
-        ", step_token_budget ", options.step_token_budget, ", max_batch ",
-        options.max_batch, ", stream_buffer_tokens ",
-        options.stream_buffer_tokens));
+        "scheduler options must be positive: max_waiting_bytes ",
+        options.max_waiting_bytes, ", step_token_budget ",
+        options.step_token_budget, ", max_batch ", options.max_batch,
+        ", stream_buffer_tokens ", options.stream_buffer_tokens));
   }
   absl::StatusOr<std::unique_ptr<StatePool>> pool = StatePool::CreateWithBudget(
       model->StateLayout(), options.state_budget_bytes);

@@ -94,7 +94,11 @@ struct StepMetrics {
 
 struct SchedulerOptions {
   size_t state_budget_bytes = size_t{1} << 30;
-  int max_waiting = 1024;  // bound of the waiting queue
+  // Bound of the waiting queue, in the bytes its requests hold (prompt and
+  // stop ids, request id, per-request bookkeeping; WaitingBytes()). A count
+  // would turn away bursts of small requests while thousands of slots are
+  // free; memory is what a queue costs.
+  size_t max_waiting_bytes = size_t{64} << 20;
   // Prompt + decode tokens per step. Every decoding sequence feeds its token
   // (up to max_batch); prompt chunks fill what is left, but get at least a
   // quarter of the budget so prompts advance under heavy decode load.
@@ -114,14 +118,18 @@ struct SchedulerOptions {
 struct SchedulerStats {
   int slot_capacity = 0;
   int slots_in_use = 0;
-  int running = 0;  // requests holding slots
-  int waiting = 0;  // requests queued
+  int running = 0;           // requests holding slots
+  int waiting = 0;           // requests queued
+  size_t waiting_bytes = 0;  // what they hold, as WaitingBytes() counts
   size_t state_bytes_per_sequence = 0;
   size_t state_bytes_in_use = 0;
   int64_t steps = 0;
   int last_batch_size = 0;
   absl::Duration last_step_time;
 };
+
+// The bytes a queued request holds, as counted against max_waiting_bytes.
+size_t WaitingBytes(const GenerationRequest& request);
 
 class Scheduler {
  public:
@@ -133,7 +141,7 @@ class Scheduler {
 
   // INVALID_ARGUMENT for a bad request (empty prompt, unknown token id,
   // bad sampling values, too long for the model), RESOURCE_EXHAUSTED when
-  // the waiting queue is full, UNAVAILABLE after Drain().
+  // queuing it would pass max_waiting_bytes, UNAVAILABLE after Drain().
   virtual absl::StatusOr<std::shared_ptr<RequestStream>> Submit(
       GenerationRequest request) = 0;
 

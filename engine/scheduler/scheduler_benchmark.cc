@@ -45,7 +45,6 @@ struct Row {
 absl::StatusOr<Row> Measure(Model* model, int sequences) {
   SchedulerOptions options;
   options.max_batch = sequences;
-  options.max_waiting = sequences;
   options.step_token_budget = 8192;
   options.stream_buffer_tokens = 1 << 20;
   absl::Mutex mu;

@@ -5,6 +5,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/scheduler/scheduler.h"
 #include "engine/scheduler/test_util.h"
@@ -232,7 +233,8 @@ TEST(SchedulerLifecycleTest, LongPromptIsChunkedWhileDecodesContinue) {
 
 TEST(SchedulerLifecycleTest, FullPoolQueuesThenFullQueueRejects) {
   SchedulerOptions options = WithSlots(2);
-  options.max_waiting = 2;
+  const size_t request_bytes = WaitingBytes(Request(3, 50));
+  options.max_waiting_bytes = 2 * request_bytes + request_bytes / 2;
   options.stream_buffer_tokens = 4;  // unread streams pause, holding slots
   auto scheduler = Make(options);
   std::vector<std::shared_ptr<RequestStream>> streams;
@@ -242,15 +244,40 @@ TEST(SchedulerLifecycleTest, FullPoolQueuesThenFullQueueRejects) {
   for (int i = 0; i < 2; ++i)
     streams.push_back(Submit(*scheduler, Request(3, 50)));
   EXPECT_EQ(scheduler->stats().waiting, 2);
+  EXPECT_EQ(scheduler->stats().waiting_bytes, 2 * request_bytes);
   auto rejected = scheduler->Submit(Request(3, 50));
   ASSERT_FALSE(rejected.ok());
   EXPECT_EQ(rejected.status().code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(rejected.status().message(), "waiting queue is full (2 requests)");
+  EXPECT_EQ(
+      rejected.status().message(),
+      absl::StrCat("waiting queue is full: 2 requests hold ", 2 * request_bytes,
+                   " bytes, this one needs ", request_bytes,
+                   " more, max_waiting_bytes is ", options.max_waiting_bytes));
   // Reading lets everyone through, in turn.
   for (auto& stream : streams) {
     RequestResult result = ReadAll(*stream, 1);
     EXPECT_EQ(result.completions[0].tokens.size(), 50u);
   }
+  EXPECT_EQ(scheduler->stats().slots_in_use, 0);
+}
+
+TEST(SchedulerLifecycleTest, BurstOfSmallRequestsQueuesPastAThousand) {
+  // The queue is bounded by bytes, so a burst far larger than any fixed
+  // request count waits for the one slot instead of being turned away.
+  SchedulerOptions options = WithSlots(1);
+  auto scheduler = Make(options);
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 3000; ++i) {
+    absl::StatusOr<std::shared_ptr<RequestStream>> stream =
+        scheduler->Submit(Request(3, 1, i));
+    ASSERT_TRUE(stream.ok()) << i << ": " << stream.status();
+    streams.push_back(*std::move(stream));
+  }
+  EXPECT_GT(scheduler->stats().waiting, 1024);
+  for (auto& stream : streams) {
+    EXPECT_EQ(ReadAll(*stream, 1).completions[0].tokens.size(), 1u);
+  }
+  EXPECT_EQ(scheduler->stats().waiting_bytes, 0u);
   EXPECT_EQ(scheduler->stats().slots_in_use, 0);
 }
 
