@@ -57,6 +57,16 @@ expect_failure 1 "cannot reach slabserve" "$slabload" --target=127.0.0.1:1
 expect_failure 2 "prompt-len" "$slabload" --prompt-len=0
 expect_failure 2 "unbounded" "$slabload" --requests=0
 expect_failure 2 "warmup" "$slabload" --warmup=soon
+expect_failure 2 "rate must be a finite number" "$slabload" --rate=nan
+expect_failure 2 "rate must be a finite number" "$slabload" --rate=inf
+expect_failure 2 "duration must be a finite number" "$slabload" --duration=nan
+expect_failure 2 "channels must be in" "$slabload" --channels=-1
+expect_failure 2 "is not a positive integer" "$slabload" --sweep=1,nan
+# Report paths are checked before the run, so nothing is measured in vain.
+expect_failure 2 "does not exist" "$slabload" --target="$SLABSERVE_TARGET" \
+  --requests=4 --json="$tmp/no/such/dir/report.json"
+expect_failure 2 "cannot be written" "$slabload" --target="$SLABSERVE_TARGET" \
+  --requests=4 --json="$tmp"
 expect_failure 2 "max_tokens limit" "$slabload" \
   --target="$SLABSERVE_TARGET" --output-len=100000000
 echo '{"ids": [1000000]}' >"$tmp/bad_prompts.jsonl"

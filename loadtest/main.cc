@@ -11,6 +11,7 @@
 //
 // Exit status: 0 when every load point ran; 1 when the server cannot be
 // reached, rejects everything or a run stopped early; 2 for bad flags.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -89,6 +90,7 @@ using slabload::PointResult;
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+constexpr int kMaxChannels = 64;
 
 // Lets the dashed flag names work: --prompt-len=5 becomes --prompt_len=5.
 // Only the name part changes; values keep their dashes.
@@ -106,6 +108,27 @@ void UnderscoreFlagNames(int argc, char** argv) {
 int UsageError(const std::string& message) {
   std::fprintf(stderr, "slabload: %s (see --help)\n", message.c_str());
   return kExitUsage;
+}
+
+// Where a report file will go must be writable before the run, not after.
+absl::Status CheckOutputPath(const std::string& path, const char* flag) {
+  if (path.empty()) return absl::OkStatus();
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  struct stat info;
+  if (stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "=", path, ": directory '", dir, "' does not exist"));
+  }
+  if (access(dir.c_str(), W_OK) != 0 ||
+      (stat(path.c_str(), &info) == 0 &&
+       (S_ISDIR(info.st_mode) || access(path.c_str(), W_OK) != 0))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", path, ": cannot be written"));
+  }
+  return absl::OkStatus();
 }
 
 struct Warmup {
@@ -219,10 +242,29 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_target).empty())
     return UsageError("--target is empty");
   if (config.concurrency < 1) return UsageError("--concurrency must be >= 1");
-  if (config.rate < 0) return UsageError("--rate must be >= 0");
+  // Written so that NaN fails too; infinities are no durations or rates.
+  if (!(config.rate >= 0) || std::isinf(config.rate)) {
+    return UsageError("--rate must be a finite number >= 0");
+  }
   if (config.requests < 0) return UsageError("--requests must be >= 0");
-  if (config.duration_s < 0) return UsageError("--duration must be >= 0");
-  if (config.request_timeout_s <= 0) return UsageError("--timeout must be > 0");
+  if (!(config.duration_s >= 0) || std::isinf(config.duration_s)) {
+    return UsageError("--duration must be a finite number >= 0");
+  }
+  if (!(config.request_timeout_s > 0) || std::isinf(config.request_timeout_s)) {
+    return UsageError("--timeout must be a finite number > 0");
+  }
+  if (absl::GetFlag(FLAGS_channels) < 0 ||
+      absl::GetFlag(FLAGS_channels) > kMaxChannels) {
+    return UsageError(absl::StrCat("--channels must be in [0, ", kMaxChannels,
+                                   "] (0: one per 512 streams)"));
+  }
+  for (const auto& [flag, path] :
+       {std::pair<const char*, std::string>{"json", absl::GetFlag(FLAGS_json)},
+        {"csv", absl::GetFlag(FLAGS_csv)}}) {
+    if (absl::Status s = CheckOutputPath(path, flag); !s.ok()) {
+      return UsageError(std::string(s.message()));
+    }
+  }
   if (config.requests == 0 && config.duration_s == 0) {
     return UsageError("unbounded run: give --requests and/or --duration");
   }
@@ -233,7 +275,7 @@ int main(int argc, char** argv) {
   std::vector<double> sweep;
   for (const std::string& value : absl::GetFlag(FLAGS_sweep)) {
     double x;
-    if (!absl::SimpleAtod(value, &x) || x <= 0 ||
+    if (!absl::SimpleAtod(value, &x) || !(x > 0) || std::isinf(x) ||
         (!by_rate && x != std::floor(x))) {
       return UsageError(
           absl::StrCat("--sweep value '", value, "' is not a ",
@@ -271,6 +313,9 @@ int main(int argc, char** argv) {
   workload.sampling.set_seed(absl::GetFlag(FLAGS_seed));
   const slabload::Slo slo{absl::GetFlag(FLAGS_ttft_slo),
                           absl::GetFlag(FLAGS_itl_slo)};
+  if (!(slo.ttft_ms >= 0) || !(slo.itl_ms >= 0)) {
+    return UsageError("--ttft_slo and --itl_slo must be >= 0 (0: none)");
+  }
 
   double max_streams = by_rate || config.rate > 0 ? 512 : 1;
   for (double x : sweep) max_streams = std::max(max_streams, x);

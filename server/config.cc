@@ -1,5 +1,10 @@
 #include "server/config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -32,6 +37,35 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
 bool FileExists(const std::string& path) {
   std::ifstream file(path);
   return file.good();
+}
+
+// Says what is wrong with a model directory, the way a person would look.
+absl::Status CheckModelDir(const std::string& dir) {
+  const std::string quoted = absl::StrCat("model_dir \"", dir, "\" ");
+  struct stat info;
+  if (stat(dir.c_str(), &info) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        quoted, errno == ENOENT ? "does not exist" : "cannot be examined: ",
+        errno == ENOENT ? "" : std::strerror(errno)));
+  }
+  if (!S_ISDIR(info.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(quoted, "is not a directory"));
+  }
+  if (access(dir.c_str(), R_OK | X_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(quoted, "cannot be read: ", std::strerror(errno)));
+  }
+  const std::string config = dir + "/config.json";
+  if (stat(config.c_str(), &info) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(quoted, "has no config.json"));
+  }
+  if (!FileExists(config)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(quoted, "has a config.json that cannot be read"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -124,8 +158,8 @@ absl::Status ValidateConfig(const ServerConfig& config) {
   if (config.model_dir().empty()) {
     return invalid("model_dir is not set (use --model=DIR or model_dir)");
   }
-  if (!FileExists(config.model_dir() + "/config.json")) {
-    return invalid("model_dir \"", config.model_dir(), "\" has no config.json");
+  if (absl::Status s = CheckModelDir(config.model_dir()); !s.ok()) {
+    return invalid(s.message());
   }
   if (config.has_tokenizer_path() && !config.tokenizer_path().empty() &&
       !FileExists(config.tokenizer_path())) {

@@ -228,12 +228,18 @@ int Run(const sigset_t& shutdown_signals) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
+  // Exclusive: gRPC's default SO_REUSEPORT would let a second server start
+  // on a port in use and silently take half of its clients.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen(), grpc::InsecureServerCredentials(),
                            &grpc_port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
-    spdlog::error("cannot listen on {}", config.listen());
+    spdlog::error(
+        "cannot listen on {}: the port is in use or the address is not "
+        "local",
+        config.listen());
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(

@@ -17,6 +17,24 @@ namespace {
 constexpr int kMaxTopLogprobs = 20;
 constexpr int kMaxStopStrings = 16;
 constexpr size_t kMaxStopStringBytes = 256;
+// Request ids go into every log line and every reply chunk: short, and
+// printable so that no id can forge a log line or smuggle terminal escapes.
+constexpr size_t kMaxRequestIdBytes = 128;
+
+absl::Status ValidateRequestId(const std::string& id) {
+  if (id.size() > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id must be at most ", kMaxRequestIdBytes,
+                     " bytes, got ", id.size()));
+  }
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (id[i] < 0x20 || id[i] > 0x7e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "request_id byte ", i, " is not printable ASCII (0x20..0x7e)"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 std::string StatusLabel(grpc::StatusCode code) {
   switch (code) {
@@ -211,8 +229,11 @@ absl::StatusOr<GenerationRequest> SlabserveService::ToGenerationRequest(
 grpc::ServerWriteReactor<v1::GenerateChunk>* SlabserveService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
   absl::Time arrival = absl::Now();
-  std::string request_id =
-      request->request_id().empty() ? NewRequestId() : request->request_id();
+  const absl::Status id_status = ValidateRequestId(request->request_id());
+  // A rejected id is never logged: the rejection gets an id of our own.
+  std::string request_id = request->request_id().empty() || !id_status.ok()
+                               ? NewRequestId()
+                               : request->request_id();
   auto reject = [&](const absl::Status& status) {
     grpc::Status grpc_status = ToGrpcStatus(status);
     LogFinished(grpc_status, request_id, arrival, 0, 0, FinishReason::kNone,
@@ -225,6 +246,7 @@ grpc::ServerWriteReactor<v1::GenerateChunk>* SlabserveService::Generate(
     return reject(absl::UnavailableError(
         "server is shutting down; send the request to another replica"));
   }
+  if (!id_status.ok()) return reject(id_status);
   absl::StatusOr<std::vector<int32_t>> prompt = PromptIds(*request);
   if (!prompt.ok()) return reject(prompt.status());
   int prompt_tokens = static_cast<int>(prompt->size());

@@ -331,6 +331,10 @@ TEST(ServerOpsTest, BadStartupConfigurationExitsNonZeroWithAReason) {
        "config file no/such.textproto cannot be opened"},
       {{"--config=" + bad_config}, 2, "line 2"},
       {{"--model=tests/golden"}, 2, "has no config.json"},
+      {{"--model=tests/golden/no_such_model"}, 2, "does not exist"},
+      {{"--model=tests/golden/griffin_tiny/config.json"},
+       2,
+       "is not a directory"},
       {{kGriffin, "--state_memory=lots"}, 2, "--state_memory"},
       {{kGriffin, "--log_level=loud"}, 2, "log_level \"loud\""},
       {{kGriffin, "--listen=127.0.0.1"}, 2, "listen: address"},
@@ -344,6 +348,21 @@ TEST(ServerOpsTest, BadStartupConfigurationExitsNonZeroWithAReason) {
     EXPECT_EQ(result.exit_code, c.exit_code) << result.output;
     EXPECT_THAT(result.output, HasSubstr(c.message));
   }
+}
+
+TEST(ServerOpsTest, PortInUseIsAnErrorNotASharedPort) {
+  std::unique_ptr<ServerProcess> first = StartOrDie({kGriffin});
+  ASSERT_NE(first, nullptr);
+  ProcessResult second =
+      RunServerToExit({kGriffin, absl::StrCat("--listen=", first->address()),
+                       "--metrics_listen=none"},
+                      absl::Seconds(30));
+  EXPECT_EQ(second.exit_code, 1) << second.output;
+  EXPECT_THAT(second.output,
+              HasSubstr(absl::StrCat("cannot listen on ", first->address())));
+  // The first server still answers, alone on its port.
+  auto stub = v1::Slabserve::NewStub(first->NewChannel());
+  EXPECT_GT(GetInfo(*stub).slot_capacity(), 0);
 }
 
 }  // namespace

@@ -218,6 +218,17 @@ absl::StatusOr<Weight> Checkpoint::Load(const std::string& name,
       }
       break;
   }
+  // A NaN or infinity in the weights would make every output garbage (or
+  // token 0 forever) with status OK; refuse to serve it.
+  const float* values = weight.data();
+  for (size_t i = 0; i < weight.size_; ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file.path(), ": tensor '", name, "' holds ",
+                       std::isnan(values[i]) ? "NaN" : "an infinity",
+                       " at element ", i, "; the weights are corrupt"));
+    }
+  }
   loaded_.insert(name);
   return weight;
 }

@@ -67,9 +67,10 @@ absl::Status ValidateSamplingParams(const SamplingParams& params) {
     return absl::InvalidArgumentError(
         absl::StrCat("top_p must be in (0, 1], got ", params.top_p));
   }
-  if (!(params.min_p >= 0.0f && params.min_p <= 1.0f)) {
+  // 1 would keep only tokens exactly as likely as the best: never meant.
+  if (!(params.min_p >= 0.0f && params.min_p < 1.0f)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("min_p must be in [0, 1], got ", params.min_p));
+        absl::StrCat("min_p must be in [0, 1), got ", params.min_p));
   }
   if (!std::isfinite(params.repetition_penalty) ||
       params.repetition_penalty <= 0.0f) {

@@ -211,7 +211,7 @@ TEST(SamplerTest, ValidationNamesTheBadField) {
     SamplingParams params;
     const char* field;
   };
-  std::vector<Case> cases(7);
+  std::vector<Case> cases(8);
   cases[0].params.temperature = -1.0f;
   cases[0].field = "temperature";
   cases[1].params.top_k = -3;
@@ -226,6 +226,8 @@ TEST(SamplerTest, ValidationNamesTheBadField) {
   cases[5].field = "presence_penalty";
   cases[6].params.frequency_penalty = NAN;
   cases[6].field = "frequency_penalty";
+  cases[7].params.min_p = 1.0f;  // the range is [0, 1)
+  cases[7].field = "min_p";
   for (const Case& c : cases) {
     absl::Status status = ValidateSamplingParams(c.params);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.field;
