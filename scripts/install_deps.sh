@@ -8,6 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsentencepiece-dev
+  libmicrohttpd-dev
   python3 python3-grpcio python3-protobuf python3-numpy
   gnuplot-nox clang-format
 )

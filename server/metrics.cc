@@ -1,16 +1,5 @@
 #include "server/metrics.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/types.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -18,9 +7,6 @@
 
 namespace slabserve::server {
 namespace {
-
-constexpr size_t kMaxRequestBytes = 8192;
-constexpr int kConnectionTimeoutMs = 2000;
 
 std::string FormatDouble(double v) { return absl::StrFormat("%.17g", v); }
 
@@ -50,26 +36,6 @@ std::vector<double> SecondsBuckets() {
 
 std::vector<double> BatchBuckets() {
   return {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
-}
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-std::string HttpResponse(int code, const char* reason,
-                         const std::string& content_type,
-                         const std::string& body) {
-  return absl::StrCat("HTTP/1.1 ", code, " ", reason,
-                      "\r\nContent-Type: ", content_type,
-                      "\r\nContent-Length: ", body.size(),
-                      "\r\nConnection: close\r\n\r\n", body);
 }
 
 }  // namespace
@@ -180,129 +146,29 @@ std::string ServerMetrics::Render(const SchedulerStats& stats) const {
 }
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& host, int port, Handlers handlers) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* addresses = nullptr;
-  std::string service = std::to_string(port);
-  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(),
-                           service.c_str(), &hints, &addresses);
-      rc != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "metrics address ", host, ":", port, ": ", gai_strerror(rc)));
-  }
-  int fd = -1;
-  std::string last_error = "no address";
-  for (addrinfo* a = addresses; a != nullptr; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 64) == 0) break;
-    last_error = std::strerror(errno);
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(addresses);
-  if (fd < 0) {
-    return absl::UnavailableError(
-        absl::StrCat("metrics endpoint cannot listen on ", host, ":", port,
-                     ": ", last_error));
-  }
-  sockaddr_storage bound{};
-  socklen_t bound_len = sizeof(bound);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_len);
-  int bound_port =
-      bound.ss_family == AF_INET6
-          ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-          : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  int wake[2];
-  if (pipe2(wake, O_CLOEXEC) != 0) {
-    close(fd);
-    return absl::InternalError(
-        absl::StrCat("metrics endpoint: pipe: ", std::strerror(errno)));
-  }
-  return std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer(
-      fd, bound_port, wake[0], wake[1], std::move(handlers)));
-}
-
-MetricsHttpServer::MetricsHttpServer(int listen_fd, int port, int wake_read_fd,
-                                     int wake_write_fd, Handlers handlers)
-    : listen_fd_(listen_fd),
-      port_(port),
-      wake_read_fd_(wake_read_fd),
-      wake_write_fd_(wake_write_fd),
-      handlers_(std::move(handlers)),
-      thread_([this] { Serve(); }) {}
-
-MetricsHttpServer::~MetricsHttpServer() {
-  char byte = 0;
-  while (write(wake_write_fd_, &byte, 1) < 0 && errno == EINTR) {
-  }
-  thread_.join();
-  close(listen_fd_);
-  close(wake_read_fd_);
-  close(wake_write_fd_);
-}
-
-void MetricsHttpServer::Serve() {
-  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_read_fd_, POLLIN, 0}};
-  while (true) {
-    int ready = poll(fds, 2, -1);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0 || (fds[1].revents & POLLIN)) return;
-    if (!(fds[0].revents & POLLIN)) continue;
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    timeval timeout{kConnectionTimeoutMs / 1000,
-                    (kConnectionTimeoutMs % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    HandleConnection(fd);
-    close(fd);
-  }
-}
-
-void MetricsHttpServer::HandleConnection(int fd) {
-  std::string request;
-  char buffer[1024];
-  while (request.find("\r\n\r\n") == std::string::npos) {
-    if (request.size() >= kMaxRequestBytes) {
-      WriteAll(fd, HttpResponse(431, "Request Header Fields Too Large",
-                                "text/plain", "request too large\n"));
-      return;
+    const std::string& host, int port, Handlers handlers,
+    const HttpServerOptions& options) {
+  auto route = [handlers = std::move(handlers)](const std::string& method,
+                                                const std::string& path) {
+    if (method != "GET") {
+      return HttpResponse{405, "text/plain", "only GET is supported\n"};
     }
-    ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // closed or timed out
-    request.append(buffer, static_cast<size_t>(n));
-  }
-  std::string line = request.substr(0, request.find("\r\n"));
-  size_t first_space = line.find(' ');
-  size_t second_space = line.find(' ', first_space + 1);
-  std::string method = line.substr(0, first_space);
-  std::string target =
-      first_space == std::string::npos
-          ? ""
-          : line.substr(first_space + 1, second_space - first_space - 1);
-  target = target.substr(0, target.find('?'));
-  if (method != "GET") {
-    WriteAll(fd, HttpResponse(405, "Method Not Allowed", "text/plain",
-                              "only GET is supported\n"));
-  } else if (target == "/metrics") {
-    WriteAll(fd, HttpResponse(200, "OK", "text/plain; version=0.0.4",
-                              handlers_.metrics()));
-  } else if (target == "/healthz") {
-    bool healthy = handlers_.healthy();
-    WriteAll(fd, healthy ? HttpResponse(200, "OK", "text/plain", "ok\n")
-                         : HttpResponse(503, "Service Unavailable",
-                                        "text/plain", "draining\n"));
-  } else {
-    WriteAll(fd, HttpResponse(404, "Not Found", "text/plain",
-                              "try /metrics or /healthz\n"));
-  }
+    if (path == "/metrics") {
+      return HttpResponse{200, "text/plain; version=0.0.4",
+                          handlers.metrics ? handlers.metrics() : ""};
+    }
+    if (path == "/healthz") {
+      return handlers.healthy && !handlers.healthy()
+                 ? HttpResponse{503, "text/plain", "draining\n"}
+                 : HttpResponse{200, "text/plain", "ok\n"};
+    }
+    return HttpResponse{404, "text/plain", "try /metrics or /healthz\n"};
+  };
+  absl::StatusOr<std::unique_ptr<HttpServer>> http =
+      HttpServer::Start(host, port, options, std::move(route));
+  if (!http.ok()) return http.status();
+  return std::unique_ptr<MetricsHttpServer>(
+      new MetricsHttpServer(*std::move(http)));
 }
 
 }  // namespace slabserve::server

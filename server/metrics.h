@@ -10,13 +10,13 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/scheduler/scheduler.h"
+#include "server/http_server.h"
 
 namespace slabserve::server {
 
@@ -71,8 +71,8 @@ class ServerMetrics {
   Histogram batch_size_;
 };
 
-// Answers GET /metrics and GET /healthz, one connection at a time, each
-// bounded in size and time so a stuck scraper cannot hold it.
+// Answers GET /metrics and GET /healthz on an HttpServer: many connections
+// at once, each bounded in header size and idle time.
 class MetricsHttpServer {
  public:
   struct Handlers {
@@ -81,23 +81,16 @@ class MetricsHttpServer {
   };
 
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
-      const std::string& host, int port, Handlers handlers);
-  ~MetricsHttpServer();
+      const std::string& host, int port, Handlers handlers,
+      const HttpServerOptions& options = {});
 
-  int port() const { return port_; }
+  int port() const { return http_->port(); }
 
  private:
-  MetricsHttpServer(int listen_fd, int port, int wake_read_fd,
-                    int wake_write_fd, Handlers handlers);
-  void Serve();
-  void HandleConnection(int fd);
+  explicit MetricsHttpServer(std::unique_ptr<HttpServer> http)
+      : http_(std::move(http)) {}
 
-  const int listen_fd_;
-  const int port_;
-  const int wake_read_fd_;   // the destructor writes to wake_write_fd_ to
-  const int wake_write_fd_;  // end Serve()'s poll
-  const Handlers handlers_;
-  std::thread thread_;
+  std::unique_ptr<HttpServer> http_;
 };
 
 }  // namespace slabserve::server

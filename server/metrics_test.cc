@@ -7,7 +7,11 @@
 
 #include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -16,24 +20,43 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string Request(int port, const std::string& request) {
+// A connected loopback socket (or -1), with a receive timeout.
+int Connect(int port, int timeout_seconds = 5) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval timeout{timeout_seconds, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
       0) {
-    send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-    char buffer[4096];
-    ssize_t n;
-    while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) {
-      response.append(buffer, static_cast<size_t>(n));
-    }
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends `request` and reads until the server closes (or the timeout).
+std::string Request(int port, const std::string& request) {
+  int fd = Connect(port);
+  std::string response;
+  if (fd < 0) return response;
+  send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  char buffer[4096];
+  ssize_t n;
+  while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) {
+    response.append(buffer, static_cast<size_t>(n));
   }
   close(fd);
   return response;
+}
+
+std::string Get(int port, const std::string& method, const std::string& path,
+                const std::string& extra_headers = "") {
+  return Request(
+      port, absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+                         extra_headers, "Connection: close\r\n\r\n"));
 }
 
 TEST(HistogramTest, BucketsAreCumulative) {
@@ -96,24 +119,61 @@ TEST(MetricsHttpServerTest, ServesMetricsHealthAndErrors) {
   int port = (*server)->port();
   ASSERT_GT(port, 0);
 
-  std::string metrics = Request(port, "GET /metrics HTTP/1.1\r\n\r\n");
+  std::string metrics = Get(port, "GET", "/metrics");
   EXPECT_THAT(metrics, HasSubstr("HTTP/1.1 200 OK"));
   EXPECT_THAT(metrics, HasSubstr("Content-Length: 15\r\n"));
   EXPECT_THAT(metrics, HasSubstr("\r\n\r\nslabserve_up 1\n"));
-  EXPECT_THAT(Request(port, "GET /healthz HTTP/1.1\r\n\r\n"),
-              HasSubstr("200 OK"));
+  EXPECT_THAT(Get(port, "GET", "/healthz"), HasSubstr("200 OK"));
   healthy = false;
-  EXPECT_THAT(Request(port, "GET /healthz HTTP/1.1\r\n\r\n"),
+  EXPECT_THAT(Get(port, "GET", "/healthz"),
               HasSubstr("503 Service Unavailable"));
-  EXPECT_THAT(Request(port, "GET /nothing HTTP/1.1\r\n\r\n"),
-              HasSubstr("404 Not Found"));
-  EXPECT_THAT(Request(port, "POST /metrics HTTP/1.1\r\n\r\n"),
-              HasSubstr("405"));
-  EXPECT_THAT(Request(port, std::string(9000, 'x')), HasSubstr("431"));
-  // A client that connects and says nothing costs at most the timeout.
-  EXPECT_EQ(Request(port, ""), "");
-  EXPECT_THAT(Request(port, "GET /metrics HTTP/1.1\r\n\r\n"),
-              HasSubstr("200 OK"));
+  EXPECT_THAT(Get(port, "GET", "/nothing"), HasSubstr("404 Not Found"));
+  EXPECT_THAT(Get(port, "POST", "/metrics"), HasSubstr("405"));
+  // Oversized headers: 431, and the server goes on answering.
+  EXPECT_THAT(Get(port, "GET", "/metrics",
+                  absl::StrCat("X-Padding: ", std::string(20000, 'x'), "\r\n")),
+              HasSubstr("431"));
+  EXPECT_THAT(Get(port, "GET", "/metrics"), HasSubstr("200 OK"));
+}
+
+TEST(MetricsHttpServerTest, IdleAndSlowClientsDoNotDelayOthers) {
+  MetricsHttpServer::Handlers handlers;
+  handlers.metrics = [] { return std::string("slabserve_up 1\n"); };
+  HttpServerOptions options;
+  options.idle_timeout_seconds = 3;
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
+      MetricsHttpServer::Start("127.0.0.1", 0, handlers, options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  // Ten connections that say nothing, and one that trickles a request a
+  // byte at a time (each byte resets the idle timer).
+  std::vector<int> idle;
+  for (int i = 0; i < 10; ++i) idle.push_back(Connect(port));
+  const int slow = Connect(port);
+  ASSERT_GE(slow, 0);
+  std::atomic<bool> stop = false;
+  std::thread trickle([&] {
+    const std::string request = "GET /metrics HTTP/1.1\r\nX-Slow: ";
+    for (size_t i = 0; !stop && i < 1000; ++i) {
+      send(slow, &request[i % request.size()], 1, MSG_NOSIGNAL);
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  });
+  for (int i = 0; i < 5; ++i) {
+    const absl::Time start = absl::Now();
+    EXPECT_THAT(Get(port, "GET", "/metrics"), HasSubstr("200 OK"));
+    EXPECT_LT(absl::Now() - start, absl::Seconds(2)) << "request " << i;
+    absl::SleepFor(absl::Milliseconds(300));
+  }
+  // Silent connections are closed after the idle timeout.
+  char byte;
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(recv(idle[0], &byte, 1, 0), 0);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  stop = true;
+  trickle.join();
+  for (int fd : idle) close(fd);
+  close(slow);
 }
 
 TEST(MetricsHttpServerTest, PortInUseIsAnError) {

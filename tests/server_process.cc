@@ -178,8 +178,9 @@ std::string HttpGet(int port, const std::string& path) {
   std::string response;
   if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
       0) {
-    std::string request =
-        absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    std::string request = absl::StrCat(
+        "GET ", path,
+        " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
         static_cast<ssize_t>(request.size())) {
       char buffer[4096];
