@@ -222,6 +222,19 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return invalid("stream_buffer_tokens must be > 0, got ",
                    config.stream_buffer_tokens());
   }
+  if (config.max_prompt_tokens() <= 0) {
+    return invalid("max_prompt_tokens must be > 0, got ",
+                   config.max_prompt_tokens());
+  }
+  // Written so that NaN fails too; an infinity means "never".
+  if (!(config.stream_stall_seconds() >= 0)) {
+    return invalid("stream_stall_seconds must be >= 0 (0: off), got ",
+                   config.stream_stall_seconds());
+  }
+  if (config.max_streams_per_connection() <= 0) {
+    return invalid("max_streams_per_connection must be > 0, got ",
+                   config.max_streams_per_connection());
+  }
   return absl::OkStatus();
 }
 

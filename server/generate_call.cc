@@ -1,10 +1,13 @@
 #include "server/generate_call.h"
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "spdlog/spdlog.h"
 
 namespace slabserve::server {
 namespace {
@@ -212,7 +215,8 @@ grpc::Status GenerateCall::FinalStatus(bool client_gone, bool cancelled,
   return grpc::Status::OK;
 }
 
-EventPump::EventPump() : thread_([this] { Loop(); }) {}
+EventPump::EventPump(absl::Duration watch_interval)
+    : watch_interval_(watch_interval), thread_([this] { Loop(); }) {}
 
 EventPump::~EventPump() {
   {
@@ -227,32 +231,69 @@ void EventPump::Post(std::function<void()> work) {
   if (!stopping_) queue_.push_back(std::move(work));
 }
 
+void EventPump::Watch(Check check) {
+  absl::MutexLock lock(&mu_);
+  if (!stopping_) checks_.push_back(std::move(check));
+}
+
 void EventPump::Loop() {
   std::deque<std::function<void()>> batch;
+  absl::Time next_checks = absl::Now() + watch_interval_;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
         return !queue_.empty() || stopping_;
       };
-      mu_.Await(absl::Condition(&ready));
-      if (queue_.empty()) return;  // stopping with nothing left
+      mu_.AwaitWithDeadline(absl::Condition(&ready), next_checks);
+      if (stopping_ && queue_.empty()) return;
       batch.swap(queue_);
     }
     for (std::function<void()>& work : batch) work();
     batch.clear();
+    if (const absl::Time now = absl::Now(); now >= next_checks) {
+      RunChecks(now);
+      next_checks = now + watch_interval_;
+    }
   }
 }
 
-GenerateReactor* GenerateReactor::Start(std::unique_ptr<GenerateCall> call,
+void EventPump::RunChecks(absl::Time now) {
+  std::vector<Check> checks;
+  {
+    absl::MutexLock lock(&mu_);
+    checks.swap(checks_);
+  }
+  // Run unlocked: a check may take a call's lock, under which Watch and Post
+  // may be called.
+  checks.erase(std::remove_if(checks.begin(), checks.end(),
+                              [now](Check& check) { return !check(now); }),
+               checks.end());
+  absl::MutexLock lock(&mu_);
+  checks_.insert(checks_.end(), std::make_move_iterator(checks.begin()),
+                 std::make_move_iterator(checks.end()));
+}
+
+GenerateReactor* GenerateReactor::Start(grpc::CallbackServerContext* context,
+                                        std::unique_ptr<GenerateCall> call,
                                         std::shared_ptr<RequestStream> stream,
-                                        absl::Time deadline, EventPump* pump,
-                                        OnFinish on_finish) {
-  auto* reactor = new GenerateReactor(std::move(call), std::move(stream),
-                                      deadline, std::move(on_finish));
+                                        absl::Time deadline,
+                                        absl::Duration stall_timeout,
+                                        EventPump* pump, OnFinish on_finish) {
+  auto* reactor =
+      new GenerateReactor(context, std::move(call), std::move(stream), deadline,
+                          stall_timeout, std::move(on_finish));
   {
     absl::MutexLock lock(&reactor->link_->mu);
     reactor->link_->reactor = reactor;
+  }
+  if (stall_timeout > absl::ZeroDuration()) {
+    pump->Watch([link = reactor->link_](absl::Time now) {
+      absl::MutexLock lock(&link->mu);
+      if (link->reactor == nullptr) return false;
+      link->reactor->CancelIfStalled(now);
+      return true;
+    });
   }
   // Holds the link, never the reactor: gRPC may delete the reactor first.
   reactor->stream_->SetOnEvents([link = reactor->link_, pump] {
@@ -267,14 +308,34 @@ GenerateReactor* GenerateReactor::Start(std::unique_ptr<GenerateCall> call,
   return reactor;
 }
 
-GenerateReactor::GenerateReactor(std::unique_ptr<GenerateCall> call,
+GenerateReactor::GenerateReactor(grpc::CallbackServerContext* context,
+                                 std::unique_ptr<GenerateCall> call,
                                  std::shared_ptr<RequestStream> stream,
-                                 absl::Time deadline, OnFinish on_finish)
+                                 absl::Time deadline,
+                                 absl::Duration stall_timeout,
+                                 OnFinish on_finish)
     : link_(std::make_shared<Link>()),
+      context_(context),
       call_(std::move(call)),
       stream_(std::move(stream)),
       deadline_(deadline),
+      stall_timeout_(stall_timeout),
       on_finish_(std::move(on_finish)) {}
+
+void GenerateReactor::CancelIfStalled(absl::Time now) {
+  if (!write_in_flight_ || stalled_ || finishing_ ||
+      now - write_started_ < stall_timeout_) {
+    return;
+  }
+  stalled_ = true;
+  spdlog::warn(
+      "request id={} stalled: the client read nothing for {:.0f} s; "
+      "cancelling it to free its slot",
+      call_->request_id(), absl::ToDoubleSeconds(now - write_started_));
+  client_gone_ = true;
+  context_->TryCancel();
+  Pump();
+}
 
 void GenerateReactor::OnWriteDone(bool ok) {
   absl::MutexLock lock(&link_->mu);
@@ -310,6 +371,7 @@ void GenerateReactor::Pump() {
       writing_ = std::move(ready_.front());
       ready_.pop_front();
       write_in_flight_ = true;
+      write_started_ = absl::Now();
       StartWrite(&writing_);
       return;
     }

@@ -115,22 +115,30 @@ class GenerateCall {
 
 // The thread that turns scheduler notifications into reactor work, so the
 // step loop only queues a pointer and never converts, writes or waits on a
-// call's lock.
+// call's lock. It also runs periodic checks (stalled clients) about once per
+// `watch_interval`.
 class EventPump {
  public:
-  EventPump();
+  // Returns false once there is nothing left to watch; it is then dropped.
+  using Check = std::function<bool(absl::Time now)>;
+
+  explicit EventPump(absl::Duration watch_interval = absl::Seconds(1));
   // Runs what is queued, then stops; later Post calls are dropped.
   ~EventPump();
   EventPump(const EventPump&) = delete;
   EventPump& operator=(const EventPump&) = delete;
 
   void Post(std::function<void()> work);
+  void Watch(Check check);
 
  private:
   void Loop();
+  void RunChecks(absl::Time now);
 
+  const absl::Duration watch_interval_;
   absl::Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<Check> checks_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
@@ -147,10 +155,14 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateChunk> {
       std::function<void(const grpc::Status& status, const GenerateCall& call)>;
 
   // The stream's notifications run on `pump`, which must outlive the
-  // stream's last event.
-  static GenerateReactor* Start(std::unique_ptr<GenerateCall> call,
+  // stream's last event. A write that the client leaves unread for
+  // `stall_timeout` (ZeroDuration: never) cancels the call: the client has
+  // stopped reading, and its slot goes to others.
+  static GenerateReactor* Start(grpc::CallbackServerContext* context,
+                                std::unique_ptr<GenerateCall> call,
                                 std::shared_ptr<RequestStream> stream,
-                                absl::Time deadline, EventPump* pump,
+                                absl::Time deadline,
+                                absl::Duration stall_timeout, EventPump* pump,
                                 OnFinish on_finish);
 
   void OnWriteDone(bool ok) override;
@@ -169,23 +181,31 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateChunk> {
     std::atomic<bool> queued{false};
   };
 
-  GenerateReactor(std::unique_ptr<GenerateCall> call,
+  GenerateReactor(grpc::CallbackServerContext* context,
+                  std::unique_ptr<GenerateCall> call,
                   std::shared_ptr<RequestStream> stream, absl::Time deadline,
-                  OnFinish on_finish);
+                  absl::Duration stall_timeout, OnFinish on_finish);
   // Cancels when due, then writes the next chunk, reads more events, or
   // finishes the call, until it has to wait. Called with link_->mu held.
   void Pump();
+  // Cancels the call if a write has waited on the client too long. Called
+  // with link_->mu held.
+  void CancelIfStalled(absl::Time now);
 
   const std::shared_ptr<Link> link_;
+  grpc::CallbackServerContext* const context_;
   const std::unique_ptr<GenerateCall> call_;
   const std::shared_ptr<RequestStream> stream_;
   const absl::Time deadline_;
+  const absl::Duration stall_timeout_;
   const OnFinish on_finish_;
   // The rest is guarded by link_->mu.
   std::deque<v1::GenerateChunk> ready_;
   v1::GenerateChunk writing_;  // gRPC reads it until OnWriteDone
   std::vector<StreamEvent> events_;
   bool write_in_flight_ = false;
+  absl::Time write_started_;
+  bool stalled_ = false;  // cancelled because the client stopped reading
   bool client_gone_ = false;
   bool cancelled_ = false;  // by us: client gone, error, or stop strings
   bool stream_ended_ = false;

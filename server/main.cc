@@ -46,6 +46,14 @@ ABSL_FLAG(std::string, prefix_cache, "", "prefix cache size, e.g. 64MiB");
 ABSL_FLAG(int, threads, -1, "compute threads (0: one per hardware thread)");
 ABSL_FLAG(std::string, log_level, "", "trace|debug|info|warn|error|off");
 ABSL_FLAG(int, max_tokens_limit, -1, "largest max_tokens a request may ask");
+ABSL_FLAG(int, max_prompt_tokens, -1, "longest prompt accepted, in tokens");
+ABSL_FLAG(int, stream_buffer_tokens, -1,
+          "tokens buffered per request before it pauses for its client");
+ABSL_FLAG(double, stream_stall_seconds, -1,
+          "cancel a stream whose client leaves a reply unread this long "
+          "(0: never)");
+ABSL_FLAG(int, max_streams_per_connection, -1,
+          "concurrent streams per HTTP/2 connection");
 ABSL_FLAG(double, drain_grace_seconds, -1,
           "time in-flight streams get to finish on SIGTERM");
 ABSL_FLAG(int, max_n, -1, "largest n (completions per request)");
@@ -80,8 +88,17 @@ absl::Status ApplyFlags(ServerConfig* config) {
   set_int(FLAGS_max_tokens_limit,
           [&](int v) { config->set_max_tokens_limit(v); });
   set_int(FLAGS_max_n, [&](int v) { config->set_max_n(v); });
+  set_int(FLAGS_max_prompt_tokens,
+          [&](int v) { config->set_max_prompt_tokens(v); });
+  set_int(FLAGS_stream_buffer_tokens,
+          [&](int v) { config->set_stream_buffer_tokens(v); });
+  set_int(FLAGS_max_streams_per_connection,
+          [&](int v) { config->set_max_streams_per_connection(v); });
   if (double grace = absl::GetFlag(FLAGS_drain_grace_seconds); grace != -1) {
     config->set_drain_grace_seconds(grace);
+  }
+  if (double stall = absl::GetFlag(FLAGS_stream_stall_seconds); stall != -1) {
+    config->set_stream_stall_seconds(stall);
   }
   struct ByteSizeFlag {
     const absl::Flag<std::string>* flag;
@@ -220,6 +237,9 @@ int Run(const sigset_t& shutdown_signals) {
   ServiceOptions service_options;
   service_options.model_name = BaseName(config.model_dir());
   service_options.max_tokens_limit = config.max_tokens_limit();
+  service_options.max_prompt_tokens = config.max_prompt_tokens();
+  service_options.stream_stall_timeout =
+      absl::Seconds(config.stream_stall_seconds());
   service_options.max_n = config.max_n();
   SlabserveService service(scheduler->get(), tokenizer.get(), &metrics,
                            service_options);
@@ -231,6 +251,8 @@ int Run(const sigset_t& shutdown_signals) {
   // Exclusive: gRPC's default SO_REUSEPORT would let a second server start
   // on a port in use and silently take half of its clients.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             config.max_streams_per_connection());
   builder.AddListeningPort(config.listen(), grpc::InsecureServerCredentials(),
                            &grpc_port);
   builder.RegisterService(&service);

@@ -140,6 +140,11 @@ absl::StatusOr<std::vector<int32_t>> SlabserveService::PromptIds(
         "prompt has ", prompt.size(), " tokens; the model (", info.architecture,
         ") accepts at most ", info.max_positions));
   }
+  if (static_cast<int64_t>(prompt.size()) > options_.max_prompt_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt has ", prompt.size(), " tokens; this server accepts at most ",
+        options_.max_prompt_tokens, " (max_prompt_tokens)"));
+  }
   return prompt;
 }
 
@@ -264,7 +269,8 @@ grpc::ServerWriteReactor<v1::GenerateChunk>* SlabserveService::Generate(
   auto call = std::make_unique<GenerateCall>(
       *request, request_id, prompt_tokens, arrival, tokenizer_, metrics_);
   return GenerateReactor::Start(
-      std::move(call), *std::move(stream), deadline, &event_pump_,
+      context, std::move(call), *std::move(stream), deadline,
+      options_.stream_stall_timeout, &event_pump_,
       [this, arrival, prompt_tokens](const grpc::Status& status,
                                      const GenerateCall& call) {
         LogFinished(status, call.request_id(), arrival, prompt_tokens,

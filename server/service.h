@@ -24,7 +24,10 @@ namespace slabserve::server {
 struct ServiceOptions {
   std::string model_name;  // reported by GetModelInfo
   int max_tokens_limit = 4096;
+  int max_prompt_tokens = 32768;
   int max_n = 16;
+  // A stream whose client leaves a reply unread this long is cancelled.
+  absl::Duration stream_stall_timeout = absl::Seconds(60);
 };
 
 // Generate uses gRPC's callback API, so no thread waits on a stream; the

@@ -386,6 +386,12 @@ TEST_F(ServerE2eTest, InvalidRequestsNameWhatIsWrong) {
        "stop string 0 is empty"},
       {"stop token id", [](auto& r) { r.add_stop_token_ids(9999); },
        "stop token id 9999 at position 0 is outside the vocabulary"},
+      {"prompt too long",
+       [](auto& r) {
+         for (int i = 0; i < 32768; ++i) r.mutable_token_ids()->add_ids(5);
+       },
+       "prompt has 32770 tokens; this server accepts at most 32768 "
+       "(max_prompt_tokens)"},
   };
   for (const InvalidCase& c : cases) {
     v1::GenerateRequest request = GreedyRequest({2, 5}, 4);

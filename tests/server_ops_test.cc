@@ -350,6 +350,50 @@ TEST(ServerOpsTest, BadStartupConfigurationExitsNonZeroWithAReason) {
   }
 }
 
+TEST(ServerOpsTest, StreamsWhoseClientStopsReadingAreCancelled) {
+  std::unique_ptr<ServerProcess> server =
+      StartOrDie({kGriffin, "--stream_stall_seconds=1",
+                  "--stream_buffer_tokens=4", "--max_tokens_limit=1000000"});
+  ASSERT_NE(server, nullptr);
+  // Streams on their own connections that never read a single chunk: the
+  // server's writes fill the flow-control window and wait.
+  constexpr int kSilent = 3;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::GenerateChunk>>> silent;
+  // Each on its own connection, whose receive window stays at HTTP/2's
+  // initial 64 KiB (no bandwidth probing to grow it) as an unread one would.
+  grpc::ChannelArguments own_connection;
+  own_connection.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  own_connection.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  for (int i = 0; i < kSilent; ++i) {
+    channels.push_back(grpc::CreateCustomChannel(
+        server->address(), grpc::InsecureChannelCredentials(), own_connection));
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    silent.push_back(v1::Slabserve::NewStub(channels.back())
+                         ->Generate(contexts.back().get(),
+                                    GreedyRequest({2, 3, 4}, 1000000)));
+  }
+  auto stub = v1::Slabserve::NewStub(server->NewChannel());
+  for (int i = 0; i < 200 && GetInfo(*stub).slots_in_use() < kSilent; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(GetInfo(*stub).slots_in_use(), kSilent);
+  // A client that reads is served meanwhile.
+  GenerateResult served = Generate(*stub, GreedyRequest({2, 5}, 8));
+  EXPECT_TRUE(served.status.ok()) << served.status.error_message();
+  // Within the stall timeout (plus the watch interval) the silent streams
+  // are cancelled and their slots freed, though their clients stay.
+  int in_use = -1;
+  for (int i = 0; i < 100 && in_use != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    in_use = GetInfo(*stub).slots_in_use();
+  }
+  EXPECT_EQ(in_use, 0);
+  EXPECT_THAT(server->Log(), HasSubstr("stalled: the client read nothing"));
+  for (auto& context : contexts) context->TryCancel();
+}
+
 TEST(ServerOpsTest, PortInUseIsAnErrorNotASharedPort) {
   std::unique_ptr<ServerProcess> first = StartOrDie({kGriffin});
   ASSERT_NE(first, nullptr);
