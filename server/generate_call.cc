@@ -368,7 +368,10 @@ void GenerateReactor::Pump() {
     if (finishing_ || write_in_flight_) return;
     if (client_gone_) ready_.clear();  // only draining until the request ends
     if (!ready_.empty()) {
-      writing_ = std::move(ready_.front());
+      bool own_buffer;
+      writing_.Clear();  // the serializer wants an empty buffer
+      grpc::SerializationTraits<v1::GenerateChunk>::Serialize(
+          ready_.front(), &writing_, &own_buffer);
       ready_.pop_front();
       write_in_flight_ = true;
       write_started_ = absl::Now();

@@ -100,7 +100,7 @@ class GenerateCall {
   // Some completion has not had its final chunk yet.
   bool AnyUnfinished() const;
 
-  const v1::GenerateRequest& request_;
+  const v1::GenerateRequest request_;  // a copy: the call outlives the buffer
   const std::string request_id_;
   const int prompt_tokens_;
   const absl::Time arrival_;
@@ -148,7 +148,9 @@ class EventPump {
 // drive it: each drains the ready events into chunks and writes them one at
 // a time; once the request has finished and everything is written, it
 // finishes the call. Deletes itself when gRPC is done with the call.
-class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateChunk> {
+// Chunks are serialized here (the method is registered raw, so that
+// malformed requests get a clear INVALID_ARGUMENT rather than gRPC's own).
+class GenerateReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   // Runs right before the call finishes, for logs and metrics.
   using OnFinish =
@@ -201,7 +203,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateChunk> {
   const OnFinish on_finish_;
   // The rest is guarded by link_->mu.
   std::deque<v1::GenerateChunk> ready_;
-  v1::GenerateChunk writing_;  // gRPC reads it until OnWriteDone
+  grpc::ByteBuffer writing_;  // gRPC reads it until OnWriteDone
   std::vector<StreamEvent> events_;
   bool write_in_flight_ = false;
   absl::Time write_started_;

@@ -68,10 +68,46 @@ absl::Status CheckTokenId(int32_t id, int vocab_size, const char* what,
 }
 
 // A Generate call refused before it reached the scheduler.
-class RejectedGenerate : public grpc::ServerWriteReactor<v1::GenerateChunk> {
+class RejectedGenerate : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   void OnDone() override { delete this; }
 };
+
+// The request's bytes as a `Message`, or INVALID_ARGUMENT saying why not.
+template <typename Message>
+absl::Status ParseRequest(const grpc::ByteBuffer* bytes, Message* message) {
+  grpc::ByteBuffer copy(*bytes);  // Deserialize consumes its buffer
+  if (!grpc::SerializationTraits<Message>::Deserialize(&copy, message).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request is not a valid ", Message::descriptor()->full_name(),
+        ": malformed protobuf bytes, or a string field that is not UTF-8"));
+  }
+  return absl::OkStatus();
+}
+
+// Parses the request, runs `impl` and serializes its response.
+template <typename Request, typename Response, typename Impl>
+grpc::ServerUnaryReactor* ServeUnary(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request_bytes,
+                                     grpc::ByteBuffer* response_bytes,
+                                     const Impl& impl) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  Request request;
+  if (absl::Status parsed = ParseRequest(request_bytes, &request);
+      !parsed.ok()) {
+    reactor->Finish(ToGrpcStatus(parsed));
+    return reactor;
+  }
+  Response response;
+  grpc::Status status = impl(request, &response);
+  bool own_buffer;
+  if (status.ok()) {
+    status = grpc::SerializationTraits<Response>::Serialize(
+        response, response_bytes, &own_buffer);
+  }
+  reactor->Finish(status);
+  return reactor;
+}
 
 }  // namespace
 
@@ -231,14 +267,24 @@ absl::StatusOr<GenerationRequest> SlabserveService::ToGenerationRequest(
   return out;
 }
 
-grpc::ServerWriteReactor<v1::GenerateChunk>* SlabserveService::Generate(
-    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* SlabserveService::Generate(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  v1::GenerateRequest parsed;
+  absl::Status parse_status = ParseRequest(request, &parsed);
+  return StartGenerate(context, std::move(parsed), std::move(parse_status));
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* SlabserveService::StartGenerate(
+    grpc::CallbackServerContext* context, v1::GenerateRequest request,
+    absl::Status parse_status) {
   absl::Time arrival = absl::Now();
-  const absl::Status id_status = ValidateRequestId(request->request_id());
+  const absl::Status id_status = parse_status.ok()
+                                     ? ValidateRequestId(request.request_id())
+                                     : parse_status;
   // A rejected id is never logged: the rejection gets an id of our own.
-  std::string request_id = request->request_id().empty() || !id_status.ok()
+  std::string request_id = request.request_id().empty() || !id_status.ok()
                                ? NewRequestId()
-                               : request->request_id();
+                               : request.request_id();
   auto reject = [&](const absl::Status& status) {
     grpc::Status grpc_status = ToGrpcStatus(status);
     LogFinished(grpc_status, request_id, arrival, 0, 0, FinishReason::kNone,
@@ -252,11 +298,11 @@ grpc::ServerWriteReactor<v1::GenerateChunk>* SlabserveService::Generate(
         "server is shutting down; send the request to another replica"));
   }
   if (!id_status.ok()) return reject(id_status);
-  absl::StatusOr<std::vector<int32_t>> prompt = PromptIds(*request);
+  absl::StatusOr<std::vector<int32_t>> prompt = PromptIds(request);
   if (!prompt.ok()) return reject(prompt.status());
   int prompt_tokens = static_cast<int>(prompt->size());
   absl::StatusOr<GenerationRequest> generation =
-      ToGenerationRequest(*request, *std::move(prompt));
+      ToGenerationRequest(request, *std::move(prompt));
   if (!generation.ok()) return reject(generation.status());
   absl::Time deadline = DeadlineOf(*context);
   generation->id = request_id;
@@ -266,8 +312,8 @@ grpc::ServerWriteReactor<v1::GenerateChunk>* SlabserveService::Generate(
   if (!stream.ok()) return reject(stream.status());
   metrics_->AddPromptTokens(prompt_tokens);
 
-  auto call = std::make_unique<GenerateCall>(
-      *request, request_id, prompt_tokens, arrival, tokenizer_, metrics_);
+  auto call = std::make_unique<GenerateCall>(request, request_id, prompt_tokens,
+                                             arrival, tokenizer_, metrics_);
   return GenerateReactor::Start(
       context, std::move(call), *std::move(stream), deadline,
       options_.stream_stall_timeout, &event_pump_,
@@ -300,21 +346,43 @@ void SlabserveService::LogFinished(const grpc::Status& status,
       status.ok() ? "" : " error=", status.error_message());
 }
 
-grpc::Status SlabserveService::Tokenize(grpc::ServerContext* /*context*/,
-                                        const v1::TokenizeRequest* request,
-                                        v1::TokenizeResponse* response) {
+grpc::ServerUnaryReactor* SlabserveService::Tokenize(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeUnary<v1::TokenizeRequest, v1::TokenizeResponse>(
+      context, request, response,
+      [this](const auto& in, auto* out) { return TokenizeImpl(in, out); });
+}
+
+grpc::ServerUnaryReactor* SlabserveService::Detokenize(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeUnary<v1::DetokenizeRequest, v1::DetokenizeResponse>(
+      context, request, response,
+      [this](const auto& in, auto* out) { return DetokenizeImpl(in, out); });
+}
+
+grpc::ServerUnaryReactor* SlabserveService::GetModelInfo(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeUnary<v1::ModelInfoRequest, v1::ModelInfo>(
+      context, request, response,
+      [this](const auto&, auto* out) { return GetModelInfoImpl(out); });
+}
+
+grpc::Status SlabserveService::TokenizeImpl(const v1::TokenizeRequest& request,
+                                            v1::TokenizeResponse* response) {
   if (tokenizer_ == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "model has no tokenizer");
   }
-  absl::StatusOr<std::vector<int32_t>> ids =
-      tokenizer_->Encode(request->text());
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer_->Encode(request.text());
   if (!ids.ok()) return ToGrpcStatus(ids.status());
   absl::StatusOr<std::vector<std::string>> pieces =
-      tokenizer_->EncodePieces(request->text());
+      tokenizer_->EncodePieces(request.text());
   if (!pieces.ok()) return ToGrpcStatus(pieces.status());
   const ModelInfo& info = scheduler_->model().info();
-  if (request->add_bos() && info.add_bos && info.bos_id >= 0) {
+  if (request.add_bos() && info.add_bos && info.bos_id >= 0) {
     response->add_ids(info.bos_id);
   }
   for (int32_t id : *ids) response->add_ids(id);
@@ -322,23 +390,20 @@ grpc::Status SlabserveService::Tokenize(grpc::ServerContext* /*context*/,
   return grpc::Status::OK;
 }
 
-grpc::Status SlabserveService::Detokenize(grpc::ServerContext* /*context*/,
-                                          const v1::DetokenizeRequest* request,
-                                          v1::DetokenizeResponse* response) {
+grpc::Status SlabserveService::DetokenizeImpl(
+    const v1::DetokenizeRequest& request, v1::DetokenizeResponse* response) {
   if (tokenizer_ == nullptr) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "model has no tokenizer");
   }
-  std::vector<int32_t> ids(request->ids().begin(), request->ids().end());
+  std::vector<int32_t> ids(request.ids().begin(), request.ids().end());
   absl::StatusOr<std::string> text = tokenizer_->Decode(ids);
   if (!text.ok()) return ToGrpcStatus(text.status());
   response->set_text(*std::move(text));
   return grpc::Status::OK;
 }
 
-grpc::Status SlabserveService::GetModelInfo(
-    grpc::ServerContext* /*context*/, const v1::ModelInfoRequest* /*request*/,
-    v1::ModelInfo* response) {
+grpc::Status SlabserveService::GetModelInfoImpl(v1::ModelInfo* response) {
   const ModelInfo& info = scheduler_->model().info();
   SchedulerStats stats = scheduler_->stats();
   response->set_name(options_.model_name);

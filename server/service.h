@@ -30,11 +30,16 @@ struct ServiceOptions {
   absl::Duration stream_stall_timeout = absl::Seconds(60);
 };
 
-// Generate uses gRPC's callback API, so no thread waits on a stream; the
-// unary methods stay synchronous.
+// Every method uses gRPC's callback API, so no thread waits on a stream,
+// and is registered raw: the service parses the request bytes itself, so a
+// malformed message (or a string that is not UTF-8) gets INVALID_ARGUMENT
+// with a reason instead of gRPC's bare INTERNAL or UNIMPLEMENTED.
 class SlabserveService final
-    : public v1::Slabserve::WithCallbackMethod_Generate<
-          v1::Slabserve::Service> {
+    : public v1::Slabserve::WithRawCallbackMethod_Generate<
+          v1::Slabserve::WithRawCallbackMethod_Tokenize<
+              v1::Slabserve::WithRawCallbackMethod_Detokenize<
+                  v1::Slabserve::WithRawCallbackMethod_GetModelInfo<
+                      v1::Slabserve::Service>>>> {
  public:
   // `tokenizer` may be null (token-id prompts only). Nothing is owned.
   SlabserveService(Scheduler* scheduler, const Tokenizer* tokenizer,
@@ -44,20 +49,28 @@ class SlabserveService final
   void StartDrain() { draining_ = true; }
   bool draining() const { return draining_; }
 
-  grpc::ServerWriteReactor<v1::GenerateChunk>* Generate(
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(
       grpc::CallbackServerContext* context,
-      const v1::GenerateRequest* request) override;
-  grpc::Status Tokenize(grpc::ServerContext* context,
-                        const v1::TokenizeRequest* request,
-                        v1::TokenizeResponse* response) override;
-  grpc::Status Detokenize(grpc::ServerContext* context,
-                          const v1::DetokenizeRequest* request,
-                          v1::DetokenizeResponse* response) override;
-  grpc::Status GetModelInfo(grpc::ServerContext* context,
-                            const v1::ModelInfoRequest* request,
-                            v1::ModelInfo* response) override;
+      const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* Detokenize(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
 
  private:
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* StartGenerate(
+      grpc::CallbackServerContext* context, v1::GenerateRequest request,
+      absl::Status parse_status);
+  grpc::Status TokenizeImpl(const v1::TokenizeRequest& request,
+                            v1::TokenizeResponse* response);
+  grpc::Status DetokenizeImpl(const v1::DetokenizeRequest& request,
+                              v1::DetokenizeResponse* response);
+  grpc::Status GetModelInfoImpl(v1::ModelInfo* response);
   // The prompt's token ids: the given ids, or the tokenized text with BOS
   // when the model uses one. INVALID_ARGUMENT naming what is wrong.
   absl::StatusOr<std::vector<int32_t>> PromptIds(

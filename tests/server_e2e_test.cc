@@ -13,8 +13,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/e2e_util.h"
 #include "tests/server_process.h"
@@ -332,6 +334,51 @@ struct InvalidCase {
   std::function<void(v1::GenerateRequest&)> edit;
   std::string message;
 };
+
+TEST_F(ServerE2eTest, MalformedBytesAndInvalidUtf8AreInvalidArgument) {
+  // Protobuf serializes a string that is not UTF-8 (with a logged error);
+  // the server must refuse to parse it, and say so.
+  v1::GenerateRequest generate;
+  generate.set_text("In the \xff\xfe beginning");
+  generate.set_max_tokens(4);
+  GenerateResult result = Generate(*stub_, generate);
+  EXPECT_EQ(result.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(result.status.error_message(),
+              HasSubstr("request is not a valid slabserve.v1.GenerateRequest"));
+  {
+    grpc::ClientContext context;
+    v1::TokenizeRequest tokenize;
+    tokenize.set_text("\xc3\x28");
+    v1::TokenizeResponse response;
+    grpc::Status status = stub_->Tokenize(&context, tokenize, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("not a valid slabserve.v1.TokenizeRequest"));
+  }
+  // Bytes that are no protobuf at all, to every method.
+  grpc::GenericStub generic(server_->NewChannel());
+  const std::string garbage = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01";
+  for (const char* method : {"Tokenize", "Detokenize", "GetModelInfo"}) {
+    grpc::Slice slice(garbage);
+    grpc::ByteBuffer request(&slice, 1), response;
+    grpc::ClientContext context;
+    absl::Notification done;
+    grpc::Status status;
+    generic.UnaryCall(
+        &context, absl::StrCat("/slabserve.v1.Slabserve/", method),
+        grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+          status = std::move(s);
+          done.Notify();
+        });
+    done.WaitForNotification();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << method;
+    EXPECT_THAT(status.error_message(), HasSubstr("malformed protobuf bytes"))
+        << method;
+  }
+  // The server goes on serving.
+  EXPECT_GT(ModelInfo().slot_capacity(), 0);
+}
 
 TEST_F(ServerE2eTest, InvalidRequestsNameWhatIsWrong) {
   const std::vector<InvalidCase> cases = {
