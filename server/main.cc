@@ -22,6 +22,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "kernels/cpu/parallel.h"
 #include "server/config.h"
+#include "server/memory_releaser.h"
 #include "server/metrics.h"
 #include "server/service.h"
 #include "spdlog/spdlog.h"
@@ -266,6 +267,7 @@ int Run(const sigset_t& shutdown_signals) {
   }
   server->GetHealthCheckService()->SetServingStatus(
       v1::Slabserve::service_full_name(), true);
+  MemoryReleaser memory_releaser(absl::Seconds(5));
   std::string host;
   int unused_port = 0;
   ParseHostPort(config.listen(), &host, &unused_port).IgnoreError();
