@@ -28,6 +28,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "clients/cpp/client.h"
+#include "clients/cpp/security_flags.h"
 #include "loadtest/report.h"
 #include "loadtest/runner.h"
 #include "loadtest/server_metrics.h"
@@ -323,8 +324,13 @@ int main(int argc, char** argv) {
   if (channels <= 0) {
     channels = std::min(8, static_cast<int>(std::ceil(max_streams / 512)));
   }
+  slabserve::ConnectOptions connect;
+  connect.channels = channels;
+  if (std::string error; !slabserve::ApplySecurityFlags(&connect, &error)) {
+    return UsageError(error);
+  }
   std::unique_ptr<slabserve::Client> client =
-      slabserve::Client::Connect(absl::GetFlag(FLAGS_target), {channels});
+      slabserve::Client::Connect(absl::GetFlag(FLAGS_target), connect);
   slabserve::v1::ModelInfo info;
   if (!ProbeServer(*client, &info)) return kExitFailure;
   workload.vocab_size = info.vocab_size();

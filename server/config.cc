@@ -231,6 +231,20 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return invalid("stream_stall_seconds must be >= 0 (0: off), got ",
                    config.stream_stall_seconds());
   }
+  if (config.tls_cert_file().empty() != config.tls_key_file().empty()) {
+    return invalid("tls_cert_file and tls_key_file go together: give both");
+  }
+  if (!config.tls_client_ca_file().empty() && config.tls_cert_file().empty()) {
+    return invalid(
+        "tls_client_ca_file needs TLS (tls_cert_file, tls_key_file)");
+  }
+  for (const std::string* path :
+       {&config.tls_cert_file(), &config.tls_key_file(),
+        &config.tls_client_ca_file(), &config.api_keys_file()}) {
+    if (!path->empty() && !FileExists(*path)) {
+      return invalid("\"", *path, "\" cannot be opened");
+    }
+  }
   if (config.max_streams_per_connection() <= 0) {
     return invalid("max_streams_per_connection must be > 0, got ",
                    config.max_streams_per_connection());

@@ -6,12 +6,15 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "engine/io/tokenizer.h"
@@ -21,6 +24,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "kernels/cpu/parallel.h"
+#include "server/api_keys.h"
 #include "server/config.h"
 #include "server/memory_releaser.h"
 #include "server/metrics.h"
@@ -58,6 +62,12 @@ ABSL_FLAG(int, max_streams_per_connection, -1,
 ABSL_FLAG(double, drain_grace_seconds, -1,
           "time in-flight streams get to finish on SIGTERM");
 ABSL_FLAG(int, max_n, -1, "largest n (completions per request)");
+ABSL_FLAG(std::string, tls_cert_file, "", "server certificate chain (PEM)");
+ABSL_FLAG(std::string, tls_key_file, "", "server private key (PEM)");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "require client certificates from these CAs (PEM): mutual TLS");
+ABSL_FLAG(std::string, api_keys_file, "",
+          "require one of the API keys in this file (one a line)");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound gRPC port to this file once serving");
 ABSL_FLAG(std::string, metrics_port_file, "",
@@ -82,6 +92,13 @@ absl::Status ApplyFlags(ServerConfig* config) {
   set_string(FLAGS_metrics_listen,
              [&](auto v) { config->set_metrics_listen(v == "none" ? "" : v); });
   set_string(FLAGS_log_level, [&](auto v) { config->set_log_level(v); });
+  set_string(FLAGS_tls_cert_file,
+             [&](auto v) { config->set_tls_cert_file(v); });
+  set_string(FLAGS_tls_key_file, [&](auto v) { config->set_tls_key_file(v); });
+  set_string(FLAGS_tls_client_ca_file,
+             [&](auto v) { config->set_tls_client_ca_file(v); });
+  set_string(FLAGS_api_keys_file,
+             [&](auto v) { config->set_api_keys_file(v); });
   set_int(FLAGS_step_token_budget,
           [&](int v) { config->set_step_token_budget(v); });
   set_int(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
@@ -124,6 +141,45 @@ absl::Status ApplyFlags(ServerConfig* config) {
     (config->*size_flag.setter)(*bytes);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream text;
+  text << file.rdbuf();
+  if (!file) return absl::InvalidArgumentError(path + " cannot be read");
+  return text.str();
+}
+
+// TLS (optionally mutual) from the config's PEM files, or plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
+    const ServerConfig& config) {
+  if (config.tls_cert_file().empty()) {
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  absl::StatusOr<std::string> cert = ReadWholeFile(config.tls_cert_file());
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadWholeFile(config.tls_key_file());
+  if (!key.ok()) return key.status();
+  pair.cert_chain = *std::move(cert);
+  pair.private_key = *std::move(key);
+  grpc::SslServerCredentialsOptions ssl(
+      GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!config.tls_client_ca_file().empty()) {
+    absl::StatusOr<std::string> roots =
+        ReadWholeFile(config.tls_client_ca_file());
+    if (!roots.ok()) return roots.status();
+    ssl.pem_root_certs = *std::move(roots);
+    ssl.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
 absl::Status WritePortFile(const std::string& path, int port) {
@@ -242,6 +298,23 @@ int Run(const sigset_t& shutdown_signals) {
   service_options.stream_stall_timeout =
       absl::Seconds(config.stream_stall_seconds());
   service_options.max_n = config.max_n();
+  std::optional<ApiKeys> api_keys;
+  if (!config.api_keys_file().empty()) {
+    absl::StatusOr<ApiKeys> loaded = ApiKeys::Load(config.api_keys_file());
+    if (!loaded.ok()) {
+      spdlog::error("{}", std::string(loaded.status().message()));
+      return 1;
+    }
+    api_keys = *std::move(loaded);
+    service_options.api_keys = &*api_keys;
+    spdlog::info("API keys required ({} accepted)", api_keys->size());
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentialsFor(config);
+  if (!credentials.ok()) {
+    spdlog::error("TLS: {}", std::string(credentials.status().message()));
+    return 1;
+  }
   SlabserveService service(scheduler->get(), tokenizer.get(), &metrics,
                            service_options);
 
@@ -254,8 +327,7 @@ int Run(const sigset_t& shutdown_signals) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              config.max_streams_per_connection());
-  builder.AddListeningPort(config.listen(), grpc::InsecureServerCredentials(),
-                           &grpc_port);
+  builder.AddListeningPort(config.listen(), *credentials, &grpc_port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || grpc_port == 0) {
@@ -271,7 +343,17 @@ int Run(const sigset_t& shutdown_signals) {
   std::string host;
   int unused_port = 0;
   ParseHostPort(config.listen(), &host, &unused_port).IgnoreError();
-  spdlog::info("listening on {}:{}", host, grpc_port);
+  const bool tls = !config.tls_cert_file().empty();
+  spdlog::info(
+      "listening on {}:{} ({}{})", host, grpc_port, tls ? "TLS" : "plaintext",
+      config.tls_client_ca_file().empty() ? "" : ", client certificates");
+  if (!IsLoopback(host) && !tls && !api_keys.has_value()) {
+    spdlog::warn(
+        "listening on {} without TLS or API keys: anyone who can reach the "
+        "port can use the model (set tls_cert_file/tls_key_file and/or "
+        "api_keys_file)",
+        host);
+  }
 
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (!config.metrics_listen().empty()) {

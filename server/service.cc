@@ -85,16 +85,19 @@ absl::Status ParseRequest(const grpc::ByteBuffer* bytes, Message* message) {
   return absl::OkStatus();
 }
 
-// Parses the request, runs `impl` and serializes its response.
+// Unless `auth` refused the call, parses the request, runs `impl` and
+// serializes its response.
 template <typename Request, typename Response, typename Impl>
 grpc::ServerUnaryReactor* ServeUnary(grpc::CallbackServerContext* context,
+                                     const absl::Status& auth,
                                      const grpc::ByteBuffer* request_bytes,
                                      grpc::ByteBuffer* response_bytes,
                                      const Impl& impl) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   Request request;
-  if (absl::Status parsed = ParseRequest(request_bytes, &request);
-      !parsed.ok()) {
+  absl::Status parsed =
+      auth.ok() ? ParseRequest(request_bytes, &request) : auth;
+  if (!parsed.ok()) {
     reactor->Finish(ToGrpcStatus(parsed));
     return reactor;
   }
@@ -270,8 +273,15 @@ absl::StatusOr<GenerationRequest> SlabserveService::ToGenerationRequest(
 grpc::ServerWriteReactor<grpc::ByteBuffer>* SlabserveService::Generate(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   v1::GenerateRequest parsed;
-  absl::Status parse_status = ParseRequest(request, &parsed);
-  return StartGenerate(context, std::move(parsed), std::move(parse_status));
+  absl::Status status = Authenticate(*context);
+  if (status.ok()) status = ParseRequest(request, &parsed);
+  return StartGenerate(context, std::move(parsed), std::move(status));
+}
+
+absl::Status SlabserveService::Authenticate(
+    const grpc::ServerContextBase& context) const {
+  if (options_.api_keys == nullptr) return absl::OkStatus();
+  return options_.api_keys->Check(context);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* SlabserveService::StartGenerate(
@@ -350,7 +360,7 @@ grpc::ServerUnaryReactor* SlabserveService::Tokenize(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return ServeUnary<v1::TokenizeRequest, v1::TokenizeResponse>(
-      context, request, response,
+      context, Authenticate(*context), request, response,
       [this](const auto& in, auto* out) { return TokenizeImpl(in, out); });
 }
 
@@ -358,7 +368,7 @@ grpc::ServerUnaryReactor* SlabserveService::Detokenize(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return ServeUnary<v1::DetokenizeRequest, v1::DetokenizeResponse>(
-      context, request, response,
+      context, Authenticate(*context), request, response,
       [this](const auto& in, auto* out) { return DetokenizeImpl(in, out); });
 }
 
@@ -366,7 +376,7 @@ grpc::ServerUnaryReactor* SlabserveService::GetModelInfo(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return ServeUnary<v1::ModelInfoRequest, v1::ModelInfo>(
-      context, request, response,
+      context, Authenticate(*context), request, response,
       [this](const auto&, auto* out) { return GetModelInfoImpl(out); });
 }
 

@@ -15,6 +15,7 @@
 #include "engine/io/tokenizer.h"
 #include "engine/scheduler/scheduler.h"
 #include "grpcpp/grpcpp.h"
+#include "server/api_keys.h"
 #include "server/generate_call.h"
 #include "server/metrics.h"
 #include "slabserve/v1/slabserve.grpc.pb.h"
@@ -28,6 +29,8 @@ struct ServiceOptions {
   int max_n = 16;
   // A stream whose client leaves a reply unread this long is cancelled.
   absl::Duration stream_stall_timeout = absl::Seconds(60);
+  // When set, every call must present one of these keys (not owned).
+  const ApiKeys* api_keys = nullptr;
 };
 
 // Every method uses gRPC's callback API, so no thread waits on a stream,
@@ -63,6 +66,9 @@ class SlabserveService final
                                          grpc::ByteBuffer* response) override;
 
  private:
+  // OK, or UNAUTHENTICATED when keys are required and this call has none
+  // of them.
+  absl::Status Authenticate(const grpc::ServerContextBase& context) const;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* StartGenerate(
       grpc::CallbackServerContext* context, v1::GenerateRequest request,
       absl::Status parse_status);

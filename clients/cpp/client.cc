@@ -1,5 +1,8 @@
 #include "clients/cpp/client.h"
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
 namespace slabserve {
@@ -8,8 +11,11 @@ namespace {
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
-void ApplyOptions(const CallOptions& options, grpc::ClientContext* context) {
+void ApplyOptions(const CallOptions& options, const std::string& api_key,
+                  grpc::ClientContext* context) {
   if (options.deadline) context->set_deadline(*options.deadline);
+  if (!api_key.empty())
+    context->AddMetadata("authorization", "Bearer " + api_key);
 }
 
 // One asynchronous Generate stream. Owns its context, request and read
@@ -28,9 +34,9 @@ class AsyncGenerate final : public GenerateStream,
   }
 
   void Start(v1::Slabserve::Stub* stub, const CallOptions& options,
-             std::shared_ptr<AsyncGenerate> self) {
+             const std::string& api_key, std::shared_ptr<AsyncGenerate> self) {
     self_ = std::move(self);
-    ApplyOptions(options, &context_);
+    ApplyOptions(options, api_key, &context_);
     stub->async()->Generate(&context_, &request_, this);
     StartRead(&chunk_);
     StartCall();
@@ -60,7 +66,59 @@ class AsyncGenerate final : public GenerateStream,
   std::shared_ptr<AsyncGenerate> self_;
 };
 
+// The whole file, or false when it cannot be read.
+bool ReadWholeFile(const std::string& path, std::string* out) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return false;
+  std::stringstream text;
+  text << file.rdbuf();
+  *out = text.str();
+  return !file.bad();
+}
+
+// Leading and trailing whitespace (a trailing newline in a key file) off.
+std::string Trimmed(const std::string& text) {
+  const char* space = " \t\r\n";
+  const size_t begin = text.find_first_not_of(space);
+  if (begin == std::string::npos) return "";
+  return text.substr(begin, text.find_last_not_of(space) - begin + 1);
+}
+
 }  // namespace
+
+bool LoadConnectSecurity(const SecurityFiles& files, ConnectOptions* options,
+                         std::string* error) {
+  options->tls = files.tls || !files.ca_file.empty() ||
+                 !files.cert_file.empty() || !files.key_file.empty();
+  if (files.cert_file.empty() != files.key_file.empty()) {
+    *error = "a client certificate needs its key, and a key its certificate";
+    return false;
+  }
+  for (const auto& [path, out] :
+       {std::pair{&files.ca_file, &options->tls_root_certs},
+        std::pair{&files.cert_file, &options->tls_cert_chain},
+        std::pair{&files.key_file, &options->tls_private_key}}) {
+    if (!path->empty() && !ReadWholeFile(*path, out)) {
+      *error = "cannot read " + *path;
+      return false;
+    }
+  }
+  std::string key;
+  if (!files.api_key_file.empty()) {
+    if (!ReadWholeFile(files.api_key_file, &key)) {
+      *error = "cannot read API key file " + files.api_key_file;
+      return false;
+    }
+  } else if (const char* env = std::getenv("SLABSERVE_API_KEY")) {
+    key = env;
+  }
+  options->api_key = Trimmed(key);
+  if (!files.api_key_file.empty() && options->api_key.empty()) {
+    *error = "API key file " + files.api_key_file + " is empty";
+    return false;
+  }
+  return true;
+}
 
 CallOptions CallOptions::WithTimeout(double seconds) {
   CallOptions options;
@@ -77,6 +135,15 @@ std::unique_ptr<Client> Client::Connect(const std::string& target,
                                         const ConnectOptions& options) {
   std::vector<Channel> channels;
   const int count = options.channels < 1 ? 1 : options.channels;
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  if (options.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_root_certs;
+    ssl.pem_cert_chain = options.tls_cert_chain;
+    ssl.pem_private_key = options.tls_private_key;
+    credentials = grpc::SslCredentials(ssl);
+  }
   for (int i = 0; i < count; ++i) {
     grpc::ChannelArguments args;
     // A local subchannel pool plus a distinct argument gives every channel
@@ -84,16 +151,19 @@ std::unique_ptr<Client> Client::Connect(const std::string& target,
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     args.SetInt("slabserve.channel_index", i);
     Channel channel;
-    channel.channel = grpc::CreateCustomChannel(
-        target, grpc::InsecureChannelCredentials(), args);
+    channel.channel = grpc::CreateCustomChannel(target, credentials, args);
     channel.stub = v1::Slabserve::NewStub(channel.channel);
     channels.push_back(std::move(channel));
   }
-  return std::unique_ptr<Client>(new Client(target, std::move(channels)));
+  return std::unique_ptr<Client>(
+      new Client(target, std::move(channels), options.api_key));
 }
 
-Client::Client(std::string target, std::vector<Channel> channels)
-    : target_(std::move(target)), channels_(std::move(channels)) {
+Client::Client(std::string target, std::vector<Channel> channels,
+               std::string api_key)
+    : target_(std::move(target)),
+      channels_(std::move(channels)),
+      api_key_(std::move(api_key)) {
   health_stub_ = grpc::health::v1::Health::NewStub(channels_[0].channel);
 }
 
@@ -127,7 +197,7 @@ grpc::Status Client::Generate(const v1::GenerateRequest& request,
                               const ChunkCallback& on_chunk,
                               const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, &context);
+  ApplyOptions(options, api_key_, &context);
   std::unique_ptr<grpc::ClientReader<v1::GenerateChunk>> reader =
       channels_[0].stub->Generate(&context, request);
   v1::GenerateChunk chunk;
@@ -148,7 +218,7 @@ std::shared_ptr<GenerateStream> Client::GenerateAsync(
     const CallOptions& options) {
   auto stream =
       std::make_shared<AsyncGenerate>(request, std::move(callbacks), streams_);
-  stream->Start(NextStub(), options, stream);
+  stream->Start(NextStub(), options, api_key_, stream);
   return stream;
 }
 
@@ -156,7 +226,7 @@ grpc::Status Client::Tokenize(const v1::TokenizeRequest& request,
                               v1::TokenizeResponse* response,
                               const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, &context);
+  ApplyOptions(options, api_key_, &context);
   return channels_[0].stub->Tokenize(&context, request, response);
 }
 
@@ -164,13 +234,13 @@ grpc::Status Client::Detokenize(const v1::DetokenizeRequest& request,
                                 v1::DetokenizeResponse* response,
                                 const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, &context);
+  ApplyOptions(options, api_key_, &context);
   return channels_[0].stub->Detokenize(&context, request, response);
 }
 
 grpc::Status Client::Info(v1::ModelInfo* info, const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, &context);
+  ApplyOptions(options, api_key_, &context);
   return channels_[0].stub->GetModelInfo(&context, v1::ModelInfoRequest(),
                                          info);
 }
@@ -179,7 +249,7 @@ grpc::Status Client::Health(HealthCheckResponse::ServingStatus* status,
                             const std::string& service,
                             const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, &context);
+  ApplyOptions(options, api_key_, &context);
   HealthCheckRequest request;
   request.set_service(service);
   HealthCheckResponse response;

@@ -28,7 +28,32 @@ struct ConnectOptions {
   // Separate HTTP/2 connections to spread many streams over; async calls use
   // them round-robin. One is enough for tools.
   int channels = 1;
+  // TLS (PEM text, not paths). An empty root set trusts the system's CAs; a
+  // certificate chain and key, when the server asks for one (mutual TLS).
+  bool tls = false;
+  std::string tls_root_certs;
+  std::string tls_cert_chain;
+  std::string tls_private_key;
+  // Sent as "authorization: Bearer KEY" with every call when not empty.
+  std::string api_key;
 };
+
+// Command-line security settings of the tools: file paths, read by
+// LoadConnectSecurity. The API key comes from a file (or the
+// SLABSERVE_API_KEY environment variable), never from a flag's value, which
+// any user of the machine could read in the process list.
+struct SecurityFiles {
+  bool tls = false;  // implied by any TLS file
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  std::string api_key_file;
+};
+
+// Fills `options`' TLS and API key fields; false with `error` naming the
+// file that could not be used.
+bool LoadConnectSecurity(const SecurityFiles& files, ConnectOptions* options,
+                         std::string* error);
 
 struct CallOptions {
   // Absolute deadline; unset means none.
@@ -121,11 +146,13 @@ class Client {
   ~Client();
 
  private:
-  Client(std::string target, std::vector<Channel> channels);
+  Client(std::string target, std::vector<Channel> channels,
+         std::string api_key);
   v1::Slabserve::Stub* NextStub();
 
   std::string target_;
   std::vector<Channel> channels_;
+  const std::string api_key_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_stub_;
   std::atomic<size_t> next_channel_{0};
   std::shared_ptr<StreamTracker> streams_ = std::make_shared<StreamTracker>();

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "clients/cpp/client.h"
+#include "clients/cpp/security_flags.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Server address HOST:PORT.");
 ABSL_FLAG(double, timeout, 0,
@@ -270,7 +271,12 @@ int main(int argc, char** argv) {
   const std::string command = positional[1];
   if (absl::GetFlag(FLAGS_target).empty())
     return UsageError("--target is empty");
-  std::unique_ptr<Client> client = Client::Connect(absl::GetFlag(FLAGS_target));
+  slabserve::ConnectOptions connect;
+  if (std::string error; !slabserve::ApplySecurityFlags(&connect, &error)) {
+    return UsageError(error);
+  }
+  std::unique_ptr<Client> client =
+      Client::Connect(absl::GetFlag(FLAGS_target), connect);
   if (command == "generate") return RunGenerate(*client);
   if (command == "tokenize") return RunTokenize(*client);
   if (command == "detokenize") return RunDetokenize(*client);

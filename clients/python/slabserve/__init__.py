@@ -42,11 +42,28 @@ def _error(rpc_error):
 class Client:
     """Connection to one server; safe to share between threads."""
 
-    def __init__(self, target="127.0.0.1:50051", timeout=None):
-        """`timeout` (seconds) is the default deadline of every call."""
+    def __init__(self, target="127.0.0.1:50051", timeout=None, *,
+                 tls=False, root_certificates=None, certificate_chain=None,
+                 private_key=None, api_key=None):
+        """`timeout` (seconds) is the default deadline of every call.
+
+        TLS is on with `tls=True` or any PEM argument (bytes): the server is
+        checked against `root_certificates` (default: the system's CAs);
+        `certificate_chain` and `private_key` answer a server that asks for
+        a client certificate. `api_key`, when given, is sent with every call
+        as "authorization: Bearer KEY".
+        """
         self.target = target
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target)
+        self._metadata = (("authorization", "Bearer " + api_key),) \
+            if api_key else None
+        if tls or root_certificates or certificate_chain or private_key:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=root_certificates, private_key=private_key,
+                certificate_chain=certificate_chain)
+            self._channel = grpc.secure_channel(target, credentials)
+        else:
+            self._channel = grpc.insecure_channel(target)
         self._stub = slabserve_pb2_grpc.SlabserveStub(self._channel)
         self._health = self._channel.unary_unary(
             _HEALTH_CHECK,
@@ -96,7 +113,8 @@ class Client:
         return self._stream(request, self._timeout(timeout))
 
     def _stream(self, request, timeout):
-        call = self._stub.Generate(request, timeout=timeout)
+        call = self._stub.Generate(request, timeout=timeout,
+                                   metadata=self._metadata)
         try:
             for chunk in call:
                 yield chunk
@@ -140,6 +158,7 @@ class Client:
 
     def _unary(self, method, request, timeout):
         try:
-            return method(request, timeout=self._timeout(timeout))
+            return method(request, timeout=self._timeout(timeout),
+                          metadata=self._metadata)
         except grpc.RpcError as e:
             raise _error(e) from None

@@ -1,6 +1,7 @@
 """End-to-end checks of the Python client against a running server.
 
 usage: e2e.py HOST:PORT   (slabserve must be importable)
+       e2e.py --secure HOST:PORT CA_PEM API_KEY  (a server with TLS and keys)
 """
 import sys
 import unittest
@@ -82,6 +83,40 @@ class ClientTest(unittest.TestCase):
             self.assertEqual(caught.exception.code, "UNAVAILABLE")
 
 
+class SecureClientTest(unittest.TestCase):
+    """Against a server with TLS and API keys (run with --secure)."""
+
+    def secure_client(self, **kwargs):
+        with open(CA_FILE, "rb") as ca:
+            return slabserve.Client(TARGET, timeout=30,
+                                    root_certificates=ca.read(), **kwargs)
+
+    def test_key_over_tls(self):
+        with self.secure_client(api_key=API_KEY) as client:
+            self.assertEqual(client.info().architecture, "griffin")
+            chunks = list(client.generate(ids=[2, 3, 4], max_tokens=3))
+            self.assertEqual(sum(len(c.token_ids) for c in chunks), 3)
+
+    def test_missing_or_wrong_key_is_unauthenticated(self):
+        for key in (None, "wrong-key-0123456789abcdef"):
+            with self.secure_client(api_key=key) as client:
+                with self.assertRaises(slabserve.SlabserveError) as caught:
+                    client.info()
+                self.assertEqual(caught.exception.code, "UNAUTHENTICATED")
+                self.assertIn("API key", caught.exception.details)
+
+    def test_plaintext_does_not_connect(self):
+        with slabserve.Client(TARGET, timeout=10, api_key=API_KEY) as client:
+            with self.assertRaises(slabserve.SlabserveError) as caught:
+                client.info()
+            self.assertEqual(caught.exception.code, "UNAVAILABLE")
+
+
 if __name__ == "__main__":
-    TARGET = sys.argv.pop(1)
-    unittest.main(verbosity=2)
+    if sys.argv[1] == "--secure":
+        _, _, TARGET, CA_FILE, API_KEY = sys.argv[:5]
+        del sys.argv[1:5]
+        unittest.main(verbosity=2, defaultTest="SecureClientTest")
+    else:
+        TARGET = sys.argv.pop(1)
+        unittest.main(verbosity=2, defaultTest="ClientTest")
