@@ -18,6 +18,7 @@
 #include "server/api_keys.h"
 #include "server/generate_call.h"
 #include "server/metrics.h"
+#include "server/request_conversion.h"
 #include "slabserve/v1/slabserve.grpc.pb.h"
 
 namespace slabserve::server {
@@ -77,13 +78,6 @@ class SlabserveService final
   grpc::Status DetokenizeImpl(const v1::DetokenizeRequest& request,
                               v1::DetokenizeResponse* response);
   grpc::Status GetModelInfoImpl(v1::ModelInfo* response);
-  // The prompt's token ids: the given ids, or the tokenized text with BOS
-  // when the model uses one. INVALID_ARGUMENT naming what is wrong.
-  absl::StatusOr<std::vector<int32_t>> PromptIds(
-      const v1::GenerateRequest& request) const;
-  // Checks everything but the prompt and builds the scheduler's request.
-  absl::StatusOr<GenerationRequest> ToGenerationRequest(
-      const v1::GenerateRequest& request, std::vector<int32_t> prompt) const;
   std::string NewRequestId();
   // Counts the request and logs its one line, as it finishes.
   void LogFinished(const grpc::Status& status, const std::string& request_id,
@@ -94,6 +88,7 @@ class SlabserveService final
   const Tokenizer* const tokenizer_;
   ServerMetrics* const metrics_;
   const ServiceOptions options_;
+  const RequestConverter converter_;
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_request_number_{1};
   const uint64_t id_prefix_;  // random per process, so ids differ across runs
