@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "engine/backend/cpu_backend.h"
 #include "engine/io/tokenizer.h"
 #include "engine/models/registry.h"
 #include "engine/scheduler/scheduler.h"
@@ -194,7 +195,6 @@ int Run(const sigset_t& shutdown_signals) {
 
   ServerMetrics metrics;
   SchedulerOptions options;
-  options.state_budget_bytes = static_cast<size_t>(config.state_memory_bytes());
   options.max_waiting_bytes = static_cast<size_t>(config.max_waiting_bytes());
   options.step_token_budget = config.step_token_budget();
   options.max_batch = config.max_batch();
@@ -203,8 +203,16 @@ int Run(const sigset_t& shutdown_signals) {
   options.on_step = [&metrics](const StepMetrics& step) {
     metrics.ObserveStep(step);
   };
+  absl::StatusOr<std::unique_ptr<CpuBackend>> backend = CpuBackend::Create(
+      model->get(), static_cast<size_t>(config.state_memory_bytes()));
+  if (!backend.ok()) {
+    spdlog::error("cannot start the backend: {}",
+                  std::string(backend.status().message()));
+    return 1;
+  }
+  const std::string backend_name = (*backend)->name();
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
-      Scheduler::Create(model->get(), options);
+      Scheduler::Create(*std::move(backend), options);
   if (!scheduler.ok()) {
     spdlog::error("cannot start the scheduler: {}",
                   std::string(scheduler.status().message()));
@@ -212,10 +220,11 @@ int Run(const sigset_t& shutdown_signals) {
   }
   SchedulerStats stats = (*scheduler)->stats();
   spdlog::info(
-      "model {} ({}, {} layers, vocab {}, weights {}): {} bytes of state per "
-      "sequence, {} slots",
+      "model {} ({}, {} layers, vocab {}, weights {}) on the {} backend: {} "
+      "bytes of state per sequence, {} slots",
       config.model_dir(), info.architecture, info.num_layers, info.vocab_size,
-      info.weights_dtype, stats.state_bytes_per_sequence, stats.slot_capacity);
+      info.weights_dtype, backend_name, stats.state_bytes_per_sequence,
+      stats.slot_capacity);
 
   ServiceOptions service_options;
   service_options.model_name = BaseName(config.model_dir());

@@ -74,7 +74,7 @@ std::string SlabserveService::NewRequestId() {
 
 absl::StatusOr<std::vector<int32_t>> SlabserveService::PromptIds(
     const v1::GenerateRequest& request) const {
-  const ModelInfo& info = scheduler_->model().info();
+  const ModelInfo& info = scheduler_->model_info();
   std::vector<int32_t> prompt;
   switch (request.prompt_case()) {
     case v1::GenerateRequest::kText: {
@@ -127,7 +127,7 @@ absl::StatusOr<std::vector<int32_t>> SlabserveService::PromptIds(
 
 absl::StatusOr<GenerationRequest> SlabserveService::ToGenerationRequest(
     const v1::GenerateRequest& request, std::vector<int32_t> prompt) const {
-  const ModelInfo& info = scheduler_->model().info();
+  const ModelInfo& info = scheduler_->model_info();
   auto invalid = [](auto&&... parts) {
     return absl::InvalidArgumentError(absl::StrCat(parts...));
   };
@@ -285,7 +285,7 @@ grpc::Status SlabserveService::Tokenize(grpc::ServerContext* /*context*/,
   absl::StatusOr<std::vector<std::string>> pieces =
       tokenizer_->EncodePieces(request->text());
   if (!pieces.ok()) return ToGrpcStatus(pieces.status());
-  const ModelInfo& info = scheduler_->model().info();
+  const ModelInfo& info = scheduler_->model_info();
   if (request->add_bos() && info.add_bos && info.bos_id >= 0) {
     response->add_ids(info.bos_id);
   }
@@ -311,7 +311,7 @@ grpc::Status SlabserveService::Detokenize(grpc::ServerContext* /*context*/,
 grpc::Status SlabserveService::GetModelInfo(
     grpc::ServerContext* /*context*/, const v1::ModelInfoRequest* /*request*/,
     v1::ModelInfo* response) {
-  const ModelInfo& info = scheduler_->model().info();
+  const ModelInfo& info = scheduler_->model_info();
   SchedulerStats stats = scheduler_->stats();
   response->set_name(options_.model_name);
   response->set_architecture(info.architecture);
