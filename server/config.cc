@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/backend/registry.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -187,6 +188,10 @@ absl::Status ValidateConfig(const ServerConfig& config) {
   if (config.stream_buffer_tokens() <= 0) {
     return invalid("stream_buffer_tokens must be > 0, got ",
                    config.stream_buffer_tokens());
+  }
+  if (!IsBackendName(config.backend())) {
+    return invalid("backend \"", config.backend(), "\" is not one of ",
+                   absl::StrJoin(kBackendNames, ", "));
   }
   return absl::OkStatus();
 }

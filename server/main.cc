@@ -14,7 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "engine/backend/cpu_backend.h"
+#include "engine/backend/registry.h"
 #include "engine/io/tokenizer.h"
 #include "engine/models/registry.h"
 #include "engine/scheduler/scheduler.h"
@@ -37,6 +37,7 @@ ABSL_FLAG(std::string, tokenizer, "",
 ABSL_FLAG(std::string, listen, "", "gRPC HOST:PORT (port 0: any free port)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "metrics HOST:PORT (port 0: any free port; \"none\" disables)");
+ABSL_FLAG(std::string, backend, "", "where the model runs: cpu, cuda or auto");
 ABSL_FLAG(std::string, state_memory, "",
           "state memory budget, e.g. 512MiB or 2GiB");
 ABSL_FLAG(std::string, max_waiting_memory, "",
@@ -74,6 +75,7 @@ absl::Status ApplyFlags(ServerConfig* config) {
   set_string(FLAGS_metrics_listen,
              [&](auto v) { config->set_metrics_listen(v == "none" ? "" : v); });
   set_string(FLAGS_log_level, [&](auto v) { config->set_log_level(v); });
+  set_string(FLAGS_backend, [&](auto v) { config->set_backend(v); });
   set_int(FLAGS_step_token_budget,
           [&](int v) { config->set_step_token_budget(v); });
   set_int(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
@@ -163,6 +165,11 @@ int Run(const sigset_t& shutdown_signals) {
   spdlog::set_level(spdlog::level::from_str(config.log_level()));
   if (config.threads() > 0) cpu::SetNumThreads(config.threads());
 
+  // Before the weights load: a missing backend is known at once.
+  if (absl::Status s = CheckBackendAvailable(config.backend()); !s.ok()) {
+    spdlog::error("cannot start the backend: {}", std::string(s.message()));
+    return 1;
+  }
   LoadOptions load_options;
   load_options.weights_file = config.weights_file();
   absl::StatusOr<std::unique_ptr<Model>> model =
@@ -203,8 +210,9 @@ int Run(const sigset_t& shutdown_signals) {
   options.on_step = [&metrics](const StepMetrics& step) {
     metrics.ObserveStep(step);
   };
-  absl::StatusOr<std::unique_ptr<CpuBackend>> backend = CpuBackend::Create(
-      model->get(), static_cast<size_t>(config.state_memory_bytes()));
+  absl::StatusOr<std::unique_ptr<Backend>> backend =
+      CreateBackend(config.backend(), model->get(),
+                    static_cast<size_t>(config.state_memory_bytes()));
   if (!backend.ok()) {
     spdlog::error("cannot start the backend: {}",
                   std::string(backend.status().message()));
