@@ -62,7 +62,9 @@ v1::ModelInfo GetInfo(v1::Slabserve::Stub& stub) {
 }
 
 TEST(ServerOpsTest, HealthReflectionAndMetricsAnswer) {
-  std::unique_ptr<ServerProcess> server = StartOrDie({kGriffin});
+  // The backend named explicitly (the other tests take the default, auto).
+  std::unique_ptr<ServerProcess> server =
+      StartOrDie({kGriffin, "--backend=cpu"});
   ASSERT_NE(server, nullptr);
   std::shared_ptr<grpc::Channel> channel = server->NewChannel();
   EXPECT_EQ(HealthStatus(channel, ""), HealthCheckResponse::SERVING);

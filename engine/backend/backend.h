@@ -55,8 +55,9 @@ class SlotSnapshot {
 // Consecutive tokens of one sequence to feed this step.
 struct PlannedChunk {
   int slot = -1;
-  std::vector<int32_t> tokens;  // not empty; owned, so the plan outlives
-                                // the scheduler's bookkeeping
+  // Not empty. Owned, so the scheduler's bookkeeping may change while the
+  // step runs.
+  std::vector<int32_t> tokens;
   // Keep the last token's logits for the step's snapshots, forks and
   // samples of this slot.
   bool keep_logits = false;
@@ -115,7 +116,8 @@ class Backend {
   virtual int Allocate(const SlotSampling& sampling) = 0;
   // Frees an allocated slot with its sampler.
   virtual void Release(int slot) = 0;
-  // Makes an allocated slot the snapshot's copy (the sampler stays).
+  // Makes an allocated slot the snapshot's copy (the sampler stays); a
+  // snapshot's logits serve the slot's next step only.
   virtual void Restore(int slot, const SlotSnapshot& snapshot) = 0;
 
   // Starts a step; at most one is in flight.
