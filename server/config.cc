@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/backend/registry.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -248,6 +249,10 @@ absl::Status ValidateConfig(const ServerConfig& config) {
   if (config.max_streams_per_connection() <= 0) {
     return invalid("max_streams_per_connection must be > 0, got ",
                    config.max_streams_per_connection());
+  }
+  if (!IsBackendName(config.backend())) {
+    return invalid("backend \"", config.backend(), "\" is not one of ",
+                   absl::StrJoin(kBackendNames, ", "));
   }
   return absl::OkStatus();
 }

@@ -25,6 +25,7 @@ TEST(ConfigTest, UnsetFieldsKeepTheirDefaults) {
   EXPECT_EQ(config->listen(), "127.0.0.1:50051");
   EXPECT_EQ(config->max_tokens_limit(), 4096);
   EXPECT_EQ(config->log_level(), "info");
+  EXPECT_EQ(config->backend(), "auto");
   EXPECT_TRUE(ValidateConfig(*config).ok());
   // griffin_tiny has no tokenizer.model of its own.
   EXPECT_EQ(ResolveTokenizerPath(*config), "");
@@ -61,6 +62,8 @@ TEST(ConfigTest, ValidationNamesTheBadField) {
       {model + "step_token_budget: -1", "step_token_budget must be > 0"},
       {model + "max_batch: 0", "max_batch must be > 0"},
       {model + "log_level: \"loud\"", "log_level \"loud\" is not one of"},
+      {model + "backend: \"gpu\"",
+       "config: backend \"gpu\" is not one of auto, cpu, cuda"},
       {model + "max_tokens_limit: 0", "max_tokens_limit must be > 0"},
       {model + "drain_grace_seconds: -1", "drain_grace_seconds must be >= 0"},
       {model + "tokenizer_path: \"missing.model\"", "tokenizer_path"},

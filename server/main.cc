@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "engine/backend/registry.h"
 #include "engine/io/tokenizer.h"
 #include "engine/models/registry.h"
 #include "engine/scheduler/scheduler.h"
@@ -41,6 +42,7 @@ ABSL_FLAG(std::string, tokenizer, "",
 ABSL_FLAG(std::string, listen, "", "gRPC HOST:PORT (port 0: any free port)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "metrics HOST:PORT (port 0: any free port; \"none\" disables)");
+ABSL_FLAG(std::string, backend, "", "where the model runs: cpu, cuda or auto");
 ABSL_FLAG(std::string, state_memory, "",
           "state memory budget, e.g. 512MiB or 2GiB");
 ABSL_FLAG(std::string, max_waiting_memory, "",
@@ -99,6 +101,7 @@ absl::Status ApplyFlags(ServerConfig* config) {
              [&](auto v) { config->set_tls_client_ca_file(v); });
   set_string(FLAGS_api_keys_file,
              [&](auto v) { config->set_api_keys_file(v); });
+  set_string(FLAGS_backend, [&](auto v) { config->set_backend(v); });
   set_int(FLAGS_step_token_budget,
           [&](int v) { config->set_step_token_budget(v); });
   set_int(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
@@ -236,6 +239,11 @@ int Run(const sigset_t& shutdown_signals) {
   spdlog::set_level(spdlog::level::from_str(config.log_level()));
   if (config.threads() > 0) cpu::SetNumThreads(config.threads());
 
+  // Before the weights load: a missing backend is known at once.
+  if (absl::Status s = CheckBackendAvailable(config.backend()); !s.ok()) {
+    spdlog::error("cannot start the backend: {}", std::string(s.message()));
+    return 1;
+  }
   LoadOptions load_options;
   load_options.weights_file = config.weights_file();
   absl::StatusOr<std::unique_ptr<Model>> model =
@@ -268,7 +276,6 @@ int Run(const sigset_t& shutdown_signals) {
 
   ServerMetrics metrics;
   SchedulerOptions options;
-  options.state_budget_bytes = static_cast<size_t>(config.state_memory_bytes());
   options.max_waiting_bytes = static_cast<size_t>(config.max_waiting_bytes());
   options.step_token_budget = config.step_token_budget();
   options.max_batch = config.max_batch();
@@ -277,8 +284,17 @@ int Run(const sigset_t& shutdown_signals) {
   options.on_step = [&metrics](const StepMetrics& step) {
     metrics.ObserveStep(step);
   };
+  absl::StatusOr<std::unique_ptr<Backend>> backend =
+      CreateBackend(config.backend(), model->get(),
+                    static_cast<size_t>(config.state_memory_bytes()));
+  if (!backend.ok()) {
+    spdlog::error("cannot start the backend: {}",
+                  std::string(backend.status().message()));
+    return 1;
+  }
+  const std::string backend_name = (*backend)->name();
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
-      Scheduler::Create(model->get(), options);
+      Scheduler::Create(*std::move(backend), options);
   if (!scheduler.ok()) {
     spdlog::error("cannot start the scheduler: {}",
                   std::string(scheduler.status().message()));
@@ -286,10 +302,11 @@ int Run(const sigset_t& shutdown_signals) {
   }
   SchedulerStats stats = (*scheduler)->stats();
   spdlog::info(
-      "model {} ({}, {} layers, vocab {}, weights {}): {} bytes of state per "
-      "sequence, {} slots",
+      "model {} ({}, {} layers, vocab {}, weights {}) on the {} backend: {} "
+      "bytes of state per sequence, {} slots",
       config.model_dir(), info.architecture, info.num_layers, info.vocab_size,
-      info.weights_dtype, stats.state_bytes_per_sequence, stats.slot_capacity);
+      info.weights_dtype, backend_name, stats.state_bytes_per_sequence,
+      stats.slot_capacity);
 
   ServiceOptions service_options;
   service_options.model_name = BaseName(config.model_dir());

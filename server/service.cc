@@ -90,7 +90,7 @@ SlabserveService::SlabserveService(Scheduler* scheduler,
       tokenizer_(tokenizer),
       metrics_(metrics),
       options_(std::move(options)),
-      converter_(scheduler->model().info(), tokenizer,
+      converter_(scheduler->model_info(), tokenizer,
                  RequestLimits{options_.max_tokens_limit,
                                options_.max_prompt_tokens, options_.max_n}),
       id_prefix_(std::random_device{}()) {}
@@ -218,7 +218,7 @@ grpc::Status SlabserveService::TokenizeImpl(const v1::TokenizeRequest& request,
   absl::StatusOr<std::vector<std::string>> pieces =
       tokenizer_->EncodePieces(request.text());
   if (!pieces.ok()) return ToGrpcStatus(pieces.status());
-  const ModelInfo& info = scheduler_->model().info();
+  const ModelInfo& info = scheduler_->model_info();
   if (request.add_bos() && info.add_bos && info.bos_id >= 0) {
     response->add_ids(info.bos_id);
   }
@@ -241,7 +241,7 @@ grpc::Status SlabserveService::DetokenizeImpl(
 }
 
 grpc::Status SlabserveService::GetModelInfoImpl(v1::ModelInfo* response) {
-  const ModelInfo& info = scheduler_->model().info();
+  const ModelInfo& info = scheduler_->model_info();
   SchedulerStats stats = scheduler_->stats();
   response->set_name(options_.model_name);
   response->set_architecture(info.architecture);

@@ -62,7 +62,9 @@ v1::ModelInfo GetInfo(v1::Slabserve::Stub& stub) {
 }
 
 TEST(ServerOpsTest, HealthReflectionAndMetricsAnswer) {
-  std::unique_ptr<ServerProcess> server = StartOrDie({kGriffin});
+  // The backend named explicitly (the other tests take the default, auto).
+  std::unique_ptr<ServerProcess> server =
+      StartOrDie({kGriffin, "--backend=cpu"});
   ASSERT_NE(server, nullptr);
   std::shared_ptr<grpc::Channel> channel = server->NewChannel();
   EXPECT_EQ(HealthStatus(channel, ""), HealthCheckResponse::SERVING);
@@ -338,6 +340,13 @@ TEST(ServerOpsTest, BadStartupConfigurationExitsNonZeroWithAReason) {
       {{kGriffin, "--state_memory=lots"}, 2, "--state_memory"},
       {{kGriffin, "--log_level=loud"}, 2, "log_level \"loud\""},
       {{kGriffin, "--listen=127.0.0.1"}, 2, "listen: address"},
+      {{kGriffin, "--backend=tpu"},
+       2,
+       "config: backend \"tpu\" is not one of auto, cpu, cuda"},
+      {{kGriffin, "--backend=cuda", "--listen=127.0.0.1:0",
+        "--metrics_listen=none"},
+       1,
+       "backend 'cuda' is not available in this build: "},
       {{kGriffin, "--tokenizer=tests/golden/griffin_tiny/config.json",
         "--listen=127.0.0.1:0", "--metrics_listen=none"},
        1,

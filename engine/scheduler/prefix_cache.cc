@@ -27,7 +27,7 @@ PrefixCache::PrefixCache(size_t capacity_bytes)
 size_t PrefixCache::Cost(const CachedPrefix& entry) {
   constexpr size_t kOverhead = 128;  // list node, map slot, vector headers
   return kOverhead + entry.tokens.size() * sizeof(int32_t) +
-         entry.state.bytes.size() + entry.logits.size() * sizeof(float);
+         entry.snapshot->bytes();
 }
 
 PrefixCache::Entries::iterator PrefixCache::Find(
@@ -51,20 +51,20 @@ const CachedPrefix* PrefixCache::Lookup(absl::Span<const int32_t> prompt) {
     const int length = it->first;
     auto entry = Find(hashes[length], prompt.subspan(0, length));
     if (entry == lru_.end()) continue;
-    if (length == limit && entry->logits.empty()) continue;
+    if (length == limit && !entry->snapshot->has_logits()) continue;
     lru_.splice(lru_.begin(), lru_, entry);
     return &*entry;
   }
   return nullptr;
 }
 
-void PrefixCache::Insert(absl::Span<const int32_t> tokens, StateSnapshot state,
-                         absl::Span<const float> logits) {
+void PrefixCache::Insert(absl::Span<const int32_t> tokens,
+                         std::shared_ptr<const SlotSnapshot> snapshot) {
   const uint64_t hash = PrefixHashes(tokens).back();
   auto existing = Find(hash, tokens);
   if (existing != lru_.end()) {
     // Same prefix, same state: only gain logits if they were missing.
-    if (!existing->logits.empty() || logits.empty()) {
+    if (existing->snapshot->has_logits() || !snapshot->has_logits()) {
       lru_.splice(lru_.begin(), lru_, existing);
       return;
     }
@@ -73,8 +73,7 @@ void PrefixCache::Insert(absl::Span<const int32_t> tokens, StateSnapshot state,
     Erase(clash->second);  // a different prefix with the same hash
   }
   CachedPrefix entry{std::vector<int32_t>(tokens.begin(), tokens.end()),
-                     std::move(state),
-                     std::vector<float>(logits.begin(), logits.end())};
+                     std::move(snapshot)};
   const size_t cost = Cost(entry);
   if (cost > capacity_bytes_) return;
   while (bytes_ + cost > capacity_bytes_) Erase(std::prev(lru_.end()));

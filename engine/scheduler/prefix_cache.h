@@ -2,6 +2,12 @@
 // A new prompt that starts with a cached prefix restores that state and
 // prefills only the rest; a cached whole prompt also keeps the logits of its
 // last token, so an identical prompt needs no forward pass at all.
+//
+// Entries are backend snapshots (engine/backend/backend.h), opaque to the
+// cache and the scheduler: the state and those logits stay wherever the
+// backend keeps them (host or device memory), and restoring a whole-prompt
+// entry lets the backend sample the first tokens from the saved logits with
+// the request's own seeds, exactly as if the prompt had just been run.
 #ifndef SLABSERVE_ENGINE_SCHEDULER_PREFIX_CACHE_H_
 #define SLABSERVE_ENGINE_SCHEDULER_PREFIX_CACHE_H_
 
@@ -9,11 +15,12 @@
 #include <cstdint>
 #include <list>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/types/span.h"
-#include "engine/state/state_pool.h"
+#include "engine/backend/backend.h"
 
 namespace slabserve {
 
@@ -24,8 +31,9 @@ inline constexpr int kPrefixCacheBlockTokens = 64;
 
 struct CachedPrefix {
   std::vector<int32_t> tokens;
-  StateSnapshot state;        // after feeding `tokens`
-  std::vector<float> logits;  // of the last token; may be empty
+  // After feeding `tokens`; has_logits() when it also holds the logits of
+  // the last token.
+  std::shared_ptr<const SlotSnapshot> snapshot;
 };
 
 class PrefixCache {
@@ -33,15 +41,15 @@ class PrefixCache {
   explicit PrefixCache(size_t capacity_bytes);
 
   // The longest entry usable for `prompt`: a proper prefix of it, or the
-  // whole prompt when the entry has logits. Null when none. The pointer is
-  // valid until the next Insert.
+  // whole prompt when the entry's snapshot has logits. Null when none. The
+  // pointer is valid until the next Insert.
   const CachedPrefix* Lookup(absl::Span<const int32_t> prompt);
 
   // Stores (or refreshes) the state after `tokens`, evicting the least
   // recently used entries beyond the byte capacity. An entry larger than the
   // whole capacity is not stored.
-  void Insert(absl::Span<const int32_t> tokens, StateSnapshot state,
-              absl::Span<const float> logits);
+  void Insert(absl::Span<const int32_t> tokens,
+              std::shared_ptr<const SlotSnapshot> snapshot);
 
   size_t bytes() const { return bytes_; }
   int entries() const { return static_cast<int>(lru_.size()); }

@@ -11,7 +11,6 @@
 #include "engine/scheduler/prefix_cache.h"
 #include "engine/scheduler/request_stream.h"
 #include "engine/scheduler/request_validation.h"
-#include "kernels/cpu/parallel.h"
 
 namespace slabserve {
 
@@ -35,12 +34,10 @@ const char* FinishReasonName(FinishReason reason) {
 
 namespace {
 
-// One of a request's n completions.
+// One of a request's n completions; its sampler lives in the backend, with
+// its slot.
 struct Completion {
-  Completion(const SamplingParams& params, uint64_t seed)
-      : sampler(params, seed) {}
   int slot = -1;  // reserved at admission, released when finished
-  Sampler sampler;
   int generated = 0;
   int32_t next_token = 0;  // sampled, fed in the next step
   bool finished = false;
@@ -68,13 +65,23 @@ struct Request {
   size_t waiting_bytes = 0;  // counted against max_waiting_bytes while queued
 };
 
-// One sequence's part of a step.
-struct Planned {
-  Request* request;
-  int completion;  // -1: a prefill chunk of the prompt
-  int length;
-  int logits_row;  // -1: no logits wanted
-  bool failed = false;
+// A step for the backend and, for each of its entries, whom it serves.
+struct PlannedStep {
+  struct Owner {
+    Request* request;
+    int completion;  // chunks: -1 for a prompt chunk
+    int length = 1;  // chunks: tokens fed
+  };
+  struct SnapshotOwner {
+    Request* request;
+    int prefix_length;  // prompt tokens in the snapshot
+  };
+  StepPlan plan;
+  std::vector<Owner> chunk_owners;             // parallel to plan.chunks
+  std::vector<SnapshotOwner> snapshot_owners;  // parallel to plan.snapshots
+  std::vector<Owner> sample_owners;            // parallel to plan.samples
+  int decode_tokens = 0;
+  int prefill_tokens = 0;
 };
 
 }  // namespace
@@ -91,19 +98,17 @@ namespace {
 
 class SchedulerImpl : public Scheduler {
  public:
-  SchedulerImpl(Model* model, SchedulerOptions options,
-                std::unique_ptr<StatePool> pool)
-      : model_(model),
-        info_(model->info()),
+  SchedulerImpl(std::unique_ptr<Backend> backend, SchedulerOptions options)
+      : backend_(std::move(backend)),
+        info_(backend_->info()),
         options_(std::move(options)),
-        pool_(std::move(pool)),
         wakeup_(std::make_shared<Wakeup>()) {
     if (options_.prefix_cache_bytes > 0) {
       prefix_cache_ =
           std::make_unique<PrefixCache>(options_.prefix_cache_bytes);
     }
-    stats_.slot_capacity = pool_->capacity();
-    stats_.state_bytes_per_sequence = pool_->bytes_per_slot();
+    stats_.slot_capacity = backend_->capacity();
+    stats_.state_bytes_per_sequence = backend_->bytes_per_slot();
     thread_ = std::thread([this] { Loop(); });
   }
 
@@ -119,7 +124,7 @@ class SchedulerImpl : public Scheduler {
   absl::StatusOr<std::shared_ptr<RequestStream>> Submit(
       GenerationRequest spec) override {
     if (absl::Status status =
-            ValidateGenerationRequest(spec, info_, pool_->capacity());
+            ValidateGenerationRequest(spec, info_, backend_->capacity());
         !status.ok()) {
       return status;
     }
@@ -127,10 +132,7 @@ class SchedulerImpl : public Scheduler {
     request->arrival = absl::Now();
     request->stream = std::make_shared<BufferedRequestStream>(
         wakeup_, options_.stream_buffer_tokens);
-    for (int i = 0; i < spec.n; ++i) {
-      request->completions.emplace_back(spec.sampling, spec.sampling.seed + i);
-      request->completions.back().sampler.ObservePrompt(spec.prompt);
-    }
+    request->completions.resize(spec.n);
     request->unfinished = spec.n;
     request->waiting_bytes = WaitingBytes(spec);
     request->pending.resize(spec.n);
@@ -176,7 +178,7 @@ class SchedulerImpl : public Scheduler {
     return stats_;
   }
 
-  const Model& model() const override { return *model_; }
+  const ModelInfo& model_info() const override { return info_; }
 
  private:
   // Takes a request out of the waiting queue.
@@ -202,14 +204,20 @@ class SchedulerImpl : public Scheduler {
   // Moves queued requests into free slots, best priority first, then FCFS.
   // Returns whether any was admitted.
   bool Admit(absl::Time now);
-  // Plans, runs and samples one batch. Returns whether it ran one.
+  // Plans a step, runs it on the backend and commits what it sampled.
+  // Returns whether it ran one.
   bool Step(absl::Time now);
-  // Runs the batch; on failure finds the failing chunks one by one.
-  void RunForward(absl::Span<const SequenceChunk> chunks,
-                  std::vector<Planned>& plan);
-  // The prompt is in the first slot and `logits` are its last token's: fork
-  // the other completions and sample every first token.
-  void FinishPrompt(Request& request, const float* logits, absl::Time now);
+  // Every decoding sequence whose reader keeps up (up to max_batch, round
+  // robin beyond) feeds its last sampled token.
+  void PlanDecodes(PlannedStep& step);
+  // Prompt chunks fill the rest of the token budget in admission order.
+  void PlanPrompts(PlannedStep& step, absl::Time now);
+  // The prompt is in the first slot: fork the other completions from it and
+  // sample every completion's first token.
+  void PlanFirstTokens(Request& request, PlannedStep& step);
+  // Ends requests whose chunks failed, caches snapshots, emits tokens.
+  void Commit(const PlannedStep& step, StepResult result, absl::Time now);
+  void PublishStep(const PlannedStep& step, absl::Duration step_time);
   void Emit(Request& request, int index, SampledToken token, absl::Time now);
   void FinishCompletion(Request& request, int index, FinishReason reason,
                         absl::Status error = absl::OkStatus());
@@ -218,15 +226,13 @@ class SchedulerImpl : public Scheduler {
   // Publishes stats, sends this step's events, and drops ended requests.
   void Flush(absl::Time now);
 
-  Model* const model_;
+  const std::unique_ptr<Backend> backend_;
   const ModelInfo info_;
   const SchedulerOptions options_;
-  const std::unique_ptr<StatePool> pool_;
   std::unique_ptr<PrefixCache> prefix_cache_;  // null when off
   const std::shared_ptr<Wakeup> wakeup_;
   std::vector<std::unique_ptr<Request>> running_;  // in admission order
   std::vector<std::unique_ptr<Request>> ended_;    // left the queue ended
-  std::vector<float> logits_;
   size_t decode_cursor_ = 0;  // round robin when more than max_batch wait
 
   mutable absl::Mutex mu_;
@@ -308,25 +314,29 @@ bool SchedulerImpl::Admit(absl::Time now) {
       // Strict order: a request needing more slots than are free waits, and
       // so does everything behind it (no starvation of large n).
       if (waiting_.empty() ||
-          waiting_.begin()->second->spec.n > pool_->free_slots()) {
+          waiting_.begin()->second->spec.n > backend_->free_slots()) {
         break;
       }
       request = Dequeue(waiting_.begin());
     }
     admitted = true;
-    for (Completion& completion : request->completions) {
-      completion.slot = pool_->Allocate();
+    const GenerationRequest& spec = request->spec;
+    for (int i = 0; i < spec.n; ++i) {
+      request->completions[i].slot =
+          backend_->Allocate({spec.sampling, spec.sampling.seed + i,
+                              spec.top_logprobs, spec.prompt});
     }
     if (prefix_cache_ != nullptr) {
-      const CachedPrefix* hit = prefix_cache_->Lookup(request->spec.prompt);
+      const CachedPrefix* hit = prefix_cache_->Lookup(spec.prompt);
       if (hit != nullptr) {
-        pool_->Restore(request->completions[0].slot, hit->state);
+        // A whole-prompt hit restores its logits too: the next step samples
+        // the first tokens without a forward pass.
+        backend_->Restore(request->completions[0].slot, *hit->snapshot);
         request->prefilled = request->cached =
             static_cast<int>(hit->tokens.size());
         if (request->prefilled == request->prompt_length()) {
           request->started = true;
           request->prefill_start = now;
-          FinishPrompt(*request, hit->logits.data(), now);
         }
       }
     }
@@ -336,10 +346,20 @@ bool SchedulerImpl::Admit(absl::Time now) {
 }
 
 bool SchedulerImpl::Step(absl::Time now) {
-  std::vector<SequenceChunk> chunks;
-  std::vector<Planned> plan;
-  int rows = 0;
-  // Every decoding sequence whose reader keeps up feeds its next token.
+  PlannedStep step;
+  PlanDecodes(step);
+  PlanPrompts(step, now);
+  if (step.plan.empty()) return false;
+  const absl::Time start = absl::Now();
+  backend_->Submit(std::move(step.plan));
+  StepResult result = backend_->Wait();
+  const absl::Time sampled_at = absl::Now();
+  Commit(step, std::move(result), sampled_at);
+  PublishStep(step, absl::Now() - start);
+  return true;
+}
+
+void SchedulerImpl::PlanDecodes(PlannedStep& step) {
   std::vector<std::pair<Request*, int>> ready;
   for (const std::unique_ptr<Request>& request : running_) {
     if (!request->prompt_done || request->unfinished == 0) continue;
@@ -356,22 +376,31 @@ bool SchedulerImpl::Step(absl::Time now) {
     const size_t pick =
         ready.size() > max_batch ? (decode_cursor_ + k) % ready.size() : k;
     auto [request, index] = ready[pick];
-    Completion& completion = request->completions[index];
-    chunks.push_back({completion.slot, {&completion.next_token, 1}, true});
-    plan.push_back({request, index, 1, rows++});
+    const Completion& completion = request->completions[index];
+    step.plan.chunks.push_back(
+        {completion.slot, {completion.next_token}, /*keep_logits=*/true});
+    step.chunk_owners.push_back({request, index});
+    step.plan.samples.push_back(completion.slot);
+    step.sample_owners.push_back({request, index});
   }
   if (ready.size() > max_batch) decode_cursor_ += decodes;
+  step.decode_tokens = static_cast<int>(decodes);
+}
 
-  // Prompts fill the rest of the token budget in admission order; a floor
-  // keeps them moving when decodes alone exceed the budget.
+void SchedulerImpl::PlanPrompts(PlannedStep& step, absl::Time now) {
+  // A floor keeps prompts moving when decodes alone exceed the budget.
   const int budget = options_.step_token_budget;
   int prefill_budget =
-      std::max(budget - static_cast<int>(decodes), std::max(1, budget / 4));
-  int prefill_tokens = 0;
+      std::max(budget - step.decode_tokens, std::max(1, budget / 4));
+  const size_t max_batch = static_cast<size_t>(options_.max_batch);
   for (const std::unique_ptr<Request>& request : running_) {
-    if (prefill_budget <= 0 || chunks.size() >= max_batch) break;
     if (request->prompt_done || request->unfinished == 0) continue;
     const int remaining = request->prompt_length() - request->prefilled;
+    if (remaining == 0) {  // restored whole from the prefix cache
+      PlanFirstTokens(*request, step);
+      continue;
+    }
+    if (prefill_budget <= 0 || step.plan.chunks.size() >= max_batch) continue;
     int length = std::min(remaining, prefill_budget);
     if (prefix_cache_ != nullptr && length < remaining) {
       // Stop on a block boundary so the state there can be cached.
@@ -380,67 +409,84 @@ bool SchedulerImpl::Step(absl::Time now) {
       if (end > request->prefilled) length = end - request->prefilled;
     }
     const bool last = length == remaining;
-    chunks.push_back({request->completions[0].slot,
-                      absl::MakeConstSpan(request->spec.prompt)
-                          .subspan(request->prefilled, length),
-                      last});
-    plan.push_back({request.get(), -1, length, last ? rows++ : -1});
+    const int slot = request->completions[0].slot;
+    const int end = request->prefilled + length;
+    const auto begin = request->spec.prompt.begin();
+    step.plan.chunks.push_back(
+        {slot, std::vector<int32_t>(begin + request->prefilled, begin + end),
+         last});
+    step.chunk_owners.push_back({request.get(), -1, length});
+    if (prefix_cache_ != nullptr &&
+        (last || end % kPrefixCacheBlockTokens == 0)) {
+      step.plan.snapshots.push_back({slot, /*with_logits=*/last});
+      step.snapshot_owners.push_back({request.get(), end});
+    }
+    if (last) PlanFirstTokens(*request, step);
     if (!request->started) {
       request->started = true;
       request->prefill_start = now;
     }
     prefill_budget -= length;
-    prefill_tokens += length;
+    step.prefill_tokens += length;
   }
-  if (chunks.empty()) return false;
+}
 
-  const absl::Time start = absl::Now();
-  const int vocab = info_.vocab_size;
-  logits_.resize(static_cast<size_t>(rows) * vocab);
-  RunForward(chunks, plan);
+void SchedulerImpl::PlanFirstTokens(Request& request, PlannedStep& step) {
+  request.prompt_done = true;
+  const int first_slot = request.completions[0].slot;
+  for (int i = 1; i < request.spec.n; ++i) {
+    step.plan.forks.push_back({first_slot, request.completions[i].slot});
+  }
+  for (int i = 0; i < request.spec.n; ++i) {
+    step.plan.samples.push_back(request.completions[i].slot);
+    step.sample_owners.push_back({&request, i});
+  }
+}
 
-  // Samplers are per sequence, so decodes sample in parallel.
-  std::vector<SampledToken> sampled(plan.size());
-  cpu::ParallelFor(plan.size(), 64, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const Planned& p = plan[i];
-      if (p.completion < 0 || p.failed) continue;
-      sampled[i] = p.request->completions[p.completion].sampler.Sample(
-          absl::MakeSpan(&logits_[static_cast<size_t>(p.logits_row) * vocab],
-                         vocab),
-          p.request->spec.top_logprobs);
+void SchedulerImpl::Commit(const PlannedStep& step, StepResult result,
+                           absl::Time now) {
+  for (size_t i = 0; i < result.chunks.size(); ++i) {
+    const PlannedStep::Owner& owner = step.chunk_owners[i];
+    Request& request = *owner.request;
+    if (request.unfinished == 0) continue;
+    if (!result.chunks[i].ok()) {
+      FinishRequest(request, FinishReason::kNone, std::move(result.chunks[i]));
+    } else if (owner.completion < 0) {
+      request.prefilled += owner.length;
     }
-  });
-  const absl::Time sampled_at = absl::Now();
-  for (size_t i = 0; i < plan.size(); ++i) {
-    const Planned& p = plan[i];
-    Request& request = *p.request;
-    if (p.failed || request.unfinished == 0) continue;
-    if (p.completion >= 0) {
-      if (!request.completions[p.completion].finished) {
-        Emit(request, p.completion, std::move(sampled[i]), sampled_at);
-      }
+  }
+  for (size_t i = 0; i < result.snapshots.size(); ++i) {
+    const PlannedStep::SnapshotOwner& owner = step.snapshot_owners[i];
+    if (result.snapshots[i] == nullptr || owner.request->unfinished == 0) {
       continue;
     }
-    request.prefilled += p.length;
-    const int slot = request.completions[0].slot;
-    if (request.prefilled == request.prompt_length()) {
-      FinishPrompt(request, &logits_[static_cast<size_t>(p.logits_row) * vocab],
-                   sampled_at);
-    } else if (prefix_cache_ != nullptr &&
-               request.prefilled % kPrefixCacheBlockTokens == 0) {
-      prefix_cache_->Insert(absl::MakeConstSpan(request.spec.prompt)
-                                .subspan(0, request.prefilled),
-                            pool_->Save(slot), {});
-    }
+    prefix_cache_->Insert(absl::MakeConstSpan(owner.request->spec.prompt)
+                              .subspan(0, owner.prefix_length),
+                          std::move(result.snapshots[i]));
   }
+  for (size_t i = 0; i < result.samples.size(); ++i) {
+    const PlannedStep::Owner& owner = step.sample_owners[i];
+    Request& request = *owner.request;
+    if (request.unfinished == 0 ||
+        request.completions[owner.completion].finished) {
+      continue;
+    }
+    if (!result.samples[i].ok()) {
+      FinishRequest(request, FinishReason::kNone, result.samples[i].status());
+      continue;
+    }
+    Emit(request, owner.completion, *std::move(result.samples[i]), now);
+  }
+}
 
+void SchedulerImpl::PublishStep(const PlannedStep& step,
+                                absl::Duration step_time) {
   StepMetrics metrics;
-  metrics.batch_size = static_cast<int>(chunks.size());
-  metrics.prefill_tokens = prefill_tokens;
-  metrics.decode_tokens = static_cast<int>(decodes);
-  metrics.step_time = absl::Now() - start;
-  metrics.slots_in_use = pool_->used();
+  metrics.batch_size = static_cast<int>(step.chunk_owners.size());
+  metrics.prefill_tokens = step.prefill_tokens;
+  metrics.decode_tokens = step.decode_tokens;
+  metrics.step_time = step_time;
+  metrics.slots_in_use = backend_->used();
   {
     absl::MutexLock lock(&mu_);
     ++stats_.steps;
@@ -450,55 +496,6 @@ bool SchedulerImpl::Step(absl::Time now) {
   }
   metrics.running = static_cast<int>(running_.size());
   if (options_.on_step) options_.on_step(metrics);
-  return true;
-}
-
-void SchedulerImpl::RunForward(absl::Span<const SequenceChunk> chunks,
-                               std::vector<Planned>& plan) {
-  const int vocab = info_.vocab_size;
-  absl::Status status = model_->Forward(chunks, *pool_, logits_.data());
-  if (status.ok()) return;
-  // A failed pass changed no state, so each chunk can be retried alone to
-  // find the culprits; the others go on as if nothing happened.
-  std::vector<absl::Status> errors(chunks.size(), status);
-  if (chunks.size() > 1) {
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      float* row =
-          plan[i].logits_row < 0
-              ? nullptr
-              : &logits_[static_cast<size_t>(plan[i].logits_row) * vocab];
-      errors[i] = model_->Forward(chunks.subspan(i, 1), *pool_, row);
-    }
-  }
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    if (errors[i].ok()) continue;
-    plan[i].failed = true;
-    if (plan[i].request->unfinished > 0) {
-      FinishRequest(*plan[i].request, FinishReason::kNone, errors[i]);
-    }
-  }
-}
-
-void SchedulerImpl::FinishPrompt(Request& request, const float* logits,
-                                 absl::Time now) {
-  request.prompt_done = true;
-  const int vocab = info_.vocab_size;
-  const int first_slot = request.completions[0].slot;
-  if (prefix_cache_ != nullptr && request.cached < request.prompt_length()) {
-    prefix_cache_->Insert(request.spec.prompt, pool_->Save(first_slot),
-                          absl::MakeConstSpan(logits, vocab));
-  }
-  // Fork before sampling: a completion may finish at once and free its slot.
-  for (int i = 1; i < request.spec.n; ++i) {
-    pool_->Copy(first_slot, request.completions[i].slot);
-  }
-  std::vector<float> row(vocab);
-  for (int i = 0; i < request.spec.n; ++i) {
-    row.assign(logits, logits + vocab);
-    SampledToken token = request.completions[i].sampler.Sample(
-        absl::MakeSpan(row), request.spec.top_logprobs);
-    Emit(request, i, std::move(token), now);
-  }
 }
 
 void SchedulerImpl::Emit(Request& request, int index, SampledToken token,
@@ -527,8 +524,10 @@ void SchedulerImpl::Emit(Request& request, int index, SampledToken token,
   } else if (completion.generated >= request.spec.max_new_tokens) {
     reason = FinishReason::kLength;
   } else if (info_.max_positions > 0 &&
-             pool_->position(completion.slot) >= info_.max_positions) {
-    // The token was sampled from the last position the model can feed.
+             request.prompt_length() + completion.generated - 1 >=
+                 info_.max_positions) {
+    // The token was sampled from the last position the model can feed (the
+    // slot has consumed the prompt and every generated token but this one).
     reason = FinishReason::kLength;
   }
   if (reason != FinishReason::kNone) FinishCompletion(request, index, reason);
@@ -539,7 +538,7 @@ void SchedulerImpl::FinishCompletion(Request& request, int index,
   Completion& completion = request.completions[index];
   if (completion.finished) return;
   completion.finished = true;
-  if (completion.slot >= 0) pool_->Release(completion.slot);
+  if (completion.slot >= 0) backend_->Release(completion.slot);
   completion.slot = -1;
   StreamEvent& event = request.pending[index];
   event.index = index;
@@ -566,8 +565,8 @@ void SchedulerImpl::Flush(absl::Time now) {
   // slots returned.
   {
     absl::MutexLock lock(&mu_);
-    stats_.slots_in_use = pool_->used();
-    stats_.state_bytes_in_use = pool_->bytes_in_use();
+    stats_.slots_in_use = backend_->used();
+    stats_.state_bytes_in_use = backend_->bytes_in_use();
     stats_.running = static_cast<int>(running_.size());
     PublishQueueStats();
   }
@@ -604,8 +603,8 @@ void SchedulerImpl::Flush(absl::Time now) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
-    Model* model, const SchedulerOptions& options) {
-  if (model == nullptr) return absl::InvalidArgumentError("model is null");
+    std::unique_ptr<Backend> backend, const SchedulerOptions& options) {
+  if (backend == nullptr) return absl::InvalidArgumentError("backend is null");
   if (options.max_waiting_bytes < 1 || options.step_token_budget < 1 ||
       options.max_batch < 1 || options.stream_buffer_tokens < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -614,11 +613,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
         options.step_token_budget, ", max_batch ", options.max_batch,
         ", stream_buffer_tokens ", options.stream_buffer_tokens));
   }
-  absl::StatusOr<std::unique_ptr<StatePool>> pool = StatePool::CreateWithBudget(
-      model->StateLayout(), options.state_budget_bytes);
-  if (!pool.ok()) return pool.status();
   return std::unique_ptr<Scheduler>(
-      new SchedulerImpl(model, options, *std::move(pool)));
+      new SchedulerImpl(std::move(backend), options));
 }
 
 }  // namespace slabserve

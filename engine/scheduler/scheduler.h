@@ -1,7 +1,9 @@
 // Continuous batching: every step packs each running sequence's next token
 // into one batched forward pass and mixes in prefill chunks of waiting
-// prompts under a per-step token budget. Knows slots and state sizes, never
-// layer math.
+// prompts under a per-step token budget. The scheduler plans each step and
+// commits what the backend sampled; the backend (engine/backend) owns the
+// state slabs, the logits and the sampling. Knows slots and state sizes,
+// never layer math.
 #ifndef SLABSERVE_ENGINE_SCHEDULER_SCHEDULER_H_
 #define SLABSERVE_ENGINE_SCHEDULER_SCHEDULER_H_
 
@@ -14,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "engine/backend/backend.h"
 #include "engine/models/model.h"
 #include "engine/sampling/sampler.h"
 
@@ -89,11 +92,10 @@ struct StepMetrics {
   int running = 0;  // requests holding slots
   int waiting = 0;  // requests queued
   int slots_in_use = 0;
-  absl::Duration step_time;  // forward pass plus sampling
+  absl::Duration step_time;  // the backend's step: forward pass and sampling
 };
 
 struct SchedulerOptions {
-  size_t state_budget_bytes = size_t{1} << 30;
   // Bound of the waiting queue, in the bytes its requests hold (prompt and
   // stop ids, request id, per-request bookkeeping; WaitingBytes()). A count
   // would turn away bursts of small requests while thousands of slots are
@@ -105,13 +107,14 @@ struct SchedulerOptions {
   int step_token_budget = 512;
   // Sequences per step; beyond it, decodes take turns round robin.
   int max_batch = 4096;
-  // 0: no prefix cache. Otherwise an LRU of states after whole prompts (with
-  // their last logits) and after prefill chunks ending on a multiple of 64
-  // tokens; chunks that stop inside a prompt stop on such a multiple.
+  // 0: no prefix cache. Otherwise an LRU of backend snapshots after whole
+  // prompts (with their last logits) and after prefill chunks ending on a
+  // multiple of 64 tokens; chunks that stop inside a prompt stop on such a
+  // multiple.
   size_t prefix_cache_bytes = 0;
   int stream_buffer_tokens = 256;  // per request, before it is paused
-  // Called on the step loop thread after every step with a forward pass;
-  // must be quick and must not call back into the scheduler.
+  // Called on the step loop thread after every backend step; must be quick
+  // and must not call back into the scheduler.
   std::function<void(const StepMetrics&)> on_step;
 };
 
@@ -133,10 +136,10 @@ size_t WaitingBytes(const GenerationRequest& request);
 
 class Scheduler {
  public:
-  // Builds the state pool from the model's layout and the budget, and starts
-  // the step loop thread.
+  // Takes the backend (its slot capacity is the scheduler's) and starts the
+  // step loop thread.
   static absl::StatusOr<std::unique_ptr<Scheduler>> Create(
-      Model* model, const SchedulerOptions& options);
+      std::unique_ptr<Backend> backend, const SchedulerOptions& options);
   virtual ~Scheduler() = default;
 
   // INVALID_ARGUMENT for a bad request (empty prompt, unknown token id,
@@ -150,7 +153,7 @@ class Scheduler {
   virtual void Drain(absl::Duration grace) = 0;
 
   virtual SchedulerStats stats() const = 0;
-  virtual const Model& model() const = 0;
+  virtual const ModelInfo& model_info() const = 0;
 };
 
 }  // namespace slabserve

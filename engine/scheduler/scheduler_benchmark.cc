@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "engine/backend/cpu_backend.h"
 #include "engine/models/registry.h"
 #include "engine/scheduler/scheduler.h"
 #include "kernels/cpu/parallel.h"
@@ -57,13 +58,15 @@ absl::StatusOr<Row> Measure(Model* model, int sequences) {
     steady.push_back(metrics);
     ended.push_back(absl::Now());
   };
+  size_t bytes_per_sequence = 0;
   {
-    auto probe = Scheduler::Create(model, SchedulerOptions());
+    auto probe = CpuBackend::Create(model, size_t{1} << 30);
     if (!probe.ok()) return probe.status();
-    options.state_budget_bytes =
-        (*probe)->stats().state_bytes_per_sequence * sequences;
+    bytes_per_sequence = (*probe)->bytes_per_slot();
   }
-  auto scheduler = Scheduler::Create(model, options);
+  auto backend = CpuBackend::Create(model, bytes_per_sequence * sequences);
+  if (!backend.ok()) return backend.status();
+  auto scheduler = Scheduler::Create(*std::move(backend), options);
   if (!scheduler.ok()) return scheduler.status();
 
   std::mt19937 rng(sequences);

@@ -15,6 +15,7 @@ namespace slabserve {
 namespace {
 
 using ::slabserve::testing::Absorb;
+using ::slabserve::testing::MakeCpuScheduler;
 using ::slabserve::testing::ReadAll;
 using ::slabserve::testing::RequestResult;
 using ::slabserve::testing::RunToEnd;
@@ -22,21 +23,10 @@ using ::slabserve::testing::TinyModel;
 
 Model* Griffin() { return TinyModel("griffin_tiny"); }
 
-// Options whose state budget holds exactly `slots` sequences.
-SchedulerOptions WithSlots(int slots) {
-  auto probe = Scheduler::Create(Griffin(), SchedulerOptions());
-  EXPECT_TRUE(probe.ok()) << probe.status();
-  SchedulerOptions options;
-  options.state_budget_bytes =
-      (*probe)->stats().state_bytes_per_sequence * slots;
-  return options;
-}
-
-std::unique_ptr<Scheduler> Make(const SchedulerOptions& options,
+// `slots`: a state budget for exactly that many sequences (0: 1 GiB).
+std::unique_ptr<Scheduler> Make(const SchedulerOptions& options, int slots = 0,
                                 Model* model = Griffin()) {
-  auto scheduler = Scheduler::Create(model, options);
-  EXPECT_TRUE(scheduler.ok()) << scheduler.status();
-  return *std::move(scheduler);
+  return MakeCpuScheduler(model, options, slots);
 }
 
 GenerationRequest Request(int prompt_length, int max_new_tokens,
@@ -110,7 +100,7 @@ TEST(SchedulerLifecycleTest, OnEventsLetsAReaderDrainWithoutWaiting) {
 }
 
 TEST(SchedulerLifecycleTest, SlotsReturnAfterFinishesCancelsAndDeadlines) {
-  auto scheduler = Make(WithSlots(12));
+  auto scheduler = Make(SchedulerOptions(), 12);
   ASSERT_EQ(scheduler->stats().slot_capacity, 12);
   std::mt19937 rng(3);
   struct Job {
@@ -172,9 +162,9 @@ TEST(SchedulerLifecycleTest, SlotsReturnAfterFinishesCancelsAndDeadlines) {
 }
 
 TEST(SchedulerLifecycleTest, HigherPriorityFirstThenArrivalOrder) {
-  SchedulerOptions options = WithSlots(1);
+  SchedulerOptions options;
   options.stream_buffer_tokens = 4;  // the unread blocker holds the slot
-  auto scheduler = Make(options);
+  auto scheduler = Make(options, 1);
   auto blocker = Submit(*scheduler, Request(5, 40));
   ASSERT_TRUE(Eventually([&] { return scheduler->stats().running == 1; }));
   GenerationRequest low = Request(5, 20);
@@ -232,11 +222,11 @@ TEST(SchedulerLifecycleTest, LongPromptIsChunkedWhileDecodesContinue) {
 }
 
 TEST(SchedulerLifecycleTest, FullPoolQueuesThenFullQueueRejects) {
-  SchedulerOptions options = WithSlots(2);
+  SchedulerOptions options;
   const size_t request_bytes = WaitingBytes(Request(3, 50));
   options.max_waiting_bytes = 2 * request_bytes + request_bytes / 2;
   options.stream_buffer_tokens = 4;  // unread streams pause, holding slots
-  auto scheduler = Make(options);
+  auto scheduler = Make(options, 2);
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (int i = 0; i < 2; ++i)
     streams.push_back(Submit(*scheduler, Request(3, 50)));
@@ -264,8 +254,8 @@ TEST(SchedulerLifecycleTest, FullPoolQueuesThenFullQueueRejects) {
 TEST(SchedulerLifecycleTest, BurstOfSmallRequestsQueuesPastAThousand) {
   // The queue is bounded by bytes, so a burst far larger than any fixed
   // request count waits for the one slot instead of being turned away.
-  SchedulerOptions options = WithSlots(1);
-  auto scheduler = Make(options);
+  SchedulerOptions options;
+  auto scheduler = Make(options, 1);
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (int i = 0; i < 3000; ++i) {
     absl::StatusOr<std::shared_ptr<RequestStream>> stream =
@@ -302,7 +292,7 @@ TEST(SchedulerLifecycleTest, SlowReaderDoesNotBlockOthers) {
 }
 
 TEST(SchedulerLifecycleTest, DeadlinesEndRunningAndQueuedRequests) {
-  auto scheduler = Make(WithSlots(1));
+  auto scheduler = Make(SchedulerOptions(), 1);
   GenerationRequest running = Request(4, 1 << 30);
   running.deadline = absl::Now() + absl::Milliseconds(50);
   auto first = Submit(*scheduler, running);
@@ -337,7 +327,7 @@ TEST(SchedulerLifecycleTest, DrainFinishesInFlightThenCancelsAfterGrace) {
       EXPECT_EQ(result.completions[0].tokens.size(), 20u);
     }
   }
-  auto scheduler = Make(WithSlots(2));
+  auto scheduler = Make(SchedulerOptions(), 2);
   std::vector<std::shared_ptr<RequestStream>> endless;
   for (int i = 0; i < 3; ++i) {  // the third waits for a slot
     endless.push_back(Submit(*scheduler, Request(8, 1 << 30, i)));
@@ -404,7 +394,7 @@ TEST(SchedulerLifecycleTest, FailedStepEndsOnlyTheAffectedRequest) {
       alone.push_back(RunToEnd(*scheduler, request));
   }
   PoisonedModel poisoned(Griffin(), 3);
-  auto scheduler = Make(SchedulerOptions(), &poisoned);
+  auto scheduler = Make(SchedulerOptions(), 0, &poisoned);
   GenerationRequest bad = Request(10, 12);
   bad.prompt[4] = 3;
   auto bad_stream = Submit(*scheduler, bad);

@@ -15,6 +15,7 @@
 namespace slabserve {
 namespace {
 
+using ::slabserve::testing::MakeCpuScheduler;
 using ::slabserve::testing::ReadAll;
 using ::slabserve::testing::RequestResult;
 using ::slabserve::testing::RunToEnd;
@@ -22,10 +23,7 @@ using ::slabserve::testing::TinyModel;
 
 std::unique_ptr<Scheduler> MakeScheduler(Model* model,
                                          SchedulerOptions options = {}) {
-  absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
-      Scheduler::Create(model, options);
-  EXPECT_TRUE(scheduler.ok()) << scheduler.status();
-  return scheduler.ok() ? *std::move(scheduler) : nullptr;
+  return MakeCpuScheduler(model, options);
 }
 
 std::vector<int32_t> RandomPrompt(std::mt19937& rng, int length) {

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "absl/synchronization/mutex.h"
+#include "engine/backend/cpu_backend.h"
 #include "engine/models/registry.h"
 #include "gtest/gtest.h"
 
@@ -24,6 +25,38 @@ Model* TinyModel(const std::string& name) {
     model = *std::move(loaded);
   }
   return model.get();
+}
+
+std::unique_ptr<Scheduler> MakeCpuScheduler(Model* model,
+                                            const SchedulerOptions& options,
+                                            int slots) {
+  if (model == nullptr) {
+    ADD_FAILURE() << "no model";
+    return nullptr;
+  }
+  size_t budget = size_t{1} << 30;
+  if (slots > 0) {
+    absl::StatusOr<std::unique_ptr<CpuBackend>> probe =
+        CpuBackend::Create(model, budget);
+    if (!probe.ok()) {
+      ADD_FAILURE() << probe.status();
+      return nullptr;
+    }
+    budget = (*probe)->bytes_per_slot() * slots;
+  }
+  absl::StatusOr<std::unique_ptr<CpuBackend>> backend =
+      CpuBackend::Create(model, budget);
+  if (!backend.ok()) {
+    ADD_FAILURE() << backend.status();
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
+      Scheduler::Create(*std::move(backend), options);
+  if (!scheduler.ok()) {
+    ADD_FAILURE() << scheduler.status();
+    return nullptr;
+  }
+  return *std::move(scheduler);
 }
 
 std::vector<int32_t> CompletionResult::ids() const {

@@ -18,6 +18,12 @@ namespace testing {
 // The model in tests/golden/<name>, loaded once and kept for the binary.
 Model* TinyModel(const std::string& name);
 
+// A scheduler over a CpuBackend of `model` with room for `slots` sequences
+// (0: a 1 GiB state budget); fails the test when it cannot be made.
+std::unique_ptr<Scheduler> MakeCpuScheduler(Model* model,
+                                            const SchedulerOptions& options,
+                                            int slots = 0);
+
 // Everything one completion produced.
 struct CompletionResult {
   std::vector<SampledToken> tokens;

@@ -1,0 +1,72 @@
+// The host backend: a Model's Forward over a host StatePool, and one Sampler
+// per slot. Runs each step synchronously inside Submit.
+#ifndef SLABSERVE_ENGINE_BACKEND_CPU_BACKEND_H_
+#define SLABSERVE_ENGINE_BACKEND_CPU_BACKEND_H_
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "engine/backend/backend.h"
+#include "engine/models/model.h"
+#include "engine/sampling/sampler.h"
+#include "engine/state/state_pool.h"
+
+namespace slabserve {
+
+class CpuBackend : public Backend {
+ public:
+  // A pool of as many slots as `state_budget_bytes` holds for the model's
+  // state layout. `model` is not owned and must outlive the backend.
+  static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(
+      Model* model, size_t state_budget_bytes);
+
+  const ModelInfo& info() const override { return model_->info(); }
+  const char* name() const override { return "cpu"; }
+  int capacity() const override { return pool_->capacity(); }
+  int used() const override { return pool_->used(); }
+  size_t bytes_per_slot() const override { return pool_->bytes_per_slot(); }
+
+  int Allocate(const SlotSampling& sampling) override;
+  void Release(int slot) override;
+  void Restore(int slot, const SlotSnapshot& snapshot) override;
+
+  void Submit(StepPlan plan) override;
+  StepResult Wait() override;
+
+ private:
+  struct SlotSampler {
+    Sampler sampler;
+    int top_logprobs;
+  };
+
+  CpuBackend(Model* model, std::unique_ptr<StatePool> pool);
+
+  StepResult RunStep(const StepPlan& plan);
+  // Runs the chunks as one batch into logits_; on failure retries each chunk
+  // alone to find the culprits. Returns the status of every chunk.
+  std::vector<absl::Status> RunForward(const StepPlan& plan);
+  void RunSnapshots(const StepPlan& plan, StepResult& result);
+  void RunForks(const StepPlan& plan);
+  void RunSamples(const StepPlan& plan, StepResult& result);
+
+  Model* const model_;
+  const std::unique_ptr<StatePool> pool_;
+  std::vector<std::optional<SlotSampler>> samplers_;  // by slot
+  // Logits restored with a snapshot, for the slot's next step only.
+  absl::flat_hash_map<int, std::vector<float>> restored_logits_;
+
+  // Step scratch, by slot: the row of logits this step gave it (null: none)
+  // and whether its chunk failed.
+  std::vector<float*> slot_logits_;
+  std::vector<bool> slot_failed_;
+  std::vector<float> logits_;                  // one row per kept chunk
+  std::vector<std::vector<float>> fork_rows_;  // a private row per fork
+  std::optional<StepResult> pending_;
+};
+
+}  // namespace slabserve
+
+#endif  // SLABSERVE_ENGINE_BACKEND_CPU_BACKEND_H_

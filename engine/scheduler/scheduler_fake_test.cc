@@ -1,0 +1,278 @@
+// The scheduler's own logic over FakeBackend, whose tokens are known in
+// advance: admission, fork, the prefix cache, cancellation, deadlines,
+// failing steps and slot accounting. No model math runs here.
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "engine/backend/fake_backend.h"
+#include "engine/scheduler/scheduler.h"
+#include "engine/scheduler/test_util.h"
+#include "gtest/gtest.h"
+
+namespace slabserve {
+namespace {
+
+using ::slabserve::testing::ReadAll;
+using ::slabserve::testing::RequestResult;
+using ::slabserve::testing::RunToEnd;
+
+constexpr int kVocab = 512;
+
+struct Harness {
+  FakeBackend* backend;  // owned by the scheduler
+  std::unique_ptr<Scheduler> scheduler;
+
+  // Every slot is back, in the scheduler's stats and in the backend.
+  void ExpectNoSlotsInUse() const {
+    EXPECT_EQ(scheduler->stats().slots_in_use, 0);
+    EXPECT_EQ(scheduler->stats().state_bytes_in_use, 0u);
+    EXPECT_EQ(backend->used(), 0);
+  }
+};
+
+Harness Make(FakeBackendOptions backend_options = {},
+             SchedulerOptions options = {}) {
+  auto backend = std::make_unique<FakeBackend>(backend_options);
+  FakeBackend* raw = backend.get();
+  auto scheduler = Scheduler::Create(std::move(backend), options);
+  EXPECT_TRUE(scheduler.ok()) << scheduler.status();
+  return {raw, scheduler.ok() ? *std::move(scheduler) : nullptr};
+}
+
+GenerationRequest Request(int prompt_length, int max_new_tokens,
+                          uint32_t salt = 0) {
+  std::mt19937 rng(salt);
+  GenerationRequest request;
+  request.prompt = {2};
+  while (static_cast<int>(request.prompt.size()) < prompt_length) {
+    request.prompt.push_back(4 + rng() % (kVocab - 4));
+  }
+  request.max_new_tokens = max_new_tokens;
+  request.ignore_eos = true;
+  return request;
+}
+
+// What a slot seeded with `seed` generates after `prompt`: each sampled
+// token is fed back.
+std::vector<int32_t> Expected(std::vector<int32_t> history, uint64_t seed,
+                              int tokens) {
+  std::vector<int32_t> out;
+  for (int i = 0; i < tokens; ++i) {
+    out.push_back(FakeBackend::NextToken(history, seed, kVocab));
+    history.push_back(out.back());
+  }
+  return out;
+}
+
+TEST(SchedulerFakeTest, EmitsTheBackendsTokensAndEndsOnLength) {
+  Harness h = Make();
+  std::vector<GenerationRequest> requests;
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 40; ++i) {  // more than the 16 slots: some queue
+    requests.push_back(Request(1 + i % 9, 1 + i % 13, i));
+    requests.back().sampling.seed = 100 + i;
+    requests.back().top_logprobs = i % 3 - 1;
+    auto stream = h.scheduler->Submit(requests.back());
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    streams.push_back(*stream);
+  }
+  for (size_t i = 0; i < streams.size(); ++i) {
+    const GenerationRequest& request = requests[i];
+    RequestResult result = ReadAll(*streams[i], 1);
+    EXPECT_EQ(
+        result.completions[0].ids(),
+        Expected(request.prompt, request.sampling.seed, request.max_new_tokens))
+        << i;
+    EXPECT_EQ(result.completions[0].finish, FinishReason::kLength);
+    ASSERT_FALSE(result.completions[0].tokens.empty());
+    EXPECT_EQ(result.completions[0].tokens[0].top.size(),
+              static_cast<size_t>(std::max(0, request.top_logprobs)));
+    EXPECT_EQ(result.usage.prompt_tokens, request.prompt.size());
+    EXPECT_EQ(result.usage.completion_tokens, request.max_new_tokens);
+  }
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, StopTokenAndEosEndACompletion) {
+  GenerationRequest request = Request(5, 12, 1);
+  const std::vector<int32_t> free_run =
+      Expected(request.prompt, request.sampling.seed, 12);
+  FakeBackendOptions with_eos;
+  with_eos.eos_id = free_run[7];
+  Harness h = Make(with_eos);
+  request.stop_token_ids = {free_run[4]};
+  RequestResult stopped = RunToEnd(*h.scheduler, request);
+  const auto stop = std::find(free_run.begin(), free_run.end(), free_run[4]);
+  EXPECT_EQ(stopped.completions[0].ids(),
+            std::vector<int32_t>(free_run.begin(), stop + 1));
+  EXPECT_EQ(stopped.completions[0].finish, FinishReason::kStop);
+
+  request.stop_token_ids.clear();
+  request.ignore_eos = false;
+  RequestResult eos = RunToEnd(*h.scheduler, request);
+  const auto end = std::find(free_run.begin(), free_run.end(), free_run[7]);
+  EXPECT_EQ(eos.completions[0].ids(),
+            std::vector<int32_t>(free_run.begin(), end + 1));
+  EXPECT_EQ(eos.completions[0].finish, FinishReason::kEos);
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, ForkFeedsThePromptOnceAndSeedsEachCompletion) {
+  Harness h = Make();
+  GenerationRequest request = Request(30, 6, 2);
+  request.n = 4;
+  request.sampling.seed = 70;
+  RequestResult result = RunToEnd(*h.scheduler, request);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(result.completions[i].ids(), Expected(request.prompt, 70 + i, 6))
+        << "completion " << i;
+  }
+  EXPECT_EQ(result.usage.completion_tokens, 24);
+  // The prompt once, then every completion's fed-back tokens but the last.
+  EXPECT_EQ(h.backend->tokens_fed(), 30 + 4 * 5);
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, PrefixCacheHitsRestoreInsteadOfFeeding) {
+  SchedulerOptions options;
+  options.prefix_cache_bytes = 1 << 20;
+  options.step_token_budget = 64;
+  Harness h = Make({}, options);
+  GenerationRequest first = Request(150, 4, 3);
+  first.n = 2;
+  first.sampling.seed = 9;
+  RequestResult cold = RunToEnd(*h.scheduler, first);
+  EXPECT_EQ(cold.usage.cached_prompt_tokens, 0);
+  EXPECT_EQ(h.backend->tokens_fed(), 150 + 2 * 3);
+
+  // The whole prompt is cached with its logits: nothing of it is fed, and
+  // each completion still samples with its own seed.
+  RequestResult warm = RunToEnd(*h.scheduler, first);
+  EXPECT_EQ(warm.usage.cached_prompt_tokens, 150);
+  EXPECT_EQ(h.backend->tokens_fed(), 2 * (150 + 2 * 3) - 150);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(warm.completions[i].ids(), cold.completions[i].ids());
+    EXPECT_EQ(warm.completions[i].ids(), Expected(first.prompt, 9 + i, 4));
+  }
+
+  // A prompt sharing 130 tokens restores the block boundary at 128.
+  GenerationRequest shares = first;
+  shares.n = 1;
+  shares.prompt.resize(130);
+  shares.prompt.push_back(77);
+  const int64_t fed_before = h.backend->tokens_fed();
+  RequestResult partial = RunToEnd(*h.scheduler, shares);
+  EXPECT_EQ(partial.usage.cached_prompt_tokens, 128);
+  EXPECT_EQ(h.backend->tokens_fed() - fed_before, 3 + 3);
+  EXPECT_EQ(partial.completions[0].ids(), Expected(shares.prompt, 9, 4));
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, AdmissionWaitsUntilAllNSlotsAreFree) {
+  FakeBackendOptions two_slots;
+  two_slots.capacity = 2;
+  SchedulerOptions options;
+  options.stream_buffer_tokens = 2;  // unread streams pause, keeping slots
+  Harness h = Make(two_slots, options);
+  GenerationRequest pair = Request(4, 20, 4);
+  pair.n = 2;
+  auto holder = h.scheduler->Submit(pair);
+  ASSERT_TRUE(holder.ok());
+  for (int i = 0; i < 1000 && h.scheduler->stats().running == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  GenerationRequest first = Request(4, 3, 5);
+  GenerationRequest second = Request(4, 3, 6);
+  auto first_stream = h.scheduler->Submit(first);
+  auto second_stream = h.scheduler->Submit(second);
+  ASSERT_TRUE(first_stream.ok() && second_stream.ok());
+  absl::SleepFor(absl::Milliseconds(50));
+  SchedulerStats stats = h.scheduler->stats();
+  EXPECT_EQ(stats.slots_in_use, 2);
+  EXPECT_EQ(stats.running, 1);
+  EXPECT_EQ(stats.waiting, 2);
+  // Neither fits beside the pair; once it is read, both run.
+  RequestResult held = ReadAll(**holder, 2);
+  EXPECT_EQ(held.completions[1].ids(), Expected(pair.prompt, 1, 20));
+  EXPECT_EQ(ReadAll(**first_stream, 1).completions[0].ids(),
+            Expected(first.prompt, 0, 3));
+  EXPECT_EQ(ReadAll(**second_stream, 1).completions[0].ids(),
+            Expected(second.prompt, 0, 3));
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, CancelAndDeadlinesEndRequestsAndFreeSlots) {
+  FakeBackendOptions one_slot;
+  one_slot.capacity = 1;
+  Harness h = Make(one_slot);
+  auto endless = h.scheduler->Submit(Request(4, 1 << 30));
+  ASSERT_TRUE(endless.ok());
+  std::vector<StreamEvent> events;
+  ASSERT_TRUE((*endless)->Read(&events, absl::Seconds(10)));
+  GenerationRequest queued = Request(4, 5);
+  queued.deadline = absl::Now() + absl::Milliseconds(20);
+  auto expired = h.scheduler->Submit(queued);
+  ASSERT_TRUE(expired.ok());
+  RequestResult timed_out = ReadAll(**expired, 1);
+  EXPECT_EQ(timed_out.completions[0].finish, FinishReason::kDeadline);
+  EXPECT_TRUE(timed_out.completions[0].tokens.empty());
+  (*endless)->Cancel();
+  EXPECT_EQ(ReadAll(**endless, 1).completions[0].finish,
+            FinishReason::kCancelled);
+
+  GenerationRequest running = Request(4, 1 << 30);
+  running.deadline = absl::Now() + absl::Milliseconds(30);
+  RequestResult late = RunToEnd(*h.scheduler, running);
+  EXPECT_EQ(late.completions[0].finish, FinishReason::kDeadline);
+  EXPECT_GT(late.completions[0].tokens.size(), 0u);
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, FailingChunkEndsOnlyItsRequest) {
+  Harness h = Make();
+  h.backend->FailChunksWith(3);
+  GenerationRequest bad = Request(10, 8, 7);
+  bad.n = 3;
+  bad.prompt[5] = 3;
+  auto bad_stream = h.scheduler->Submit(bad);
+  ASSERT_TRUE(bad_stream.ok());
+  std::vector<GenerationRequest> good;
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 6; ++i) {
+    good.push_back(Request(8 + i, 8, 20 + i));
+    streams.push_back(*h.scheduler->Submit(good.back()));
+  }
+  RequestResult failed = ReadAll(**bad_stream, 3);
+  for (const auto& completion : failed.completions) {
+    EXPECT_EQ(completion.error.code(), absl::StatusCode::kInternal);
+    EXPECT_EQ(completion.error.message(), "poisoned token 3");
+    EXPECT_EQ(completion.finish, FinishReason::kNone);
+    EXPECT_TRUE(completion.tokens.empty());
+  }
+  for (size_t i = 0; i < good.size(); ++i) {
+    RequestResult result = ReadAll(*streams[i], 1);
+    EXPECT_TRUE(result.completions[0].error.ok())
+        << result.completions[0].error;
+    EXPECT_EQ(result.completions[0].ids(), Expected(good[i].prompt, 0, 8));
+  }
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, FailedStepEndsItsRequestsWithTheBackendsError) {
+  Harness h = Make();
+  // The loop is idle, so the next step is this request's prefill.
+  h.backend->FailNextStep(absl::UnavailableError("device lost"));
+  RequestResult failed = RunToEnd(*h.scheduler, Request(6, 4, 8));
+  EXPECT_EQ(failed.completions[0].error, absl::UnavailableError("device lost"));
+  EXPECT_TRUE(failed.completions[0].tokens.empty());
+  // The scheduler goes on.
+  GenerationRequest next = Request(6, 4, 9);
+  EXPECT_EQ(RunToEnd(*h.scheduler, next).completions[0].ids(),
+            Expected(next.prompt, 0, 4));
+  h.ExpectNoSlotsInUse();
+}
+
+}  // namespace
+}  // namespace slabserve
