@@ -8,6 +8,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "engine/scheduler/prefill_shares.h"
 #include "engine/scheduler/prefix_cache.h"
 #include "engine/scheduler/request_stream.h"
 #include "engine/scheduler/request_validation.h"
@@ -390,43 +391,49 @@ void SchedulerImpl::PlanDecodes(PlannedStep& step) {
 void SchedulerImpl::PlanPrompts(PlannedStep& step, absl::Time now) {
   // A floor keeps prompts moving when decodes alone exceed the budget.
   const int budget = options_.step_token_budget;
-  int prefill_budget =
+  const int prefill_budget =
       std::max(budget - step.decode_tokens, std::max(1, budget / 4));
   const size_t max_batch = static_cast<size_t>(options_.max_batch);
+  std::vector<Request*> prefilling;
+  std::vector<int> remaining;
   for (const std::unique_ptr<Request>& request : running_) {
     if (request->prompt_done || request->unfinished == 0) continue;
-    const int remaining = request->prompt_length() - request->prefilled;
-    if (remaining == 0) {  // restored whole from the prefix cache
-      PlanFirstTokens(*request, step);
+    if (request->prefilled == request->prompt_length()) {
+      PlanFirstTokens(*request, step);  // restored whole from the cache
       continue;
     }
-    if (prefill_budget <= 0 || step.plan.chunks.size() >= max_batch) continue;
-    int length = std::min(remaining, prefill_budget);
-    if (prefix_cache_ != nullptr && length < remaining) {
+    prefilling.push_back(request.get());
+    remaining.push_back(request->prompt_length() - request->prefilled);
+  }
+  const std::vector<int> shares = FairPrefillShares(remaining, prefill_budget);
+  for (size_t i = 0; i < prefilling.size(); ++i) {
+    Request* request = prefilling[i];
+    if (shares[i] == 0 || step.plan.chunks.size() >= max_batch) continue;
+    int length = shares[i];
+    if (prefix_cache_ != nullptr && length < remaining[i]) {
       // Stop on a block boundary so the state there can be cached.
       const int end = (request->prefilled + length) / kPrefixCacheBlockTokens *
                       kPrefixCacheBlockTokens;
       if (end > request->prefilled) length = end - request->prefilled;
     }
-    const bool last = length == remaining;
+    const bool last = length == remaining[i];
     const int slot = request->completions[0].slot;
     const int end = request->prefilled + length;
     const auto begin = request->spec.prompt.begin();
     step.plan.chunks.push_back(
         {slot, std::vector<int32_t>(begin + request->prefilled, begin + end),
          last});
-    step.chunk_owners.push_back({request.get(), -1, length});
+    step.chunk_owners.push_back({request, -1, length});
     if (prefix_cache_ != nullptr &&
         (last || end % kPrefixCacheBlockTokens == 0)) {
       step.plan.snapshots.push_back({slot, /*with_logits=*/last});
-      step.snapshot_owners.push_back({request.get(), end});
+      step.snapshot_owners.push_back({request, end});
     }
     if (last) PlanFirstTokens(*request, step);
     if (!request->started) {
       request->started = true;
       request->prefill_start = now;
     }
-    prefill_budget -= length;
     step.prefill_tokens += length;
   }
 }

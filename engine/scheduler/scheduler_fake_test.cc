@@ -119,6 +119,28 @@ TEST(SchedulerFakeTest, StopTokenAndEosEndACompletion) {
   h.ExpectNoSlotsInUse();
 }
 
+TEST(SchedulerFakeTest, AShortPromptIsNotHeldBehindAHugeOne) {
+  SchedulerOptions options;
+  options.step_token_budget = 16;
+  Harness h = Make({}, options);
+  // 100,000 prompt tokens at 16 a step: thousands of steps of prefill.
+  auto huge = h.scheduler->Submit(Request(100000, 1, 1));
+  ASSERT_TRUE(huge.ok()) << huge.status();
+  while (h.scheduler->stats().steps < 3) absl::SleepFor(absl::Milliseconds(1));
+  GenerationRequest small = Request(8, 1, 2);
+  RequestResult result = RunToEnd(*h.scheduler, small);
+  EXPECT_EQ(result.completions[0].ids(),
+            Expected(small.prompt, small.sampling.seed, 1));
+  // The small request got its token while the huge prompt is still being
+  // prefilled (first come, first served would have made it wait for all).
+  std::vector<StreamEvent> events;
+  (*huge)->Read(&events, absl::ZeroDuration());
+  for (const StreamEvent& event : events) EXPECT_TRUE(event.tokens.empty());
+  (*huge)->Cancel();
+  ReadAll(**huge, 1);
+  h.ExpectNoSlotsInUse();
+}
+
 TEST(SchedulerFakeTest, ForkFeedsThePromptOnceAndSeedsEachCompletion) {
   Harness h = Make();
   GenerationRequest request = Request(30, 6, 2);
