@@ -4,6 +4,7 @@
 // requests hold, not by a count below the slot capacity.
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "clients/cpp/client.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"
@@ -22,10 +24,21 @@ constexpr int kConcurrent = 2000;
 constexpr int kRounds = 2;
 constexpr int kMaxTokens = 4;
 
+// Resident memory of `pid` in MiB (0 if unknown).
+int64_t ResidentMib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) / 1024;
+  }
+  return 0;
+}
+
 TEST(BurstTest, TwoThousandStreamsAtOnceAreAllServed) {
   absl::StatusOr<std::unique_ptr<ServerProcess>> server =
       ServerProcess::Start({"--config=configs/default.textproto"});
   ASSERT_TRUE(server.ok()) << server.status();
+  const int64_t resident_before = ResidentMib((*server)->pid());
   ConnectOptions connect;
   connect.channels = 4;
   std::unique_ptr<Client> client =
@@ -72,6 +85,15 @@ TEST(BurstTest, TwoThousandStreamsAtOnceAreAllServed) {
     EXPECT_TRUE(failures.empty()) << "round " << round << ":\n" << report;
     EXPECT_EQ(tokens, kConcurrent * kMaxTokens) << "round " << round;
   }
+  // Once idle, the memory the burst touched (slots' state pages, freed
+  // heap) goes back: the burst filled ~256 MiB of state.
+  int64_t resident = ResidentMib((*server)->pid());
+  for (int i = 0; i < 150 && resident > resident_before + 128; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    resident = ResidentMib((*server)->pid());
+  }
+  EXPECT_LE(resident, resident_before + 128)
+      << "MiB resident after the bursts; " << resident_before << " before";
 }
 
 }  // namespace

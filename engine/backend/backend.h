@@ -120,6 +120,10 @@ class Backend {
   // snapshot's logits serve the slot's next step only.
   virtual void Restore(int slot, const SlotSnapshot& snapshot) = 0;
 
+  // Returns the memory that only free slots hold to the operating system
+  // (called when the server has gone idle); the bytes released.
+  virtual size_t ReleaseUnusedMemory() = 0;
+
   // Starts a step; at most one is in flight.
   virtual void Submit(StepPlan plan) = 0;
   // Waits for the submitted step and returns its result.

@@ -117,6 +117,17 @@ int64_t FakeBackend::samples() const {
   return samples_;
 }
 
+int64_t FakeBackend::memory_releases() const {
+  absl::MutexLock lock(&mu_);
+  return memory_releases_;
+}
+
+size_t FakeBackend::ReleaseUnusedMemory() {
+  absl::MutexLock lock(&mu_);
+  ++memory_releases_;
+  return 0;
+}
+
 StepResult FakeBackend::RunStep(const StepPlan& plan) {
   ++steps_;
   const absl::Status failure = std::exchange(next_step_error_, {});

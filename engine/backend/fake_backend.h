@@ -45,6 +45,8 @@ class FakeBackend : public Backend {
   int Allocate(const SlotSampling& sampling) override;
   void Release(int slot) override;
   void Restore(int slot, const SlotSnapshot& snapshot) override;
+  // Holds no memory per free slot: counts the calls, releases nothing.
+  size_t ReleaseUnusedMemory() override;
   void Submit(StepPlan plan) override;
   StepResult Wait() override;
 
@@ -58,6 +60,7 @@ class FakeBackend : public Backend {
   int64_t steps() const;
   int64_t tokens_fed() const;
   int64_t samples() const;
+  int64_t memory_releases() const;
 
  private:
   struct Slot {
@@ -84,6 +87,7 @@ class FakeBackend : public Backend {
   int64_t steps_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t tokens_fed_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t samples_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t memory_releases_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace slabserve

@@ -35,6 +35,9 @@ const char* FinishReasonName(FinishReason reason) {
 
 namespace {
 
+// How long the step loop waits idle before it returns free slots' memory.
+constexpr absl::Duration kIdleBeforeRelease = absl::Seconds(2);
+
 // One of a request's n completions; its sampler lives in the backend, with
 // its slot.
 struct Completion {
@@ -235,6 +238,8 @@ class SchedulerImpl : public Scheduler {
   std::vector<std::unique_ptr<Request>> running_;  // in admission order
   std::vector<std::unique_ptr<Request>> ended_;    // left the queue ended
   size_t decode_cursor_ = 0;  // round robin when more than max_batch wait
+  absl::Time last_busy_ = absl::InfinitePast();
+  bool memory_released_ = true;  // nothing to release before any work
 
   mutable absl::Mutex mu_;
   // Key: (-priority, arrival number), so begin() is the next to admit.
@@ -270,6 +275,15 @@ void SchedulerImpl::Loop() {
     }
     Flush(absl::Now());
     if (stopping) return;
+    // Idle a while after work: the pages that a burst's slots touched go
+    // back to the operating system, once.
+    if (in_flight > 0 || progress) {
+      last_busy_ = now;
+      memory_released_ = false;
+    } else if (!memory_released_ && now - last_busy_ > kIdleBeforeRelease) {
+      backend_->ReleaseUnusedMemory();
+      memory_released_ = true;
+    }
     // Nothing could run: every request is paused by its reader, or none is
     // left. Readers, submits and cancels wake us; deadlines need a poll.
     if (!progress) {

@@ -141,6 +141,19 @@ TEST(SchedulerFakeTest, AShortPromptIsNotHeldBehindAHugeOne) {
   h.ExpectNoSlotsInUse();
 }
 
+TEST(SchedulerFakeTest, FreeSlotMemoryIsReleasedOnceAfterWorkWhenIdle) {
+  Harness h = Make();
+  absl::SleepFor(absl::Milliseconds(2500));
+  EXPECT_EQ(h.backend->memory_releases(), 0);  // no work yet: nothing to do
+  RunToEnd(*h.scheduler, Request(5, 3, 1));
+  EXPECT_EQ(h.backend->memory_releases(), 0);  // not while busy
+  absl::SleepFor(absl::Milliseconds(3500));
+  EXPECT_EQ(h.backend->memory_releases(), 1);  // once, after 2 s idle
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(h.backend->memory_releases(), 1);
+  h.ExpectNoSlotsInUse();
+}
+
 TEST(SchedulerFakeTest, ForkFeedsThePromptOnceAndSeedsEachCompletion) {
   Harness h = Make();
   GenerationRequest request = Request(30, 6, 2);

@@ -1,7 +1,9 @@
 #include "engine/state/state_pool.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -100,6 +102,35 @@ void StatePool::Release(int slot) {
   allocated_[slot] = false;
   --used_;
   free_list_.push_back(slot);
+}
+
+size_t StatePool::ReleaseUnusedMemory() {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t released = 0;
+  for (size_t i = 0; i < layout_.size(); ++i) {
+    const size_t row = layout_[i].bytes_per_slot;
+    // Each maximal run of free slots [first, last), page-aligned inward.
+    for (int first = 0; first < capacity_;) {
+      if (allocated_[first]) {
+        ++first;
+        continue;
+      }
+      int last = first;
+      while (last < capacity_ && !allocated_[last]) ++last;
+      const uintptr_t begin =
+          reinterpret_cast<uintptr_t>(slabs_[i]) + row * first + page - 1;
+      const uintptr_t end = reinterpret_cast<uintptr_t>(slabs_[i]) + row * last;
+      const uintptr_t aligned_begin = begin / page * page;
+      const uintptr_t aligned_end = end / page * page;
+      if (aligned_end > aligned_begin &&
+          madvise(reinterpret_cast<void*>(aligned_begin),
+                  aligned_end - aligned_begin, MADV_DONTNEED) == 0) {
+        released += aligned_end - aligned_begin;
+      }
+      first = last;
+    }
+  }
+  return released;
 }
 
 bool StatePool::IsAllocated(int slot) const {

@@ -1,7 +1,11 @@
 #include "engine/state/state_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <random>
 #include <set>
 
@@ -86,6 +90,57 @@ TEST(StatePoolTest, SaveRestoreAndCopyAreExact) {
     EXPECT_EQ(pool->Row<float>(0, slot)[63], 31.5f);
     EXPECT_EQ(pool->Row<float>(1, slot)[100], -2.0f);
   }
+}
+
+}  // namespace
+}  // namespace slabserve
+
+namespace slabserve {
+namespace {
+
+// Pages of [data, data + bytes) resident in memory.
+size_t ResidentPages(const void* data, size_t bytes) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data) / page * page;
+  const uintptr_t end = reinterpret_cast<uintptr_t>(data) + bytes;
+  std::vector<unsigned char> resident((end - begin + page - 1) / page);
+  if (mincore(reinterpret_cast<void*>(begin), end - begin, resident.data()) !=
+      0) {
+    return 0;
+  }
+  size_t count = 0;
+  for (unsigned char r : resident) count += r & 1;
+  return count;
+}
+
+TEST(StatePoolTest, ReleaseUnusedMemoryReturnsFreeRowsOnly) {
+  constexpr int kSlots = 64;
+  constexpr size_t kRow = 8192;  // two pages a slot
+  auto pool = StatePool::CreateWithCapacity({{"a", kRow}}, kSlots);
+  ASSERT_TRUE(pool.ok());
+  std::vector<int> slots;
+  for (int i = 0; i < kSlots; ++i) slots.push_back((*pool)->Allocate());
+  for (int slot : slots) {
+    std::fill_n((*pool)->Row<char>(0, slot), kRow, static_cast<char>(slot));
+  }
+  const char* slab = (*pool)->Row<char>(0, 0);
+  EXPECT_EQ(ResidentPages(slab, kSlots * kRow), 2u * kSlots);
+  // Keep every fourth slot; the others' pages go back.
+  for (int slot : slots) {
+    if (slot % 4 != 0) (*pool)->Release(slot);
+  }
+  EXPECT_EQ((*pool)->ReleaseUnusedMemory(), (kSlots - kSlots / 4) * kRow);
+  EXPECT_EQ(ResidentPages(slab, kSlots * kRow), 2u * (kSlots / 4));
+  for (int slot = 0; slot < kSlots; slot += 4) {
+    const char* row = (*pool)->Row<char>(0, slot);
+    EXPECT_EQ(std::count(row, row + kRow, static_cast<char>(slot)),
+              static_cast<long>(kRow))
+        << slot;
+  }
+  // A slot taken again starts zeroed, as always.
+  const int again = (*pool)->Allocate();
+  const char* row = (*pool)->Row<char>(0, again);
+  EXPECT_EQ(std::count(row, row + kRow, 0), static_cast<long>(kRow));
 }
 
 }  // namespace
