@@ -19,4 +19,5 @@ for f in $files; do
     bad=1
   fi
 done
+if ((bad)); then echo "format check: FAILED"; else echo "format check: PASSED"; fi
 exit "$bad"

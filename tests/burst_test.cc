@@ -86,7 +86,11 @@ TEST(BurstTest, TwoThousandStreamsAtOnceAreAllServed) {
     EXPECT_EQ(tokens, kConcurrent * kMaxTokens) << "round " << round;
   }
   // Once idle, the memory the burst touched (slots' state pages, freed
-  // heap) goes back: the burst filled ~256 MiB of state.
+  // heap) goes back: the burst filled ~256 MiB of state. (Not under ASan,
+  // whose quarantine keeps freed memory on purpose.)
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "resident memory is not meaningful under ASan";
+#endif
   int64_t resident = ResidentMib((*server)->pid());
   for (int i = 0; i < 150 && resident > resident_before + 128; ++i) {
     absl::SleepFor(absl::Milliseconds(100));

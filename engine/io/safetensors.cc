@@ -135,7 +135,9 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
 
   const unsigned char* data = bytes + kHeaderLengthBytes + header_len;
   const uint64_t data_size = file_size - kHeaderLengthBytes - header_len;
-  for (const auto& [name, info] : header.items()) {
+  for (const auto& item : header.items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& info = item.value();
     if (name == "__metadata__") continue;
     auto bad = [&](const std::string& message) {
       return error(absl::StrCat("tensor '", name, "': ", message));

@@ -26,11 +26,20 @@ struct Library {
   const char* (*status_message)(const Status*) = nullptr;
 };
 
+// ASan refuses RTLD_DEEPBIND (gcc and clang say they use it differently).
+#if defined(__SANITIZE_ADDRESS__)
+#define SLABSERVE_NO_DEEPBIND 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLABSERVE_NO_DEEPBIND 1
+#endif
+#endif
+
 const Library& GetLibrary() {
   static const Library* library = [] {
     auto* lib = new Library;
     int flags = RTLD_NOW | RTLD_LOCAL;
-#ifndef __SANITIZE_ADDRESS__  // ASan refuses RTLD_DEEPBIND
+#ifndef SLABSERVE_NO_DEEPBIND
     flags |= RTLD_DEEPBIND;
 #endif
     lib->handle = dlopen("libsentencepiece.so.0", flags);

@@ -1,0 +1,2 @@
+
+r-1In the beginning 
