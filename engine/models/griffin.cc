@@ -54,6 +54,7 @@ class GriffinModel : public Model {
   std::vector<StateSlabSpec> StateLayout() const override { return layout_; }
   absl::Status Forward(absl::Span<const SequenceChunk> batch, StatePool& pool,
                        float* logits) override;
+  ComputeProfile Profile() const override;
 
  private:
   absl::StatusOr<const float*> Tensor(const std::string& name,
@@ -379,6 +380,35 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
                       plan.start[s] + plan.begin[s + 1] - plan.begin[s]);
   }
   return absl::OkStatus();
+}
+
+ComputeProfile GriffinModel::Profile() const {
+  ComputeProfile profile;
+  auto add = [&](const Linear& linear) {
+    profile.per_token.push_back({linear.out, linear.in});
+  };
+  const int R = config_.lru_width, bw = R / config_.num_heads;
+  for (const LayerWeights& layer : layers_) {
+    if (layer.type == GriffinBlock::kRecurrent) {
+      add(layer.recurrent.x);
+      add(layer.recurrent.y);
+      add(layer.recurrent.out);
+      profile.other_flops_per_token += 2 * 2 * int64_t{R} * bw;  // two gates
+    } else {
+      add(layer.attention.q);
+      add(layer.attention.k);
+      add(layer.attention.v);
+      add(layer.attention.o);
+      ++profile.attention_layers;
+    }
+    add(layer.gate);
+    add(layer.up);
+    add(layer.down);
+  }
+  profile.lm_head = {config_.vocab_size, config_.hidden_size};
+  profile.attention_width = config_.num_heads * config_.head_dim;
+  profile.attention_window = config_.attention_window;
+  return profile;
 }
 
 }  // namespace

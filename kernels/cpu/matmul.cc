@@ -93,12 +93,18 @@ inline Lanes MulAdd(Lanes a, Lanes b, Lanes acc) {
 #endif
 #endif
 
+bool UseAvx512() {
+#if defined(SLABSERVE_MATMUL_AVX512)
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
 const TileSet& Tiles() {
   static const TileSet tiles = [] {
 #if defined(SLABSERVE_MATMUL_AVX512)
-    if (__builtin_cpu_supports("avx512f")) {
-      return avx512::MakeTileSet(8, 3, AllTiles());
-    }
+    if (UseAvx512()) return avx512::MakeTileSet(8, 3, AllTiles());
 #endif
     return native::MakeTileSet(6, 1, AllTiles());
   }();
@@ -241,6 +247,15 @@ void MatMulPacked(const float* x, int rows, const PackedWeight& w,
                                    std::min(panels, p0 + block_panels));
                 }
               });
+}
+
+const char* MatMulInstructionSet() {
+  if (UseAvx512()) return "AVX-512";
+#if defined(__AVX2__) && defined(__FMA__)
+  return "AVX2+FMA";
+#else
+  return "generic";
+#endif
 }
 
 float Dot(const float* a, const float* b, int k) {

@@ -53,6 +53,10 @@ class PackedWeight {
 void MatMulPacked(const float* x, int rows, const PackedWeight& w,
                   const float* bias, float* y);
 
+// The tiles MatMulPacked runs on this CPU: "AVX-512", "AVX2+FMA" or
+// "generic" (for benchmark reports).
+const char* MatMulInstructionSet();
+
 // A dot product in a fixed order (8 interleaved partial sums over k, reduced
 // in a fixed tree): deterministic, but not the order of MatMulPacked.
 float Dot(const float* a, const float* b, int k);
