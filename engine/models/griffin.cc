@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
-#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/models/griffin_blocks.h"
 #include "engine/models/griffin_config.h"
+#include "engine/models/ragged_batch.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/parallel.h"
@@ -21,9 +21,6 @@ namespace {
 
 using griffin::AttentionBlock;
 using griffin::AttentionWeights;
-using griffin::BatchPlan;
-using griffin::ForEach;
-using griffin::kTranscendental;
 using griffin::LayerWeights;
 using griffin::Linear;
 using griffin::MlpBlock;
@@ -65,9 +62,6 @@ class GriffinModel : public Model {
   absl::Status LoadRecurrent(const std::string& prefix, RecurrentWeights& w);
   absl::Status LoadAttention(const std::string& prefix, AttentionWeights& w);
 
-  absl::Status Validate(absl::Span<const SequenceChunk> batch,
-                        const StatePool& pool, const float* logits) const;
-
   GriffinConfig config_;
   std::unique_ptr<Checkpoint> checkpoint_;
   std::deque<Weight> weights_;   // stable storage behind the raw pointers
@@ -76,10 +70,11 @@ class GriffinModel : public Model {
   std::vector<LayerWeights> layers_;
   ModelInfo info_;
   std::vector<StateSlabSpec> layout_;
+  RaggedBatch plan_;  // reused by every Forward
 };
 
 void AddInPlace(float* x, const float* y, int64_t rows, int width) {
-  ForEach(rows, width, [&](int64_t r) {
+  ForEachItem(rows, width, [&](int64_t r) {
     float* xr = x + r * width;
     const float* yr = y + r * width;
     for (int i = 0; i < width; ++i) xr[i] += yr[i];
@@ -88,7 +83,7 @@ void AddInPlace(float* x, const float* y, int64_t rows, int width) {
 
 void NormRows(const float* x, int64_t rows, int width, const float* scale,
               float eps, float* y) {
-  ForEach(rows, 3 * width, [&](int64_t r) {
+  ForEachItem(rows, 3 * width, [&](int64_t r) {
     cpu::RmsNorm(x + r * width, 1, width, scale, eps, y + r * width);
   });
 }
@@ -252,94 +247,20 @@ absl::Status GriffinModel::LoadWeights() {
   return absl::OkStatus();
 }
 
-absl::Status GriffinModel::Validate(absl::Span<const SequenceChunk> batch,
-                                    const StatePool& pool,
-                                    const float* logits) const {
-  const std::vector<StateSlabSpec>& layout = pool.layout();
-  bool layout_matches = layout.size() == layout_.size();
-  for (size_t i = 0; layout_matches && i < layout.size(); ++i) {
-    layout_matches = layout[i].bytes_per_slot == layout_[i].bytes_per_slot;
-  }
-  if (!layout_matches) {
-    return absl::FailedPreconditionError(
-        "state pool was not created with this model's StateLayout()");
-  }
-  std::vector<bool> seen(pool.capacity(), false);
-  for (size_t b = 0; b < batch.size(); ++b) {
-    const SequenceChunk& chunk = batch[b];
-    const std::string where =
-        absl::StrCat("chunk ", b, " (slot ", chunk.slot, ")");
-    if (chunk.slot < 0 || chunk.slot >= pool.capacity()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": slot outside [0, ", pool.capacity(), ")"));
-    }
-    if (!pool.IsAllocated(chunk.slot)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": slot is not allocated"));
-    }
-    if (seen[chunk.slot]) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": slot appears twice in the batch"));
-    }
-    seen[chunk.slot] = true;
-    if (chunk.tokens.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": no tokens"));
-    }
-    for (size_t j = 0; j < chunk.tokens.size(); ++j) {
-      const int32_t token = chunk.tokens[j];
-      if (token < 0 || token >= config_.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": token id ", token, " at index ", j,
-            " is outside the vocabulary [0, ", config_.vocab_size, ")"));
-      }
-    }
-    const int64_t end =
-        static_cast<int64_t>(pool.position(chunk.slot)) + chunk.tokens.size();
-    if (end > std::numeric_limits<int32_t>::max()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": position would pass 2^31 - 1"));
-    }
-    if (chunk.want_logits && logits == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": wants logits but no logits buffer was given"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
                                    StatePool& pool, float* logits) {
-  GRIFFIN_RETURN_IF_ERROR(Validate(batch, pool, logits));
+  GRIFFIN_RETURN_IF_ERROR(CheckPoolLayout(pool, layout_));
+  RaggedBatch& plan = plan_;
+  GRIFFIN_RETURN_IF_ERROR(plan.Build(batch, pool, info_, logits));
   if (batch.empty()) return absl::OkStatus();
   const int D = config_.hidden_size, V = config_.vocab_size;
+  const int T = plan.tokens();
 
-  BatchPlan plan;
-  for (const SequenceChunk& chunk : batch) {
-    const int start = pool.position(chunk.slot);
-    const int s = plan.chunks();
-    plan.begin.push_back(plan.tokens);
-    plan.slot.push_back(chunk.slot);
-    plan.start.push_back(start);
-    for (size_t j = 0; j < chunk.tokens.size(); ++j) {
-      plan.token_chunk.push_back(s);
-      plan.token_position.push_back(start + static_cast<int>(j));
-    }
-    plan.tokens += static_cast<int>(chunk.tokens.size());
-  }
-  plan.begin.push_back(plan.tokens);
-  const int T = plan.tokens;
-
-  std::vector<const int32_t*> token_ids(T);
-  for (int s = 0; s < plan.chunks(); ++s) {
-    for (int i = plan.begin[s]; i < plan.begin[s + 1]; ++i) {
-      token_ids[i] = &batch[s].tokens[i - plan.begin[s]];
-    }
-  }
   std::vector<float> x(static_cast<size_t>(T) * D);
   const float scale = config_.embedding_scale;
-  ForEach(T, D, [&](int64_t i) {
+  ForEachItem(T, D, [&](int64_t i) {
     float* row = &x[i * D];
-    embedding_.Row(*token_ids[i], row);
+    embedding_.Row(plan.token(i), row);
     for (int d = 0; d < D; ++d) row[d] *= scale;
   });
 
@@ -359,26 +280,20 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
   }
 
   // Only the last token of each chunk that wants logits reaches the head.
-  std::vector<int> head_rows;
-  for (int s = 0; s < plan.chunks(); ++s) {
-    if (batch[s].want_logits) head_rows.push_back(plan.begin[s + 1] - 1);
-  }
+  const std::vector<int>& head_rows = plan.head_rows();
   if (!head_rows.empty()) {
     const int rows = static_cast<int>(head_rows.size());
     std::vector<float> y(static_cast<size_t>(rows) * D);
-    ForEach(rows, 3 * D, [&](int64_t r) {
+    ForEachItem(rows, 3 * D, [&](int64_t r) {
       cpu::RmsNorm(x.data() + static_cast<size_t>(head_rows[r]) * D, 1, D,
                    final_norm_.data(), eps, y.data() + r * D);
     });
     cpu::MatMulPacked(y.data(), rows, embedding_, nullptr, logits);
-    ForEach(rows, V * kTranscendental, [&](int64_t r) {
+    ForEachItem(rows, V * kTranscendental, [&](int64_t r) {
       cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap);
     });
   }
-  for (int s = 0; s < plan.chunks(); ++s) {
-    pool.set_position(plan.slot[s],
-                      plan.start[s] + plan.begin[s + 1] - plan.begin[s]);
-  }
+  plan.AdvancePositions(pool);
   return absl::OkStatus();
 }
 

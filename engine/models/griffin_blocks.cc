@@ -9,48 +9,48 @@
 namespace slabserve::griffin {
 
 void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
-                    const BatchPlan& plan, const float* n, StatePool& pool,
+                    const RaggedBatch& plan, const float* n, StatePool& pool,
                     float* out) {
   const RecurrentWeights& w = layer.recurrent;
-  const int T = plan.tokens, R = config.lru_width, K = config.conv_width;
+  const int T = plan.tokens(), R = config.lru_width, K = config.conv_width;
   const int bw = R / config.num_heads;
   const size_t size = static_cast<size_t>(T) * R;
   std::vector<float> y(size), u(size), c(size), gate_x(size), gate_a(size);
   w.y.Apply(n, T, y.data());
-  ForEach(T, R * kTranscendental,
-          [&](int64_t i) { cpu::GeluTanhInPlace(&y[i * R], R); });
+  ForEachItem(T, R * kTranscendental,
+              [&](int64_t i) { cpu::GeluTanhInPlace(&y[i * R], R); });
   w.x.Apply(n, T, u.data());
 
   // Causal depthwise conv; inputs before the chunk come from the tail.
   const int tail_slab = layer.first_slab, h_slab = layer.first_slab + 1;
-  ForEach(T, K * R, [&](int64_t i) {
-    const int s = plan.token_chunk[i];
-    const int j = static_cast<int>(i) - plan.begin[s];
-    const float* tail = pool.Row<float>(tail_slab, plan.slot[s]);
+  ForEachItem(T, K * R, [&](int64_t i) {
+    const int s = plan.chunk(i);
+    const int j = static_cast<int>(i) - plan.begin(s);
+    const float* tail = pool.Row<float>(tail_slab, plan.slot(s));
     float* ci = &c[i * R];
     std::memcpy(ci, w.conv_bias, sizeof(float) * R);
     for (int k = 0; k < K; ++k) {
       const int back = j - (K - 1) + k;  // chunk row, negative: tail
-      const float* src = back >= 0 ? &u[(plan.begin[s] + back) * R]
+      const float* src = back >= 0 ? &u[(plan.begin(s) + back) * R]
                                    : tail + (K - 1 + back) * R;
       const float* tap = &w.conv_taps[k * R];
       for (int ch = 0; ch < R; ++ch) ci[ch] += tap[ch] * src[ch];
     }
   });
   if (K > 1) {
-    ForEach(plan.chunks(), (K - 1) * R, [&](int64_t s) {
-      float* tail = pool.Row<float>(tail_slab, plan.slot[s]);
-      const int len = plan.begin[s + 1] - plan.begin[s];
+    ForEachItem(plan.chunks(), (K - 1) * R, [&](int64_t s) {
+      float* tail = pool.Row<float>(tail_slab, plan.slot(s));
+      const int len = plan.length(s);
       const int keep = std::max(0, K - 1 - len);  // old rows still needed
       std::memmove(tail, tail + (K - 1 - keep) * R, sizeof(float) * keep * R);
       const int fresh = K - 1 - keep;
-      std::memcpy(tail + keep * R, &u[(plan.begin[s + 1] - fresh) * R],
+      std::memcpy(tail + keep * R, &u[(plan.end(s) - fresh) * R],
                   sizeof(float) * fresh * R);
     });
   }
 
   // RG-LRU gates: block-diagonal products of the conv output.
-  ForEach(T, 2 * R * (bw + kTranscendental), [&](int64_t i) {
+  ForEachItem(T, 2 * R * (bw + kTranscendental), [&](int64_t i) {
     const float* ci = &c[i * R];
     for (int ch = 0; ch < R; ++ch) {
       const float* block_in = ci + (ch / bw) * bw;
@@ -68,39 +68,39 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
   constexpr int kChannelBlock = 64;
   const int blocks = (R + kChannelBlock - 1) / kChannelBlock;
   const int64_t tokens_per_chunk = T / plan.chunks();
-  ForEach(int64_t{plan.chunks()} * blocks,
-          tokens_per_chunk * kChannelBlock * 3 * kTranscendental,
-          [&](int64_t item) {
-            const int s = static_cast<int>(item / blocks);
-            const int ch_begin =
-                static_cast<int>(item % blocks) * kChannelBlock;
-            const int ch_end = std::min(R, ch_begin + kChannelBlock);
-            float* h = pool.Row<float>(h_slab, plan.slot[s]);
-            for (int i = plan.begin[s]; i < plan.begin[s + 1]; ++i) {
-              const bool reset = plan.token_position[i] == 0;
-              const size_t base = static_cast<size_t>(i) * R;
-              for (int ch = ch_begin; ch < ch_end; ++ch) {
-                const float x = gate_x[base + ch] * c[base + ch];
-                if (reset) {
-                  h[ch] = x;
-                } else {
-                  const float log_a = w.log_decay[ch] * gate_a[base + ch];
-                  const float a = std::exp(log_a);
-                  const float mult = std::sqrt(-std::expm1(2.0f * log_a));
-                  h[ch] = a * h[ch] + mult * x;
+  ForEachItem(int64_t{plan.chunks()} * blocks,
+              tokens_per_chunk * kChannelBlock * 3 * kTranscendental,
+              [&](int64_t item) {
+                const int s = static_cast<int>(item / blocks);
+                const int ch_begin =
+                    static_cast<int>(item % blocks) * kChannelBlock;
+                const int ch_end = std::min(R, ch_begin + kChannelBlock);
+                float* h = pool.Row<float>(h_slab, plan.slot(s));
+                for (int i = plan.begin(s); i < plan.end(s); ++i) {
+                  const bool reset = plan.position(i) == 0;
+                  const size_t base = static_cast<size_t>(i) * R;
+                  for (int ch = ch_begin; ch < ch_end; ++ch) {
+                    const float x = gate_x[base + ch] * c[base + ch];
+                    if (reset) {
+                      h[ch] = x;
+                    } else {
+                      const float log_a = w.log_decay[ch] * gate_a[base + ch];
+                      const float a = std::exp(log_a);
+                      const float mult = std::sqrt(-std::expm1(2.0f * log_a));
+                      h[ch] = a * h[ch] + mult * x;
+                    }
+                    u[base + ch] = h[ch] * y[base + ch];
+                  }
                 }
-                u[base + ch] = h[ch] * y[base + ch];
-              }
-            }
-          });
+              });
   w.out.Apply(u.data(), T, out);
 }
 
 void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
-                    const BatchPlan& plan, const float* n, StatePool& pool,
+                    const RaggedBatch& plan, const float* n, StatePool& pool,
                     float* out) {
   const AttentionWeights& w = layer.attention;
-  const int T = plan.tokens, H = config.num_heads, hd = config.head_dim;
+  const int T = plan.tokens(), H = config.num_heads, hd = config.head_dim;
   const int KVH = config.num_kv_heads, W = config.attention_window;
   const int q_width = H * hd, kv_width = KVH * hd, rot = config.rotary_dims;
   std::vector<float> q(static_cast<size_t>(T) * q_width);
@@ -109,23 +109,20 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
   w.k.Apply(n, T, k.data());
   w.v.Apply(n, T, v.data());
   const int64_t rope_work = (H + KVH) * rot * 2 + rot * kTranscendental * 4;
-  cpu::ParallelFor(T, std::max<int64_t>(1, kTaskWork / rope_work),
-                   [&](int64_t begin, int64_t end) {
-                     std::vector<float> cos(rot / 2), sin(rot / 2);
-                     for (int64_t i = begin; i < end; ++i) {
-                       cpu::RotaryAngles(plan.token_position[i], rot,
-                                         config.rope_theta, cos.data(),
-                                         sin.data());
-                       for (int h = 0; h < H; ++h) {
-                         cpu::ApplyRotary(&q[i * q_width + h * hd], rot,
-                                          cos.data(), sin.data());
-                       }
-                       for (int h = 0; h < KVH; ++h) {
-                         cpu::ApplyRotary(&k[i * kv_width + h * hd], rot,
-                                          cos.data(), sin.data());
-                       }
-                     }
-                   });
+  cpu::ParallelFor(T, TaskGrain(rope_work), [&](int64_t begin, int64_t end) {
+    std::vector<float> cos(rot / 2), sin(rot / 2);
+    for (int64_t i = begin; i < end; ++i) {
+      cpu::RotaryAngles(plan.position(i), rot, config.rope_theta, cos.data(),
+                        sin.data());
+      for (int h = 0; h < H; ++h) {
+        cpu::ApplyRotary(&q[i * q_width + h * hd], rot, cos.data(), sin.data());
+      }
+      for (int h = 0; h < KVH; ++h) {
+        cpu::ApplyRotary(&k[i * kv_width + h * hd], rot, cos.data(),
+                         sin.data());
+      }
+    }
+  });
 
   // Each query sees positions max(0, t-W+1)..t, visited in position order
   // whether a key sits in the ring or in the chunk, so chunking does not
@@ -135,48 +132,46 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
   const int group = H / KVH;
   std::vector<float> attended(q.size());
   const int64_t query_work = int64_t{4} * H * W * hd;
-  cpu::ParallelFor(
-      T, std::max<int64_t>(1, kTaskWork / query_work),
-      [&](int64_t begin, int64_t end) {
-        std::vector<float> p(W);
-        for (int64_t i = begin; i < end; ++i) {
-          const int s = plan.token_chunk[i], t = plan.token_position[i];
-          const int t0 = plan.start[s], first = std::max(0, t - W + 1);
-          const float* key_ring = pool.Row<float>(key_slab, plan.slot[s]);
-          const float* value_ring = pool.Row<float>(value_slab, plan.slot[s]);
-          auto row = [&](const std::vector<float>& chunk, const float* ring,
-                         int pos) {
-            return pos >= t0 ? &chunk[(plan.begin[s] + pos - t0) * kv_width]
-                             : ring + static_cast<size_t>(pos % W) * kv_width;
-          };
-          for (int h = 0; h < H; ++h) {
-            const float* qh = &q[i * q_width + h * hd];
-            const int kv_offset = (h / group) * hd;
-            for (int pos = first; pos <= t; ++pos) {
-              p[pos - first] =
-                  cpu::Dot(qh, row(k, key_ring, pos) + kv_offset, hd) * scale;
-            }
-            cpu::SoftmaxInPlace(p.data(), t - first + 1);
-            float* oh = &attended[i * q_width + h * hd];
-            std::fill(oh, oh + hd, 0.0f);
-            for (int pos = first; pos <= t; ++pos) {
-              const float* vp = row(v, value_ring, pos) + kv_offset;
-              const float weight = p[pos - first];
-              for (int d = 0; d < hd; ++d) oh[d] += weight * vp[d];
-            }
-          }
+  cpu::ParallelFor(T, TaskGrain(query_work), [&](int64_t begin, int64_t end) {
+    std::vector<float> p(W);
+    for (int64_t i = begin; i < end; ++i) {
+      const int s = plan.chunk(i), t = plan.position(i);
+      const int t0 = plan.start(s), first = std::max(0, t - W + 1);
+      const float* key_ring = pool.Row<float>(key_slab, plan.slot(s));
+      const float* value_ring = pool.Row<float>(value_slab, plan.slot(s));
+      auto row = [&](const std::vector<float>& chunk, const float* ring,
+                     int pos) {
+        return pos >= t0 ? &chunk[(plan.begin(s) + pos - t0) * kv_width]
+                         : ring + static_cast<size_t>(pos % W) * kv_width;
+      };
+      for (int h = 0; h < H; ++h) {
+        const float* qh = &q[i * q_width + h * hd];
+        const int kv_offset = (h / group) * hd;
+        for (int pos = first; pos <= t; ++pos) {
+          p[pos - first] =
+              cpu::Dot(qh, row(k, key_ring, pos) + kv_offset, hd) * scale;
         }
-      });
+        cpu::SoftmaxInPlace(p.data(), t - first + 1);
+        float* oh = &attended[i * q_width + h * hd];
+        std::fill(oh, oh + hd, 0.0f);
+        for (int pos = first; pos <= t; ++pos) {
+          const float* vp = row(v, value_ring, pos) + kv_offset;
+          const float weight = p[pos - first];
+          for (int d = 0; d < hd; ++d) oh[d] += weight * vp[d];
+        }
+      }
+    }
+  });
   // Then the chunk's keys enter the ring; a chunk longer than W leaves its
   // last W.
-  ForEach(plan.chunks(), 2 * std::min(W, T) * kv_width, [&](int64_t s) {
-    float* key_ring = pool.Row<float>(key_slab, plan.slot[s]);
-    float* value_ring = pool.Row<float>(value_slab, plan.slot[s]);
-    const int t0 = plan.start[s];
-    const int t_end = t0 + plan.begin[s + 1] - plan.begin[s];
+  ForEachItem(plan.chunks(), 2 * std::min(W, T) * kv_width, [&](int64_t s) {
+    float* key_ring = pool.Row<float>(key_slab, plan.slot(s));
+    float* value_ring = pool.Row<float>(value_slab, plan.slot(s));
+    const int t0 = plan.start(s);
+    const int t_end = t0 + plan.length(s);
     for (int pos = std::max(t0, t_end - W); pos < t_end; ++pos) {
       const size_t from =
-          static_cast<size_t>(plan.begin[s] + pos - t0) * kv_width;
+          static_cast<size_t>(plan.begin(s) + pos - t0) * kv_width;
       const size_t to = static_cast<size_t>(pos % W) * kv_width;
       std::memcpy(key_ring + to, &k[from], sizeof(float) * kv_width);
       std::memcpy(value_ring + to, &v[from], sizeof(float) * kv_width);
@@ -191,7 +186,7 @@ void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
   std::vector<float> gate(static_cast<size_t>(rows) * F), up(gate.size());
   layer.gate.Apply(m, rows, gate.data());
   layer.up.Apply(m, rows, up.data());
-  ForEach(rows, F * kTranscendental, [&](int64_t r) {
+  ForEachItem(rows, F * kTranscendental, [&](int64_t r) {
     cpu::GeluTanhMul(&gate[r * F], &up[r * F], F, &gate[r * F]);
   });
   layer.down.Apply(gate.data(), rows, out);

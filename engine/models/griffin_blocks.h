@@ -1,5 +1,5 @@
 // Internals of the Griffin model shared by its loader and its block
-// implementations: weight layouts, the ragged-batch plan and the three
+// implementations: weight layouts and the three
 // block kinds, each run over all the batch's tokens at once.
 #ifndef SLABSERVE_ENGINE_MODELS_GRIFFIN_BLOCKS_H_
 #define SLABSERVE_ENGINE_MODELS_GRIFFIN_BLOCKS_H_
@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "engine/models/griffin_config.h"
+#include "engine/models/ragged_batch.h"
 #include "engine/state/state_pool.h"
 #include "kernels/cpu/matmul.h"
-#include "kernels/cpu/parallel.h"
 
 namespace slabserve::griffin {
 
@@ -51,41 +51,15 @@ struct LayerWeights {
   Linear gate, up, down;
 };
 
-// Where every token of a ragged batch sits: chunk s owns activation rows
-// [begin[s], begin[s+1]) and starts at absolute position start[s].
-struct BatchPlan {
-  int tokens = 0;
-  std::vector<int> begin, slot, start;
-  std::vector<int> token_chunk, token_position;
-  int chunks() const { return static_cast<int>(slot.size()); }
-};
-
-// Rough scalar operations worth a task of their own; smaller loops stay on
-// fewer threads, where waking workers would cost more than the work.
-constexpr int64_t kTaskWork = int64_t{1} << 15;
-// A transcendental function (tanh, exp) in those units.
-constexpr int64_t kTranscendental = 20;
-
-// Runs fn(i) for i in [0, n) on the worker pool; each item costs about
-// `work_per_item` scalar operations.
-template <typename Fn>
-void ForEach(int64_t n, int64_t work_per_item, const Fn& fn) {
-  const int64_t grain =
-      std::max<int64_t>(1, kTaskWork / std::max<int64_t>(1, work_per_item));
-  cpu::ParallelFor(n, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) fn(i);
-  });
-}
-
 // out = the recurrent temporal block of normalized input n ([T, D]); reads
 // and advances each chunk's conv tail and RG-LRU state.
 void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
-                    const BatchPlan& plan, const float* n, StatePool& pool,
+                    const RaggedBatch& plan, const float* n, StatePool& pool,
                     float* out);
 // out = local attention of n over each chunk's key/value ring and its own
 // keys; then the chunk's keys enter the ring.
 void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
-                    const BatchPlan& plan, const float* n, StatePool& pool,
+                    const RaggedBatch& plan, const float* n, StatePool& pool,
                     float* out);
 // out = GeGLU MLP of m ([rows, D]).
 void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
