@@ -70,7 +70,10 @@ class GriffinModel : public Model {
   std::vector<LayerWeights> layers_;
   ModelInfo info_;
   std::vector<StateSlabSpec> layout_;
-  RaggedBatch plan_;  // reused by every Forward
+  // Reused by every Forward: the model is not reentrant (one Forward at a
+  // time, as the scheduler's step loop calls it).
+  RaggedBatch plan_;
+  griffin::Workspace workspace_;
 };
 
 void AddInPlace(float* x, const float* y, int64_t rows, int width) {
@@ -256,39 +259,42 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
   const int D = config_.hidden_size, V = config_.vocab_size;
   const int T = plan.tokens();
 
-  std::vector<float> x(static_cast<size_t>(T) * D);
+  griffin::Workspace& ws = workspace_;
+  ws.Reserve(config_, T);
+  float* x = ws.x.data();
+  float* n = ws.normed.data();
+  float* out = ws.out.data();
   const float scale = config_.embedding_scale;
   ForEachItem(T, D, [&](int64_t i) {
-    float* row = &x[i * D];
+    float* row = x + i * D;
     embedding_.Row(plan.token(i), row);
     for (int d = 0; d < D; ++d) row[d] *= scale;
   });
 
-  std::vector<float> n(x.size()), out(x.size());
   const float eps = config_.rms_norm_eps;
   for (const LayerWeights& layer : layers_) {
-    NormRows(x.data(), T, D, layer.temporal_norm.data(), eps, n.data());
+    NormRows(x, T, D, layer.temporal_norm.data(), eps, n);
     if (layer.type == GriffinBlock::kRecurrent) {
-      RecurrentBlock(config_, layer, plan, n.data(), pool, out.data());
+      RecurrentBlock(config_, layer, plan, n, pool, ws, out);
     } else {
-      AttentionBlock(config_, layer, plan, n.data(), pool, out.data());
+      AttentionBlock(config_, layer, plan, n, pool, ws, out);
     }
-    AddInPlace(x.data(), out.data(), T, D);
-    NormRows(x.data(), T, D, layer.channel_norm.data(), eps, n.data());
-    MlpBlock(config_, layer, T, n.data(), out.data());
-    AddInPlace(x.data(), out.data(), T, D);
+    AddInPlace(x, out, T, D);
+    NormRows(x, T, D, layer.channel_norm.data(), eps, n);
+    MlpBlock(config_, layer, T, n, ws, out);
+    AddInPlace(x, out, T, D);
   }
 
   // Only the last token of each chunk that wants logits reaches the head.
   const std::vector<int>& head_rows = plan.head_rows();
   if (!head_rows.empty()) {
     const int rows = static_cast<int>(head_rows.size());
-    std::vector<float> y(static_cast<size_t>(rows) * D);
+    float* y = ws.head_in.data();
     ForEachItem(rows, 3 * D, [&](int64_t r) {
-      cpu::RmsNorm(x.data() + static_cast<size_t>(head_rows[r]) * D, 1, D,
-                   final_norm_.data(), eps, y.data() + r * D);
+      cpu::RmsNorm(x + static_cast<size_t>(head_rows[r]) * D, 1, D,
+                   final_norm_.data(), eps, y + r * D);
     });
-    cpu::MatMulPacked(y.data(), rows, embedding_, nullptr, logits);
+    cpu::MatMulPacked(y, rows, embedding_, nullptr, logits);
     ForEachItem(rows, V * kTranscendental, [&](int64_t r) {
       cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap);
     });

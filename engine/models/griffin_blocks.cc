@@ -7,19 +7,40 @@
 #include "kernels/cpu/ops.h"
 
 namespace slabserve::griffin {
+void Workspace::Reserve(const GriffinConfig& config, int tokens) {
+  const size_t T = tokens, D = config.hidden_size, R = config.lru_width;
+  const size_t q_width =
+      static_cast<size_t>(config.num_heads) * config.head_dim;
+  const size_t kv_width =
+      static_cast<size_t>(config.num_kv_heads) * config.head_dim;
+  for (std::vector<float>* b : {&x, &normed, &out, &head_in})
+    GrowToAtLeast(*b, T * D);
+  for (std::vector<float>* b : {&y, &u, &conv, &gate_a, &gate_x}) {
+    GrowToAtLeast(*b, T * R);
+  }
+  GrowToAtLeast(q, T * q_width);
+  GrowToAtLeast(attended, T * q_width);
+  GrowToAtLeast(k, T * kv_width);
+  GrowToAtLeast(v, T * kv_width);
+  GrowToAtLeast(mlp_gate, T * config.mlp_width);
+  GrowToAtLeast(mlp_up, T * config.mlp_width);
+}
 
 void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
                     const RaggedBatch& plan, const float* n, StatePool& pool,
-                    float* out) {
+                    Workspace& ws, float* out) {
   const RecurrentWeights& w = layer.recurrent;
   const int T = plan.tokens(), R = config.lru_width, K = config.conv_width;
   const int bw = R / config.num_heads;
-  const size_t size = static_cast<size_t>(T) * R;
-  std::vector<float> y(size), u(size), c(size), gate_x(size), gate_a(size);
-  w.y.Apply(n, T, y.data());
+  float* y = ws.y.data();
+  float* u = ws.u.data();
+  float* c = ws.conv.data();
+  float* gate_x = ws.gate_x.data();
+  float* gate_a = ws.gate_a.data();
+  w.y.Apply(n, T, y);
   ForEachItem(T, R * kTranscendental,
               [&](int64_t i) { cpu::GeluTanhInPlace(&y[i * R], R); });
-  w.x.Apply(n, T, u.data());
+  w.x.Apply(n, T, u);
 
   // Causal depthwise conv; inputs before the chunk come from the tail.
   const int tail_slab = layer.first_slab, h_slab = layer.first_slab + 1;
@@ -93,21 +114,22 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
                   }
                 }
               });
-  w.out.Apply(u.data(), T, out);
+  w.out.Apply(u, T, out);
 }
 
 void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
                     const RaggedBatch& plan, const float* n, StatePool& pool,
-                    float* out) {
+                    Workspace& ws, float* out) {
   const AttentionWeights& w = layer.attention;
   const int T = plan.tokens(), H = config.num_heads, hd = config.head_dim;
   const int KVH = config.num_kv_heads, W = config.attention_window;
   const int q_width = H * hd, kv_width = KVH * hd, rot = config.rotary_dims;
-  std::vector<float> q(static_cast<size_t>(T) * q_width);
-  std::vector<float> k(static_cast<size_t>(T) * kv_width), v(k.size());
-  w.q.Apply(n, T, q.data());
-  w.k.Apply(n, T, k.data());
-  w.v.Apply(n, T, v.data());
+  float* q = ws.q.data();
+  float* k = ws.k.data();
+  float* v = ws.v.data();
+  w.q.Apply(n, T, q);
+  w.k.Apply(n, T, k);
+  w.v.Apply(n, T, v);
   const int64_t rope_work = (H + KVH) * rot * 2 + rot * kTranscendental * 4;
   cpu::ParallelFor(T, TaskGrain(rope_work), [&](int64_t begin, int64_t end) {
     std::vector<float> cos(rot / 2), sin(rot / 2);
@@ -130,7 +152,7 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
   const int key_slab = layer.first_slab, value_slab = layer.first_slab + 1;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int group = H / KVH;
-  std::vector<float> attended(q.size());
+  float* attended = ws.attended.data();
   const int64_t query_work = int64_t{4} * H * W * hd;
   cpu::ParallelFor(T, TaskGrain(query_work), [&](int64_t begin, int64_t end) {
     std::vector<float> p(W);
@@ -139,8 +161,7 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
       const int t0 = plan.start(s), first = std::max(0, t - W + 1);
       const float* key_ring = pool.Row<float>(key_slab, plan.slot(s));
       const float* value_ring = pool.Row<float>(value_slab, plan.slot(s));
-      auto row = [&](const std::vector<float>& chunk, const float* ring,
-                     int pos) {
+      auto row = [&](const float* chunk, const float* ring, int pos) {
         return pos >= t0 ? &chunk[(plan.begin(s) + pos - t0) * kv_width]
                          : ring + static_cast<size_t>(pos % W) * kv_width;
       };
@@ -177,19 +198,20 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
       std::memcpy(value_ring + to, &v[from], sizeof(float) * kv_width);
     }
   });
-  w.o.Apply(attended.data(), T, out);
+  w.o.Apply(attended, T, out);
 }
 
 void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
-              const float* m, float* out) {
+              const float* m, Workspace& ws, float* out) {
   const int F = config.mlp_width;
-  std::vector<float> gate(static_cast<size_t>(rows) * F), up(gate.size());
-  layer.gate.Apply(m, rows, gate.data());
-  layer.up.Apply(m, rows, up.data());
+  float* gate = ws.mlp_gate.data();
+  float* up = ws.mlp_up.data();
+  layer.gate.Apply(m, rows, gate);
+  layer.up.Apply(m, rows, up);
   ForEachItem(rows, F * kTranscendental, [&](int64_t r) {
     cpu::GeluTanhMul(&gate[r * F], &up[r * F], F, &gate[r * F]);
   });
-  layer.down.Apply(gate.data(), rows, out);
+  layer.down.Apply(gate, rows, out);
 }
 
 }  // namespace slabserve::griffin

@@ -51,19 +51,33 @@ struct LayerWeights {
   Linear gate, up, down;
 };
 
+// Forward's activations, grown to the largest batch seen and then reused, so
+// that steady-state steps allocate and zero nothing. The model is therefore
+// not reentrant: one Forward at a time (the scheduler's step loop).
+struct Workspace {
+  std::vector<float> x, normed, out;              // [T, D]
+  std::vector<float> y, u, conv, gate_a, gate_x;  // [T, R] recurrent block
+  std::vector<float> q, k, v, attended;           // [T, H·hd or KVH·hd]
+  std::vector<float> mlp_gate, mlp_up;            // [T, F]
+  std::vector<float> head_in;                     // [logit rows, D]
+
+  // Makes every buffer hold at least `tokens` rows for `config`.
+  void Reserve(const GriffinConfig& config, int tokens);
+};
+
 // out = the recurrent temporal block of normalized input n ([T, D]); reads
 // and advances each chunk's conv tail and RG-LRU state.
 void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
                     const RaggedBatch& plan, const float* n, StatePool& pool,
-                    float* out);
+                    Workspace& ws, float* out);
 // out = local attention of n over each chunk's key/value ring and its own
 // keys; then the chunk's keys enter the ring.
 void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
                     const RaggedBatch& plan, const float* n, StatePool& pool,
-                    float* out);
+                    Workspace& ws, float* out);
 // out = GeGLU MLP of m ([rows, D]).
 void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
-              const float* m, float* out);
+              const float* m, Workspace& ws, float* out);
 
 }  // namespace slabserve::griffin
 

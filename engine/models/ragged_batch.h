@@ -1,7 +1,8 @@
 // The ragged-batch plumbing every architecture shares: validating a batch
 // before any state changes, flattening its chunks into per-token rows
 // (chunk, slot, position, token id), choosing the rows that reach the LM
-// head, advancing positions, and the grain policy for row-parallel loops.
+// head, advancing positions, reused buffers, and the grain policy for
+// row-parallel loops.
 #ifndef SLABSERVE_ENGINE_MODELS_RAGGED_BATCH_H_
 #define SLABSERVE_ENGINE_MODELS_RAGGED_BATCH_H_
 
@@ -38,6 +39,14 @@ void ForEachItem(int64_t n, int64_t work_per_item, const Fn& fn) {
                    [&](int64_t begin, int64_t end) {
                      for (int64_t i = begin; i < end; ++i) fn(i);
                    });
+}
+
+// Grows `buffer` to at least `size` elements and never shrinks it: buffers
+// reused across Forward calls reach the largest batch once, and steady-state
+// steps neither allocate nor zero them.
+template <typename T>
+void GrowToAtLeast(std::vector<T>& buffer, size_t size) {
+  if (buffer.size() < size) buffer.resize(size);
 }
 
 // FailedPrecondition unless `pool` was created with `layout`.

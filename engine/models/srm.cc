@@ -208,10 +208,10 @@ absl::Status SrmModel::Forward(absl::Span<const SequenceChunk> batch,
   const int64_t tile = std::min<int64_t>(total, tile_rows_);
   const size_t D = config_.hidden_dim;
   Scratch& scratch = scratch_;
-  scratch.h.resize(tile * D);
-  scratch.u.resize(tile * D);
-  scratch.p.resize(tile * D);
-  scratch.m.resize(tile * D * config_.expansion_factor);
+  GrowToAtLeast(scratch.h, tile * D);
+  GrowToAtLeast(scratch.u, tile * D);
+  GrowToAtLeast(scratch.p, tile * D);
+  GrowToAtLeast(scratch.m, tile * D * config_.expansion_factor);
   const std::vector<int>& head_rows = plan_.head_rows();
   size_t next_head = 0;  // logits row of the next wanted row
   for (int64_t begin = 0; begin < total; begin += tile) {
