@@ -15,6 +15,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace slabserve {
 namespace {
@@ -296,7 +297,7 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
     });
     cpu::MatMulPacked(y, rows, embedding_, nullptr, logits);
     ForEachItem(rows, V * kTranscendental, [&](int64_t r) {
-      cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap);
+      cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap, logits + r * V);
     });
   }
   plan.AdvancePositions(pool);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "kernels/cpu/ops.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace slabserve::griffin {
 void Workspace::Reserve(const GriffinConfig& config, int tokens) {
@@ -15,7 +16,7 @@ void Workspace::Reserve(const GriffinConfig& config, int tokens) {
       static_cast<size_t>(config.num_kv_heads) * config.head_dim;
   for (std::vector<float>* b : {&x, &normed, &out, &head_in})
     GrowToAtLeast(*b, T * D);
-  for (std::vector<float>* b : {&y, &u, &conv, &gate_a, &gate_x}) {
+  for (std::vector<float>* b : {&y, &u, &conv, &lru_a, &lru_b}) {
     GrowToAtLeast(*b, T * R);
   }
   GrowToAtLeast(q, T * q_width);
@@ -35,11 +36,13 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
   float* y = ws.y.data();
   float* u = ws.u.data();
   float* c = ws.conv.data();
-  float* gate_x = ws.gate_x.data();
-  float* gate_a = ws.gate_a.data();
+  float* lru_a = ws.lru_a.data();
+  float* lru_b = ws.lru_b.data();
   w.y.Apply(n, T, y);
-  ForEachItem(T, R * kTranscendental,
-              [&](int64_t i) { cpu::GeluTanhInPlace(&y[i * R], R); });
+  cpu::ParallelFor(
+      T, TaskGrain(R * kTranscendental), [&](int64_t begin, int64_t end) {
+        cpu::GeluTanh(y + begin * R, (end - begin) * R, y + begin * R);
+      });
   w.x.Apply(n, T, u);
 
   // Causal depthwise conv; inputs before the chunk come from the tail.
@@ -70,28 +73,32 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
     });
   }
 
-  // RG-LRU gates: block-diagonal products of the conv output.
+  // RG-LRU gates (block-diagonal products of the conv output), fused with
+  // the decay into the scan's coefficients: h = a·h + b.
   ForEachItem(T, 2 * R * (bw + kTranscendental), [&](int64_t i) {
-    const float* ci = &c[i * R];
+    const float* ci = c + i * R;
+    float* a = lru_a + i * R;
+    float* b = lru_b + i * R;
     for (int ch = 0; ch < R; ++ch) {
       const float* block_in = ci + (ch / bw) * bw;
       const size_t row = static_cast<size_t>(ch) * bw;
-      gate_x[i * R + ch] = cpu::Sigmoid(
-          w.input_gate_bias[ch] + cpu::Dot(block_in, &w.input_gate[row], bw));
-      gate_a[i * R + ch] =
-          cpu::Sigmoid(w.recurrence_gate_bias[ch] +
-                       cpu::Dot(block_in, &w.recurrence_gate[row], bw));
+      a[ch] = w.recurrence_gate_bias[ch] +
+              cpu::Dot(block_in, &w.recurrence_gate[row], bw);
+      b[ch] =
+          w.input_gate_bias[ch] + cpu::Dot(block_in, &w.input_gate[row], bw);
     }
+    cpu::RgLruCoefficients(w.log_decay.data(), a, b, ci, R,
+                           plan.position(i) == 0, a, b);
   });
 
   // The scan, in f32: sequential over a chunk's tokens, independent across
-  // chunks and channel blocks. o ⊙ y overwrites u.
+  // chunks and channel blocks, so one long sequence still spreads over the
+  // threads. o ⊙ y overwrites u.
   constexpr int kChannelBlock = 64;
   const int blocks = (R + kChannelBlock - 1) / kChannelBlock;
   const int64_t tokens_per_chunk = T / plan.chunks();
   ForEachItem(int64_t{plan.chunks()} * blocks,
-              tokens_per_chunk * kChannelBlock * 3 * kTranscendental,
-              [&](int64_t item) {
+              tokens_per_chunk * kChannelBlock * 4, [&](int64_t item) {
                 const int s = static_cast<int>(item / blocks);
                 const int ch_begin =
                     static_cast<int>(item % blocks) * kChannelBlock;
@@ -101,15 +108,8 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
                   const bool reset = plan.position(i) == 0;
                   const size_t base = static_cast<size_t>(i) * R;
                   for (int ch = ch_begin; ch < ch_end; ++ch) {
-                    const float x = gate_x[base + ch] * c[base + ch];
-                    if (reset) {
-                      h[ch] = x;
-                    } else {
-                      const float log_a = w.log_decay[ch] * gate_a[base + ch];
-                      const float a = std::exp(log_a);
-                      const float mult = std::sqrt(-std::expm1(2.0f * log_a));
-                      h[ch] = a * h[ch] + mult * x;
-                    }
+                    const float b = lru_b[base + ch];
+                    h[ch] = reset ? b : lru_a[base + ch] * h[ch] + b;
                     u[base + ch] = h[ch] * y[base + ch];
                   }
                 }
@@ -208,9 +208,11 @@ void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
   float* up = ws.mlp_up.data();
   layer.gate.Apply(m, rows, gate);
   layer.up.Apply(m, rows, up);
-  ForEachItem(rows, F * kTranscendental, [&](int64_t r) {
-    cpu::GeluTanhMul(&gate[r * F], &up[r * F], F, &gate[r * F]);
-  });
+  cpu::ParallelFor(rows, TaskGrain(F * kTranscendental),
+                   [&](int64_t begin, int64_t end) {
+                     cpu::GeluTanhMul(gate + begin * F, up + begin * F,
+                                      (end - begin) * F, gate + begin * F);
+                   });
   layer.down.Apply(gate, rows, out);
 }
 

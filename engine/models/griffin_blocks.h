@@ -55,11 +55,11 @@ struct LayerWeights {
 // that steady-state steps allocate and zero nothing. The model is therefore
 // not reentrant: one Forward at a time (the scheduler's step loop).
 struct Workspace {
-  std::vector<float> x, normed, out;              // [T, D]
-  std::vector<float> y, u, conv, gate_a, gate_x;  // [T, R] recurrent block
-  std::vector<float> q, k, v, attended;           // [T, H·hd or KVH·hd]
-  std::vector<float> mlp_gate, mlp_up;            // [T, F]
-  std::vector<float> head_in;                     // [logit rows, D]
+  std::vector<float> x, normed, out;            // [T, D]
+  std::vector<float> y, u, conv, lru_a, lru_b;  // [T, R] recurrent block
+  std::vector<float> q, k, v, attended;         // [T, H·hd or KVH·hd]
+  std::vector<float> mlp_gate, mlp_up;          // [T, F]
+  std::vector<float> head_in;                   // [logit rows, D]
 
   // Makes every buffer hold at least `tokens` rows for `config`.
   void Reserve(const GriffinConfig& config, int tokens);

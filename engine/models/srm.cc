@@ -10,6 +10,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/norm_act.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace slabserve {
 namespace {
@@ -272,7 +273,7 @@ void SrmModel::RunTile(int64_t begin, int64_t end, StatePool& pool,
                   w.channel_norm_bias.data(), eps, u);
     cpu::MatMulPacked(u, rows, packed.mlp_in, w.mlp_in_bias.data(), m);
     cpu::ParallelFor(rows, TaskGrain(16 * F), [&](int64_t first, int64_t last) {
-      cpu::SiluInPlace(m + first * F, (last - first) * F);
+      cpu::Silu(m + first * F, (last - first) * F, m + first * F);
     });
     cpu::MatMulPacked(m, rows, packed.mlp_out, w.mlp_out_bias.data(), u);
     AddInPlace(h, u, rows, D);
