@@ -94,7 +94,7 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
   // The scan, in f32: sequential over a chunk's tokens, independent across
   // chunks and channel blocks, so one long sequence still spreads over the
   // threads. o ⊙ y overwrites u.
-  constexpr int kChannelBlock = 64;
+  constexpr int kChannelBlock = 16;
   const int blocks = (R + kChannelBlock - 1) / kChannelBlock;
   const int64_t tokens_per_chunk = T / plan.chunks();
   ForEachItem(int64_t{plan.chunks()} * blocks,
