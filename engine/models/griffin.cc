@@ -139,19 +139,21 @@ absl::Status GriffinModel::LoadRecurrent(const std::string& prefix,
   }
   weights_.pop_back();
   GRIFFIN_ASSIGN(w.conv_bias, Tensor(prefix + "conv_1d.bias", {R}));
-  // Stored [H, in, out] and applied as x·G; transposed here to [H, out, in].
-  auto load_gate = [&](const std::string& name, std::vector<float>& gate,
+  // Stored [H, in, out] and applied as x·G; each head's block is transposed
+  // to [out, in] and packed.
+  auto load_gate = [&](const std::string& name,
+                       std::vector<cpu::PackedWeight>& gate,
                        const float*& bias) -> absl::Status {
     const float* g;
     GRIFFIN_ASSIGN(g,
                    Tensor(prefix + "rg_lru." + name + "_weight", {H, bw, bw}));
-    gate.resize(static_cast<size_t>(H) * bw * bw);
+    std::vector<float> block(static_cast<size_t>(bw) * bw);
     for (int h = 0; h < H; ++h) {
-      const float* block = g + static_cast<size_t>(h) * bw * bw;
-      float* t = gate.data() + static_cast<size_t>(h) * bw * bw;
+      const float* stored = g + static_cast<size_t>(h) * bw * bw;
       for (int i = 0; i < bw; ++i) {
-        for (int j = 0; j < bw; ++j) t[j * bw + i] = block[i * bw + j];
+        for (int j = 0; j < bw; ++j) block[j * bw + i] = stored[i * bw + j];
       }
+      gate.emplace_back(block.data(), bw, bw);
     }
     weights_.pop_back();
     GRIFFIN_ASSIGN(bias, Tensor(prefix + "rg_lru." + name + "_bias", {H, bw}));

@@ -73,23 +73,26 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
     });
   }
 
-  // RG-LRU gates (block-diagonal products of the conv output), fused with
-  // the decay into the scan's coefficients: h = a·h + b.
-  ForEachItem(T, 2 * R * (bw + kTranscendental), [&](int64_t i) {
-    const float* ci = c + i * R;
-    float* a = lru_a + i * R;
-    float* b = lru_b + i * R;
-    for (int ch = 0; ch < R; ++ch) {
-      const float* block_in = ci + (ch / bw) * bw;
-      const size_t row = static_cast<size_t>(ch) * bw;
-      a[ch] = w.recurrence_gate_bias[ch] +
-              cpu::Dot(block_in, &w.recurrence_gate[row], bw);
-      b[ch] =
-          w.input_gate_bias[ch] + cpu::Dot(block_in, &w.input_gate[row], bw);
-    }
-    cpu::RgLruCoefficients(w.log_decay.data(), a, b, ci, R,
-                           plan.position(i) == 0, a, b);
-  });
+  // RG-LRU gates: block-diagonal products of the conv output, one product
+  // per head on its slice of the rows.
+  for (int h = 0; h < config.num_heads; ++h) {
+    const size_t offset = static_cast<size_t>(h) * bw;
+    cpu::MatMulPackedStrided(c + offset, R, T, w.recurrence_gate[h],
+                             w.recurrence_gate_bias + offset, lru_a + offset,
+                             R);
+    cpu::MatMulPackedStrided(c + offset, R, T, w.input_gate[h],
+                             w.input_gate_bias + offset, lru_b + offset, R);
+  }
+  // Fused with the decay into the scan's coefficients: h = a·h + b.
+  cpu::ParallelFor(
+      T, TaskGrain(R * 4 * kTranscendental), [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          float* a = lru_a + i * R;
+          float* b = lru_b + i * R;
+          cpu::RgLruCoefficients(w.log_decay.data(), a, b, c + i * R, R,
+                                 plan.position(i) == 0, a, b);
+        }
+      });
 
   // The scan, in f32: sequential over a chunk's tokens, independent across
   // chunks and channel blocks, so one long sequence still spreads over the

@@ -31,8 +31,8 @@ struct RecurrentWeights {
   Linear x, y, out;
   std::vector<float> conv_taps;  // [K, R]; tap K-1 is the current token
   const float* conv_bias = nullptr;
-  // Block-diagonal gates, stored [H, out, in] so each output is one Dot.
-  std::vector<float> input_gate, recurrence_gate;
+  // Block-diagonal gates: one packed [out, in] block per head.
+  std::vector<cpu::PackedWeight> input_gate, recurrence_gate;
   const float* input_gate_bias = nullptr;       // [R]
   const float* recurrence_gate_bias = nullptr;  // [R]
   std::vector<float> log_decay;                 // -8·softplus(Λ), [R]
