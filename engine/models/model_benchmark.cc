@@ -27,6 +27,7 @@
 #include "engine/state/state_pool.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace slabserve {
 namespace {
@@ -249,7 +250,8 @@ std::string Json(const Options& o, const ModelInfo& info,
   std::string out = absl::StrCat(
       "{\"model\": \"", o.model, "\", \"architecture\": \"", info.architecture,
       "\", \"threads\": ", cpu::NumThreads(), ", \"matmul_isa\": \"",
-      cpu::MatMulInstructionSet(), "\", \"results\": [");
+      cpu::MatMulInstructionSet(), "\", \"vector_math_isa\": \"",
+      cpu::VectorMathInstructionSet(), "\", \"results\": [");
   for (size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
     absl::StrAppend(
@@ -271,8 +273,9 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(o.model);
   if (!model.ok()) Fail(model.status().ToString());
   const ModelInfo& info = (*model)->info();
-  std::printf("%s, %d threads, matmul tiles %s\n", info.architecture.c_str(),
-              cpu::NumThreads(), cpu::MatMulInstructionSet());
+  std::printf("%s, %d threads, matmul tiles %s, element-wise %s\n",
+              info.architecture.c_str(), cpu::NumThreads(),
+              cpu::MatMulInstructionSet(), cpu::VectorMathInstructionSet());
   std::printf("%-8s %6s %10s %11s %8s %8s %6s %12s\n", "kind", "size",
               "step ms", "tok/s", "GFLOP/s", "kernel", "frac", "faults/step");
   std::vector<Result> results;

@@ -144,6 +144,16 @@ void Map(const float* x, int64_t n, float* y, const Op& op) {
 
 }  // namespace
 
+const char* VectorMathInstructionSet() {
+#if defined(__AVX2__) && defined(__FMA__)
+  return "AVX2+FMA";
+#elif defined(__AVX__)
+  return "AVX";
+#else
+  return "generic";
+#endif
+}
+
 void Exp(const float* x, int64_t n, float* y) { Map(x, n, y, ExpV); }
 void Expm1(const float* x, int64_t n, float* y) { Map(x, n, y, Expm1V); }
 void Tanh(const float* x, int64_t n, float* y) { Map(x, n, y, TanhV); }

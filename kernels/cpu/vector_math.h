@@ -16,6 +16,10 @@
 
 namespace slabserve::cpu {
 
+// The instruction set these functions were built for: "AVX2+FMA", "AVX" or
+// "generic" (for benchmark reports).
+const char* VectorMathInstructionSet();
+
 // y[i] = f(x[i]) for i < n; y may alias x.
 void Exp(const float* x, int64_t n, float* y);
 void Expm1(const float* x, int64_t n, float* y);
