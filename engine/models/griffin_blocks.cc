@@ -27,11 +27,72 @@ void Workspace::Reserve(const GriffinConfig& config, int tokens) {
   GrowToAtLeast(mlp_up, T * config.mlp_width);
 }
 
+namespace {
+
+// c = the causal depthwise conv of u ([T, R]), inputs before a chunk coming
+// from its slot's tail; then each chunk's last K-1 inputs become the tail.
+void CausalConv(const GriffinConfig& config, const RecurrentWeights& w,
+                int tail_slab, const RaggedBatch& plan, const float* u,
+                StatePool& pool, float* c) {
+  const int T = plan.tokens(), R = config.lru_width, K = config.conv_width;
+  ForEachItem(T, K * R, [&](int64_t i) {
+    const int s = plan.chunk(i);
+    const int j = static_cast<int>(i) - plan.begin(s);
+    const float* tail = pool.Row<float>(tail_slab, plan.slot(s));
+    float* ci = c + i * R;
+    std::memcpy(ci, w.conv_bias, sizeof(float) * R);
+    for (int k = 0; k < K; ++k) {
+      const int back = j - (K - 1) + k;  // chunk row, negative: tail
+      const float* src = back >= 0 ? u + (plan.begin(s) + back) * R
+                                   : tail + (K - 1 + back) * R;
+      const float* tap = &w.conv_taps[k * R];
+      for (int ch = 0; ch < R; ++ch) ci[ch] += tap[ch] * src[ch];
+    }
+  });
+  if (K == 1) return;
+  ForEachItem(plan.chunks(), (K - 1) * R, [&](int64_t s) {
+    float* tail = pool.Row<float>(tail_slab, plan.slot(s));
+    const int keep = std::max(0, K - 1 - plan.length(s));  // old rows needed
+    std::memmove(tail, tail + (K - 1 - keep) * R, sizeof(float) * keep * R);
+    const int fresh = K - 1 - keep;
+    std::memcpy(tail + keep * R, u + (plan.end(s) - fresh) * R,
+                sizeof(float) * fresh * R);
+  });
+}
+
+// The RG-LRU scan h = a·h + b (h = b at position 0), in f32: sequential over
+// a chunk's tokens, independent across chunks and channel blocks, so one
+// long sequence still spreads over the threads. out = h ⊙ y.
+void Scan(int R, int h_slab, const RaggedBatch& plan, const float* a,
+          const float* b, const float* y, StatePool& pool, float* out) {
+  constexpr int kChannelBlock = 16;
+  const int blocks = (R + kChannelBlock - 1) / kChannelBlock;
+  const int64_t tokens_per_chunk = plan.tokens() / plan.chunks();
+  ForEachItem(
+      int64_t{plan.chunks()} * blocks, tokens_per_chunk * kChannelBlock * 4,
+      [&](int64_t item) {
+        const int s = static_cast<int>(item / blocks);
+        const int ch_begin = static_cast<int>(item % blocks) * kChannelBlock;
+        const int ch_end = std::min(R, ch_begin + kChannelBlock);
+        float* h = pool.Row<float>(h_slab, plan.slot(s));
+        for (int i = plan.begin(s); i < plan.end(s); ++i) {
+          const bool reset = plan.position(i) == 0;
+          const size_t base = static_cast<size_t>(i) * R;
+          for (int ch = ch_begin; ch < ch_end; ++ch) {
+            h[ch] = reset ? b[base + ch] : a[base + ch] * h[ch] + b[base + ch];
+            out[base + ch] = h[ch] * y[base + ch];
+          }
+        }
+      });
+}
+
+}  // namespace
+
 void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
                     const RaggedBatch& plan, const float* n, StatePool& pool,
                     Workspace& ws, float* out) {
   const RecurrentWeights& w = layer.recurrent;
-  const int T = plan.tokens(), R = config.lru_width, K = config.conv_width;
+  const int T = plan.tokens(), R = config.lru_width;
   const int bw = R / config.num_heads;
   float* y = ws.y.data();
   float* u = ws.u.data();
@@ -44,34 +105,7 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
         cpu::GeluTanh(y + begin * R, (end - begin) * R, y + begin * R);
       });
   w.x.Apply(n, T, u);
-
-  // Causal depthwise conv; inputs before the chunk come from the tail.
-  const int tail_slab = layer.first_slab, h_slab = layer.first_slab + 1;
-  ForEachItem(T, K * R, [&](int64_t i) {
-    const int s = plan.chunk(i);
-    const int j = static_cast<int>(i) - plan.begin(s);
-    const float* tail = pool.Row<float>(tail_slab, plan.slot(s));
-    float* ci = &c[i * R];
-    std::memcpy(ci, w.conv_bias, sizeof(float) * R);
-    for (int k = 0; k < K; ++k) {
-      const int back = j - (K - 1) + k;  // chunk row, negative: tail
-      const float* src = back >= 0 ? &u[(plan.begin(s) + back) * R]
-                                   : tail + (K - 1 + back) * R;
-      const float* tap = &w.conv_taps[k * R];
-      for (int ch = 0; ch < R; ++ch) ci[ch] += tap[ch] * src[ch];
-    }
-  });
-  if (K > 1) {
-    ForEachItem(plan.chunks(), (K - 1) * R, [&](int64_t s) {
-      float* tail = pool.Row<float>(tail_slab, plan.slot(s));
-      const int len = plan.length(s);
-      const int keep = std::max(0, K - 1 - len);  // old rows still needed
-      std::memmove(tail, tail + (K - 1 - keep) * R, sizeof(float) * keep * R);
-      const int fresh = K - 1 - keep;
-      std::memcpy(tail + keep * R, &u[(plan.end(s) - fresh) * R],
-                  sizeof(float) * fresh * R);
-    });
-  }
+  CausalConv(config, w, layer.first_slab, plan, u, pool, c);
 
   // RG-LRU gates: block-diagonal products of the conv output, one product
   // per head on its slice of the rows.
@@ -93,30 +127,8 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
                                  plan.position(i) == 0, a, b);
         }
       });
-
-  // The scan, in f32: sequential over a chunk's tokens, independent across
-  // chunks and channel blocks, so one long sequence still spreads over the
-  // threads. o ⊙ y overwrites u.
-  constexpr int kChannelBlock = 16;
-  const int blocks = (R + kChannelBlock - 1) / kChannelBlock;
-  const int64_t tokens_per_chunk = T / plan.chunks();
-  ForEachItem(int64_t{plan.chunks()} * blocks,
-              tokens_per_chunk * kChannelBlock * 4, [&](int64_t item) {
-                const int s = static_cast<int>(item / blocks);
-                const int ch_begin =
-                    static_cast<int>(item % blocks) * kChannelBlock;
-                const int ch_end = std::min(R, ch_begin + kChannelBlock);
-                float* h = pool.Row<float>(h_slab, plan.slot(s));
-                for (int i = plan.begin(s); i < plan.end(s); ++i) {
-                  const bool reset = plan.position(i) == 0;
-                  const size_t base = static_cast<size_t>(i) * R;
-                  for (int ch = ch_begin; ch < ch_end; ++ch) {
-                    const float b = lru_b[base + ch];
-                    h[ch] = reset ? b : lru_a[base + ch] * h[ch] + b;
-                    u[base + ch] = h[ch] * y[base + ch];
-                  }
-                }
-              });
+  // o ⊙ y overwrites u.
+  Scan(R, layer.first_slab + 1, plan, lru_a, lru_b, y, pool, u);
   w.out.Apply(u, T, out);
 }
 
