@@ -72,7 +72,8 @@ class Model {
   // length. For each chunk with want_logits, in batch order, writes
   // vocab_size logits to `logits`. Slots must be distinct and allocated.
   // Errors (unknown token id, position past max_positions, ...) leave every
-  // slot's state unchanged.
+  // slot's state unchanged. Not reentrant: models reuse their activation
+  // buffers, so one Forward at a time (the scheduler's step loop).
   virtual absl::Status Forward(absl::Span<const SequenceChunk> batch,
                                StatePool& pool, float* logits) = 0;
 
