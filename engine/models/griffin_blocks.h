@@ -1,6 +1,6 @@
 // Internals of the Griffin model shared by its loader and its block
-// implementations: weight layouts and the three
-// block kinds, each run over all the batch's tokens at once.
+// implementations: weight layouts, the reused activation workspace and the
+// three block kinds, each run over all the batch's tokens at once.
 #ifndef SLABSERVE_ENGINE_MODELS_GRIFFIN_BLOCKS_H_
 #define SLABSERVE_ENGINE_MODELS_GRIFFIN_BLOCKS_H_
 
