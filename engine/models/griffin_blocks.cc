@@ -147,16 +147,15 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
   w.v.Apply(n, T, v);
   const int64_t rope_work = (H + KVH) * rot * 2 + rot * kTranscendental * 4;
   cpu::ParallelFor(T, TaskGrain(rope_work), [&](int64_t begin, int64_t end) {
-    std::vector<float> cos(rot / 2), sin(rot / 2);
+    float* cos = ThreadScratch(rot);
+    float* sin = cos + rot / 2;
     for (int64_t i = begin; i < end; ++i) {
-      cpu::RotaryAngles(plan.position(i), rot, config.rope_theta, cos.data(),
-                        sin.data());
+      cpu::RotaryAngles(plan.position(i), rot, config.rope_theta, cos, sin);
       for (int h = 0; h < H; ++h) {
-        cpu::ApplyRotary(&q[i * q_width + h * hd], rot, cos.data(), sin.data());
+        cpu::ApplyRotary(&q[i * q_width + h * hd], rot, cos, sin);
       }
       for (int h = 0; h < KVH; ++h) {
-        cpu::ApplyRotary(&k[i * kv_width + h * hd], rot, cos.data(),
-                         sin.data());
+        cpu::ApplyRotary(&k[i * kv_width + h * hd], rot, cos, sin);
       }
     }
   });
@@ -170,7 +169,7 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
   float* attended = ws.attended.data();
   const int64_t query_work = int64_t{4} * H * W * hd;
   cpu::ParallelFor(T, TaskGrain(query_work), [&](int64_t begin, int64_t end) {
-    std::vector<float> p(W);
+    float* p = ThreadScratch(W);
     for (int64_t i = begin; i < end; ++i) {
       const int s = plan.chunk(i), t = plan.position(i);
       const int t0 = plan.start(s), first = std::max(0, t - W + 1);
@@ -187,7 +186,7 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
           p[pos - first] =
               cpu::Dot(qh, row(k, key_ring, pos) + kv_offset, hd) * scale;
         }
-        cpu::SoftmaxInPlace(p.data(), t - first + 1);
+        cpu::SoftmaxInPlace(p, t - first + 1);
         float* oh = &attended[i * q_width + h * hd];
         std::fill(oh, oh + hd, 0.0f);
         for (int pos = first; pos <= t; ++pos) {

@@ -6,6 +6,12 @@
 
 namespace slabserve {
 
+float* ThreadScratch(size_t floats) {
+  thread_local std::vector<float> buffer;
+  GrowToAtLeast(buffer, floats);
+  return buffer.data();
+}
+
 absl::Status CheckPoolLayout(const StatePool& pool,
                              const std::vector<StateSlabSpec>& layout) {
   bool same = pool.layout().size() == layout.size();
@@ -30,41 +36,34 @@ absl::Status RaggedBatch::Validate(absl::Span<const SequenceChunk> batch,
   }
   for (size_t b = 0; b < batch.size(); ++b) {
     const SequenceChunk& chunk = batch[b];
-    const std::string where = absl::StrCat(info.architecture, ": chunk ", b,
-                                           " (slot ", chunk.slot, ")");
+    // The message is built only on error: valid batches allocate nothing.
+    auto error = [&](auto&&... parts) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(info.architecture, ": chunk ", b, " (slot ", chunk.slot,
+                       "): ", parts...));
+    };
     if (chunk.slot < 0 || chunk.slot >= pool.capacity()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": slot outside [0, ", pool.capacity(), ")"));
+      return error("slot outside [0, ", pool.capacity(), ")");
     }
-    if (!pool.IsAllocated(chunk.slot)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": slot is not allocated"));
-    }
-    if (slot_seen_[chunk.slot]) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": slot appears twice in the batch"));
-    }
+    if (!pool.IsAllocated(chunk.slot)) return error("slot is not allocated");
+    if (slot_seen_[chunk.slot]) return error("slot appears twice in the batch");
     slot_seen_[chunk.slot] = 1;
-    if (chunk.tokens.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": no tokens"));
-    }
+    if (chunk.tokens.empty()) return error("no tokens");
     for (size_t j = 0; j < chunk.tokens.size(); ++j) {
       const int32_t token = chunk.tokens[j];
       if (token < 0 || token >= info.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": token id ", token, " at index ", j,
-            " is outside the vocabulary [0, ", info.vocab_size, ")"));
+        return error("token id ", token, " at index ", j,
+                     " is outside the vocabulary [0, ", info.vocab_size, ")");
       }
     }
     const int64_t position = pool.position(chunk.slot);
     if (position + static_cast<int64_t>(chunk.tokens.size()) > max_positions) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": at position ", position, ", ", chunk.tokens.size(),
-          " more tokens would pass the model's ", max_positions, " positions"));
+      return error("at position ", position, ", ", chunk.tokens.size(),
+                   " more tokens would pass the model's ", max_positions,
+                   " positions");
     }
     if (chunk.want_logits && logits == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": wants logits but no logits buffer was given"));
+      return error("wants logits but no logits buffer was given");
     }
   }
   return absl::OkStatus();

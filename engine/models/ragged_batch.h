@@ -49,6 +49,11 @@ void GrowToAtLeast(std::vector<T>& buffer, size_t size) {
   if (buffer.size() < size) buffer.resize(size);
 }
 
+// A grow-only scratch buffer of at least `floats` floats for the calling
+// thread (e.g. one worker task's attention scores): reused by every later
+// call on that thread, so steady-state tasks allocate nothing.
+float* ThreadScratch(size_t floats);
+
 // FailedPrecondition unless `pool` was created with `layout`.
 absl::Status CheckPoolLayout(const StatePool& pool,
                              const std::vector<StateSlabSpec>& layout);

@@ -1,6 +1,7 @@
 #include "engine/models/ragged_batch.h"
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -118,6 +119,15 @@ TEST_F(RaggedBatchTest, PoolLayoutMustMatch) {
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(CheckPoolLayout(*pool_, {}).code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ThreadScratchTest, GrowsOnlyAndIsPerThread) {
+  float* big = ThreadScratch(1000);
+  big[999] = 1.0f;
+  EXPECT_EQ(ThreadScratch(10), big);  // a smaller request reuses it
+  float* other = nullptr;
+  std::thread([&] { other = ThreadScratch(1000); }).join();
+  EXPECT_NE(other, big);
 }
 
 TEST(TaskGrainTest, SmallItemsShareATask) {
