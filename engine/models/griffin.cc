@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
-#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,18 +11,17 @@
 #include "absl/strings/str_cat.h"
 #include "engine/models/griffin_blocks.h"
 #include "engine/models/griffin_config.h"
+#include "engine/models/ragged_batch.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace slabserve {
 namespace {
 
 using griffin::AttentionBlock;
 using griffin::AttentionWeights;
-using griffin::BatchPlan;
-using griffin::ForEach;
-using griffin::kTranscendental;
 using griffin::LayerWeights;
 using griffin::Linear;
 using griffin::MlpBlock;
@@ -54,6 +52,7 @@ class GriffinModel : public Model {
   std::vector<StateSlabSpec> StateLayout() const override { return layout_; }
   absl::Status Forward(absl::Span<const SequenceChunk> batch, StatePool& pool,
                        float* logits) override;
+  ComputeProfile Profile() const override;
 
  private:
   absl::StatusOr<const float*> Tensor(const std::string& name,
@@ -64,9 +63,6 @@ class GriffinModel : public Model {
   absl::Status LoadRecurrent(const std::string& prefix, RecurrentWeights& w);
   absl::Status LoadAttention(const std::string& prefix, AttentionWeights& w);
 
-  absl::Status Validate(absl::Span<const SequenceChunk> batch,
-                        const StatePool& pool, const float* logits) const;
-
   GriffinConfig config_;
   std::unique_ptr<Checkpoint> checkpoint_;
   std::deque<Weight> weights_;   // stable storage behind the raw pointers
@@ -75,10 +71,14 @@ class GriffinModel : public Model {
   std::vector<LayerWeights> layers_;
   ModelInfo info_;
   std::vector<StateSlabSpec> layout_;
+  // Reused by every Forward: the model is not reentrant (one Forward at a
+  // time, as the scheduler's step loop calls it).
+  RaggedBatch plan_;
+  griffin::Workspace workspace_;
 };
 
 void AddInPlace(float* x, const float* y, int64_t rows, int width) {
-  ForEach(rows, width, [&](int64_t r) {
+  ForEachItem(rows, width, [&](int64_t r) {
     float* xr = x + r * width;
     const float* yr = y + r * width;
     for (int i = 0; i < width; ++i) xr[i] += yr[i];
@@ -87,7 +87,7 @@ void AddInPlace(float* x, const float* y, int64_t rows, int width) {
 
 void NormRows(const float* x, int64_t rows, int width, const float* scale,
               float eps, float* y) {
-  ForEach(rows, 3 * width, [&](int64_t r) {
+  ForEachItem(rows, 3 * width, [&](int64_t r) {
     cpu::RmsNorm(x + r * width, 1, width, scale, eps, y + r * width);
   });
 }
@@ -139,19 +139,21 @@ absl::Status GriffinModel::LoadRecurrent(const std::string& prefix,
   }
   weights_.pop_back();
   GRIFFIN_ASSIGN(w.conv_bias, Tensor(prefix + "conv_1d.bias", {R}));
-  // Stored [H, in, out] and applied as x·G; transposed here to [H, out, in].
-  auto load_gate = [&](const std::string& name, std::vector<float>& gate,
+  // Stored [H, in, out] and applied as x·G; each head's block is transposed
+  // to [out, in] and packed.
+  auto load_gate = [&](const std::string& name,
+                       std::vector<cpu::PackedWeight>& gate,
                        const float*& bias) -> absl::Status {
     const float* g;
     GRIFFIN_ASSIGN(g,
                    Tensor(prefix + "rg_lru." + name + "_weight", {H, bw, bw}));
-    gate.resize(static_cast<size_t>(H) * bw * bw);
+    std::vector<float> block(static_cast<size_t>(bw) * bw);
     for (int h = 0; h < H; ++h) {
-      const float* block = g + static_cast<size_t>(h) * bw * bw;
-      float* t = gate.data() + static_cast<size_t>(h) * bw * bw;
+      const float* stored = g + static_cast<size_t>(h) * bw * bw;
       for (int i = 0; i < bw; ++i) {
-        for (int j = 0; j < bw; ++j) t[j * bw + i] = block[i * bw + j];
+        for (int j = 0; j < bw; ++j) block[j * bw + i] = stored[i * bw + j];
       }
+      gate.emplace_back(block.data(), bw, bw);
     }
     weights_.pop_back();
     GRIFFIN_ASSIGN(bias, Tensor(prefix + "rg_lru." + name + "_bias", {H, bw}));
@@ -251,134 +253,86 @@ absl::Status GriffinModel::LoadWeights() {
   return absl::OkStatus();
 }
 
-absl::Status GriffinModel::Validate(absl::Span<const SequenceChunk> batch,
-                                    const StatePool& pool,
-                                    const float* logits) const {
-  const std::vector<StateSlabSpec>& layout = pool.layout();
-  bool layout_matches = layout.size() == layout_.size();
-  for (size_t i = 0; layout_matches && i < layout.size(); ++i) {
-    layout_matches = layout[i].bytes_per_slot == layout_[i].bytes_per_slot;
-  }
-  if (!layout_matches) {
-    return absl::FailedPreconditionError(
-        "state pool was not created with this model's StateLayout()");
-  }
-  std::vector<bool> seen(pool.capacity(), false);
-  for (size_t b = 0; b < batch.size(); ++b) {
-    const SequenceChunk& chunk = batch[b];
-    const std::string where =
-        absl::StrCat("chunk ", b, " (slot ", chunk.slot, ")");
-    if (chunk.slot < 0 || chunk.slot >= pool.capacity()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": slot outside [0, ", pool.capacity(), ")"));
-    }
-    if (!pool.IsAllocated(chunk.slot)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": slot is not allocated"));
-    }
-    if (seen[chunk.slot]) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": slot appears twice in the batch"));
-    }
-    seen[chunk.slot] = true;
-    if (chunk.tokens.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": no tokens"));
-    }
-    for (size_t j = 0; j < chunk.tokens.size(); ++j) {
-      const int32_t token = chunk.tokens[j];
-      if (token < 0 || token >= config_.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": token id ", token, " at index ", j,
-            " is outside the vocabulary [0, ", config_.vocab_size, ")"));
-      }
-    }
-    const int64_t end =
-        static_cast<int64_t>(pool.position(chunk.slot)) + chunk.tokens.size();
-    if (end > std::numeric_limits<int32_t>::max()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": position would pass 2^31 - 1"));
-    }
-    if (chunk.want_logits && logits == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": wants logits but no logits buffer was given"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
                                    StatePool& pool, float* logits) {
-  GRIFFIN_RETURN_IF_ERROR(Validate(batch, pool, logits));
+  GRIFFIN_RETURN_IF_ERROR(CheckPoolLayout(pool, layout_));
+  RaggedBatch& plan = plan_;
+  GRIFFIN_RETURN_IF_ERROR(plan.Build(batch, pool, info_, logits));
   if (batch.empty()) return absl::OkStatus();
   const int D = config_.hidden_size, V = config_.vocab_size;
+  const int T = plan.tokens();
 
-  BatchPlan plan;
-  for (const SequenceChunk& chunk : batch) {
-    const int start = pool.position(chunk.slot);
-    const int s = plan.chunks();
-    plan.begin.push_back(plan.tokens);
-    plan.slot.push_back(chunk.slot);
-    plan.start.push_back(start);
-    for (size_t j = 0; j < chunk.tokens.size(); ++j) {
-      plan.token_chunk.push_back(s);
-      plan.token_position.push_back(start + static_cast<int>(j));
-    }
-    plan.tokens += static_cast<int>(chunk.tokens.size());
-  }
-  plan.begin.push_back(plan.tokens);
-  const int T = plan.tokens;
-
-  std::vector<const int32_t*> token_ids(T);
-  for (int s = 0; s < plan.chunks(); ++s) {
-    for (int i = plan.begin[s]; i < plan.begin[s + 1]; ++i) {
-      token_ids[i] = &batch[s].tokens[i - plan.begin[s]];
-    }
-  }
-  std::vector<float> x(static_cast<size_t>(T) * D);
+  griffin::Workspace& ws = workspace_;
+  ws.Reserve(config_, T);
+  float* x = ws.x.data();
+  float* n = ws.normed.data();
+  float* out = ws.out.data();
   const float scale = config_.embedding_scale;
-  ForEach(T, D, [&](int64_t i) {
-    float* row = &x[i * D];
-    embedding_.Row(*token_ids[i], row);
+  ForEachItem(T, D, [&](int64_t i) {
+    float* row = x + i * D;
+    embedding_.Row(plan.token(i), row);
     for (int d = 0; d < D; ++d) row[d] *= scale;
   });
 
-  std::vector<float> n(x.size()), out(x.size());
   const float eps = config_.rms_norm_eps;
   for (const LayerWeights& layer : layers_) {
-    NormRows(x.data(), T, D, layer.temporal_norm.data(), eps, n.data());
+    NormRows(x, T, D, layer.temporal_norm.data(), eps, n);
     if (layer.type == GriffinBlock::kRecurrent) {
-      RecurrentBlock(config_, layer, plan, n.data(), pool, out.data());
+      RecurrentBlock(config_, layer, plan, n, pool, ws, out);
     } else {
-      AttentionBlock(config_, layer, plan, n.data(), pool, out.data());
+      AttentionBlock(config_, layer, plan, n, pool, ws, out);
     }
-    AddInPlace(x.data(), out.data(), T, D);
-    NormRows(x.data(), T, D, layer.channel_norm.data(), eps, n.data());
-    MlpBlock(config_, layer, T, n.data(), out.data());
-    AddInPlace(x.data(), out.data(), T, D);
+    AddInPlace(x, out, T, D);
+    NormRows(x, T, D, layer.channel_norm.data(), eps, n);
+    MlpBlock(config_, layer, T, n, ws, out);
+    AddInPlace(x, out, T, D);
   }
 
   // Only the last token of each chunk that wants logits reaches the head.
-  std::vector<int> head_rows;
-  for (int s = 0; s < plan.chunks(); ++s) {
-    if (batch[s].want_logits) head_rows.push_back(plan.begin[s + 1] - 1);
-  }
+  const std::vector<int>& head_rows = plan.head_rows();
   if (!head_rows.empty()) {
     const int rows = static_cast<int>(head_rows.size());
-    std::vector<float> y(static_cast<size_t>(rows) * D);
-    ForEach(rows, 3 * D, [&](int64_t r) {
-      cpu::RmsNorm(x.data() + static_cast<size_t>(head_rows[r]) * D, 1, D,
-                   final_norm_.data(), eps, y.data() + r * D);
+    float* y = ws.head_in.data();
+    ForEachItem(rows, 3 * D, [&](int64_t r) {
+      cpu::RmsNorm(x + static_cast<size_t>(head_rows[r]) * D, 1, D,
+                   final_norm_.data(), eps, y + r * D);
     });
-    cpu::MatMulPacked(y.data(), rows, embedding_, nullptr, logits);
-    ForEach(rows, V * kTranscendental, [&](int64_t r) {
-      cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap);
+    cpu::MatMulPacked(y, rows, embedding_, nullptr, logits);
+    ForEachItem(rows, V * kTranscendental, [&](int64_t r) {
+      cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap, logits + r * V);
     });
   }
-  for (int s = 0; s < plan.chunks(); ++s) {
-    pool.set_position(plan.slot[s],
-                      plan.start[s] + plan.begin[s + 1] - plan.begin[s]);
-  }
+  plan.AdvancePositions(pool);
   return absl::OkStatus();
+}
+
+ComputeProfile GriffinModel::Profile() const {
+  ComputeProfile profile;
+  auto add = [&](const Linear& linear) {
+    profile.per_token.push_back({linear.out, linear.in});
+  };
+  const int R = config_.lru_width, bw = R / config_.num_heads;
+  for (const LayerWeights& layer : layers_) {
+    if (layer.type == GriffinBlock::kRecurrent) {
+      add(layer.recurrent.x);
+      add(layer.recurrent.y);
+      add(layer.recurrent.out);
+      profile.other_flops_per_token += 2 * 2 * int64_t{R} * bw;  // two gates
+    } else {
+      add(layer.attention.q);
+      add(layer.attention.k);
+      add(layer.attention.v);
+      add(layer.attention.o);
+      ++profile.attention_layers;
+    }
+    add(layer.gate);
+    add(layer.up);
+    add(layer.down);
+  }
+  profile.lm_head = {config_.vocab_size, config_.hidden_size};
+  profile.attention_width = config_.num_heads * config_.head_dim;
+  profile.attention_window = config_.attention_window;
+  return profile;
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Internals of the Griffin model shared by its loader and its block
-// implementations: weight layouts, the ragged-batch plan and the three
-// block kinds, each run over all the batch's tokens at once.
+// implementations: weight layouts, the reused activation workspace and the
+// three block kinds, each run over all the batch's tokens at once.
 #ifndef SLABSERVE_ENGINE_MODELS_GRIFFIN_BLOCKS_H_
 #define SLABSERVE_ENGINE_MODELS_GRIFFIN_BLOCKS_H_
 
@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "engine/models/griffin_config.h"
+#include "engine/models/ragged_batch.h"
 #include "engine/state/state_pool.h"
 #include "kernels/cpu/matmul.h"
-#include "kernels/cpu/parallel.h"
 
 namespace slabserve::griffin {
 
@@ -31,8 +31,8 @@ struct RecurrentWeights {
   Linear x, y, out;
   std::vector<float> conv_taps;  // [K, R]; tap K-1 is the current token
   const float* conv_bias = nullptr;
-  // Block-diagonal gates, stored [H, out, in] so each output is one Dot.
-  std::vector<float> input_gate, recurrence_gate;
+  // Block-diagonal gates: one packed [out, in] block per head.
+  std::vector<cpu::PackedWeight> input_gate, recurrence_gate;
   const float* input_gate_bias = nullptr;       // [R]
   const float* recurrence_gate_bias = nullptr;  // [R]
   std::vector<float> log_decay;                 // -8·softplus(Λ), [R]
@@ -51,45 +51,33 @@ struct LayerWeights {
   Linear gate, up, down;
 };
 
-// Where every token of a ragged batch sits: chunk s owns activation rows
-// [begin[s], begin[s+1]) and starts at absolute position start[s].
-struct BatchPlan {
-  int tokens = 0;
-  std::vector<int> begin, slot, start;
-  std::vector<int> token_chunk, token_position;
-  int chunks() const { return static_cast<int>(slot.size()); }
+// Forward's activations, grown to the largest batch seen and then reused, so
+// that steady-state steps allocate and zero nothing. The model is therefore
+// not reentrant: one Forward at a time (the scheduler's step loop).
+struct Workspace {
+  std::vector<float> x, normed, out;            // [T, D]
+  std::vector<float> y, u, conv, lru_a, lru_b;  // [T, R] recurrent block
+  std::vector<float> q, k, v, attended;         // [T, H·hd or KVH·hd]
+  std::vector<float> mlp_gate, mlp_up;          // [T, F]
+  std::vector<float> head_in;                   // [logit rows, D]
+
+  // Makes every buffer hold at least `tokens` rows for `config`.
+  void Reserve(const GriffinConfig& config, int tokens);
 };
-
-// Rough scalar operations worth a task of their own; smaller loops stay on
-// fewer threads, where waking workers would cost more than the work.
-constexpr int64_t kTaskWork = int64_t{1} << 15;
-// A transcendental function (tanh, exp) in those units.
-constexpr int64_t kTranscendental = 20;
-
-// Runs fn(i) for i in [0, n) on the worker pool; each item costs about
-// `work_per_item` scalar operations.
-template <typename Fn>
-void ForEach(int64_t n, int64_t work_per_item, const Fn& fn) {
-  const int64_t grain =
-      std::max<int64_t>(1, kTaskWork / std::max<int64_t>(1, work_per_item));
-  cpu::ParallelFor(n, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) fn(i);
-  });
-}
 
 // out = the recurrent temporal block of normalized input n ([T, D]); reads
 // and advances each chunk's conv tail and RG-LRU state.
 void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
-                    const BatchPlan& plan, const float* n, StatePool& pool,
-                    float* out);
+                    const RaggedBatch& plan, const float* n, StatePool& pool,
+                    Workspace& ws, float* out);
 // out = local attention of n over each chunk's key/value ring and its own
 // keys; then the chunk's keys enter the ring.
 void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
-                    const BatchPlan& plan, const float* n, StatePool& pool,
-                    float* out);
+                    const RaggedBatch& plan, const float* n, StatePool& pool,
+                    Workspace& ws, float* out);
 // out = GeGLU MLP of m ([rows, D]).
 void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
-              const float* m, float* out);
+              const float* m, Workspace& ws, float* out);
 
 }  // namespace slabserve::griffin
 

@@ -259,5 +259,39 @@ TEST(GriffinModelTest, LogitsOnlyForChunksThatWantThem) {
   EXPECT_EQ(logits, alone);
 }
 
+// Forward reuses its buffers: after a large batch has left them full of
+// other rows, a smaller batch still computes exactly what a fresh model does.
+TEST(GriffinModelTest, ReusedWorkspaceMatchesFreshModelBitwise) {
+  std::unique_ptr<Model> used = Load({"griffin_tiny", "", ""});
+  std::unique_ptr<Model> fresh = Load({"griffin_tiny", "", ""});
+  ASSERT_NE(used, nullptr);
+  ASSERT_NE(fresh, nullptr);
+  auto used_pool = StatePool::CreateWithCapacity(used->StateLayout(), 4);
+  auto fresh_pool = StatePool::CreateWithCapacity(fresh->StateLayout(), 1);
+  ASSERT_TRUE(used_pool.ok() && fresh_pool.ok());
+  std::vector<int32_t> long_prompt(40);
+  for (int i = 0; i < 40; ++i) long_prompt[i] = (i * 37 + 11) % 512;
+  std::vector<float> logits(3 * 512);
+  std::vector<SequenceChunk> crowd;
+  for (int i = 0; i < 3; ++i) {
+    crowd.push_back({(*used_pool)->Allocate(), long_prompt, true});
+  }
+  ASSERT_TRUE(used->Forward(crowd, **used_pool, logits.data()).ok());
+
+  const int used_slot = (*used_pool)->Allocate();
+  const int fresh_slot = (*fresh_pool)->Allocate();
+  const std::vector<int32_t> prompt = {2, 40, 300, 7, 99};
+  std::vector<float> a(512), b(512);
+  ASSERT_TRUE(used->Prefill(used_slot, prompt, **used_pool, a.data()).ok());
+  ASSERT_TRUE(fresh->Prefill(fresh_slot, prompt, **fresh_pool, b.data()).ok());
+  EXPECT_EQ(a, b);
+  for (int32_t token : {5, 17, 123}) {
+    const int32_t one[] = {token};
+    ASSERT_TRUE(used->Prefill(used_slot, one, **used_pool, a.data()).ok());
+    ASSERT_TRUE(fresh->Prefill(fresh_slot, one, **fresh_pool, b.data()).ok());
+    EXPECT_EQ(a, b) << "token " << token;
+  }
+}
+
 }  // namespace
 }  // namespace slabserve

@@ -41,6 +41,23 @@ struct SequenceChunk {
   bool want_logits = true;           // logits of the chunk's last token
 };
 
+// The arithmetic one forward pass costs, from the model's shapes, for
+// throughput benchmarks (GFLOP/s) and for timing the matmul kernel alone on
+// the same products.
+struct ComputeProfile {
+  struct MatMul {
+    int n = 0;  // outputs
+    int k = 0;  // inputs
+  };
+  std::vector<MatMul> per_token;      // packed products every token passes
+  MatMul lm_head;                     // per row that wants logits
+  int64_t other_flops_per_token = 0;  // products outside the packed kernel
+  // Attention: per layer, query and key, 4·width FLOPs (score and value).
+  int attention_layers = 0;
+  int attention_width = 0;  // query heads × head_dim
+  int attention_window = 0;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -55,7 +72,8 @@ class Model {
   // length. For each chunk with want_logits, in batch order, writes
   // vocab_size logits to `logits`. Slots must be distinct and allocated.
   // Errors (unknown token id, position past max_positions, ...) leave every
-  // slot's state unchanged.
+  // slot's state unchanged. Not reentrant: models reuse their activation
+  // buffers, so one Forward at a time (the scheduler's step loop).
   virtual absl::Status Forward(absl::Span<const SequenceChunk> batch,
                                StatePool& pool, float* logits) = 0;
 
@@ -63,6 +81,9 @@ class Model {
   // against reference states in evaluation tools. UNIMPLEMENTED by default.
   virtual absl::StatusOr<std::vector<float>> RecurrentStateForEval(
       const StatePool& pool, int slot) const;
+
+  // The products of one forward pass (empty by default).
+  virtual ComputeProfile Profile() const { return {}; }
 
   // One chunk of a prompt for one sequence; logits of its last token.
   absl::Status Prefill(int slot, absl::Span<const int32_t> tokens,

@@ -10,24 +10,20 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/norm_act.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace slabserve {
 namespace {
 
-// Rows per parallel task for row-wise work of `cost` operations per row.
-int64_t RowGrain(int64_t cost) {
-  return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, cost));
-}
-
 void AddInPlace(float* h, const float* x, int64_t rows, int dim) {
-  cpu::ParallelFor(rows, RowGrain(dim), [&](int64_t begin, int64_t end) {
+  cpu::ParallelFor(rows, TaskGrain(dim), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin * dim; i < end * dim; ++i) h[i] += x[i];
   });
 }
 
 void LayerNormRows(const float* x, int64_t rows, int dim, const float* weight,
                    const float* bias, float eps, float* y) {
-  cpu::ParallelFor(rows, RowGrain(4 * dim), [&](int64_t begin, int64_t end) {
+  cpu::ParallelFor(rows, TaskGrain(4 * dim), [&](int64_t begin, int64_t end) {
     cpu::LayerNorm(x + begin * dim, end - begin, dim, weight, bias, eps,
                    y + begin * dim);
   });
@@ -98,6 +94,10 @@ SrmModel::SrmModel(const SrmConfig& config, SrmWeights weights,
             static_cast<float>(std::pow(d, 1.0 / config_.decay_constant));
       }
     }
+  }
+  for (int l = 0; l < L; ++l) {
+    layout_.push_back({absl::StrCat("block", l, ".srm_state"),
+                       static_cast<size_t>(D) * sizeof(float)});
   }
   info_.architecture = "srm";
   info_.vocab_size = config_.vocab_size;
@@ -195,156 +195,70 @@ absl::StatusOr<std::unique_ptr<SrmModel>> SrmModel::CreateRandom(
   return Create(config, std::move(w), "f32");
 }
 
-std::vector<StateSlabSpec> SrmModel::StateLayout() const {
-  std::vector<StateSlabSpec> layout;
-  for (int l = 0; l < config_.num_blocks; ++l) {
-    layout.push_back({absl::StrCat("block", l, ".srm_state"),
-                      static_cast<size_t>(config_.hidden_dim) * sizeof(float)});
-  }
-  return layout;
-}
-
-namespace {
-
-absl::Status CheckPoolLayout(const StatePool& pool,
-                             const std::vector<StateSlabSpec>& layout) {
-  bool same = pool.layout().size() == layout.size();
-  for (size_t i = 0; same && i < layout.size(); ++i) {
-    same = pool.layout()[i].bytes_per_slot == layout[i].bytes_per_slot;
-  }
-  if (!same) {
-    return absl::InvalidArgumentError(
-        "SRM: the state pool was not created with this model's StateLayout()");
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-struct SrmModel::Scratch {
-  std::vector<float> h, u, p, m;  // [rows, D] ×3, [rows, F]
-  std::vector<int> out_row;       // per flattened row: logits row, or -1
-};
+std::vector<StateSlabSpec> SrmModel::StateLayout() const { return layout_; }
 
 absl::Status SrmModel::Forward(absl::Span<const SequenceChunk> batch,
                                StatePool& pool, float* logits) {
-  if (absl::Status s = CheckPoolLayout(pool, StateLayout()); !s.ok()) return s;
-  // Validate everything first: an error must leave every slot unchanged.
-  int64_t total = 0;
-  int wanted = 0;
-  std::vector<int> slots;
-  slots.reserve(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const SequenceChunk& chunk = batch[i];
-    if (!pool.IsAllocated(chunk.slot)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "SRM: chunk ", i, ": slot ", chunk.slot, " is not allocated"));
-    }
-    if (chunk.tokens.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "SRM: chunk ", i, " (slot ", chunk.slot, ") has no tokens"));
-    }
-    const int64_t position = pool.position(chunk.slot);
-    if (position + static_cast<int64_t>(chunk.tokens.size()) >
-        config_.seq_len) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "SRM: slot ", chunk.slot, " at position ", position, ": ",
-          chunk.tokens.size(), " more tokens would pass the model's ",
-          config_.seq_len, " positions (seq_len)"));
-    }
-    for (int32_t token : chunk.tokens) {
-      if (token < 0 || token >= config_.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "SRM: slot ", chunk.slot, ": token id ", token,
-            " is outside the vocabulary [0, ", config_.vocab_size, ")"));
-      }
-    }
-    slots.push_back(chunk.slot);
-    total += static_cast<int64_t>(chunk.tokens.size());
-    if (chunk.want_logits) ++wanted;
+  if (absl::Status s = CheckPoolLayout(pool, layout_); !s.ok()) return s;
+  // Validates everything first: an error must leave every slot unchanged.
+  if (absl::Status s = plan_.Build(batch, pool, info_, logits); !s.ok()) {
+    return s;
   }
-  std::sort(slots.begin(), slots.end());
-  if (std::adjacent_find(slots.begin(), slots.end()) != slots.end()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SRM: slot ", *std::adjacent_find(slots.begin(), slots.end()),
-        " appears more than once in the batch"));
-  }
-  if (wanted > 0 && logits == nullptr) {
-    return absl::InvalidArgumentError(
-        "SRM: logits requested but no output buffer given");
-  }
+  const int64_t total = plan_.tokens();
   if (total == 0) return absl::OkStatus();
-
-  // Flatten the ragged batch: row r is one token with its slot and position.
-  std::vector<int32_t> tokens(total), row_position(total);
-  std::vector<int> row_slot(total);
-  Scratch scratch;
-  scratch.out_row.assign(total, -1);
-  int64_t r = 0;
-  int out = 0;
-  for (const SequenceChunk& chunk : batch) {
-    const int32_t position = pool.position(chunk.slot);
-    for (size_t t = 0; t < chunk.tokens.size(); ++t, ++r) {
-      tokens[r] = chunk.tokens[t];
-      row_slot[r] = chunk.slot;
-      row_position[r] = position + static_cast<int32_t>(t);
-    }
-    if (chunk.want_logits) scratch.out_row[r - 1] = out++;
-  }
   const int64_t tile = std::min<int64_t>(total, tile_rows_);
   const size_t D = config_.hidden_dim;
-  scratch.h.resize(tile * D);
-  scratch.u.resize(tile * D);
-  scratch.p.resize(tile * D);
-  scratch.m.resize(tile * D * config_.expansion_factor);
+  Scratch& scratch = scratch_;
+  GrowToAtLeast(scratch.h, tile * D);
+  GrowToAtLeast(scratch.u, tile * D);
+  GrowToAtLeast(scratch.p, tile * D);
+  GrowToAtLeast(scratch.m, tile * D * config_.expansion_factor);
+  const std::vector<int>& head_rows = plan_.head_rows();
+  size_t next_head = 0;  // logits row of the next wanted row
   for (int64_t begin = 0; begin < total; begin += tile) {
-    RunTile(begin, std::min(total, begin + tile), tokens.data(),
-            row_slot.data(), row_position.data(), pool, scratch);
+    const int64_t end = std::min(total, begin + tile);
+    RunTile(begin, end, pool, scratch);
     // Logits rows of a tile are consecutive in the output (batch order).
-    int64_t first = -1, count = 0;
-    for (int64_t row = begin; row < std::min(total, begin + tile); ++row) {
-      if (scratch.out_row[row] < 0) continue;
-      if (first < 0) first = scratch.out_row[row];
-      std::memcpy(&scratch.u[count * D], &scratch.h[(row - begin) * D],
+    const size_t first = next_head;
+    for (; next_head < head_rows.size() && head_rows[next_head] < end;
+         ++next_head) {
+      std::memcpy(&scratch.u[(next_head - first) * D],
+                  &scratch.h[(head_rows[next_head] - begin) * D],
                   D * sizeof(float));
-      ++count;
     }
-    if (count > 0) {
-      cpu::MatMulPacked(scratch.u.data(), static_cast<int>(count), output_,
-                        nullptr, logits + first * config_.vocab_size);
+    if (next_head > first) {
+      cpu::MatMulPacked(scratch.u.data(), static_cast<int>(next_head - first),
+                        output_, nullptr, logits + first * config_.vocab_size);
     }
   }
-  for (const SequenceChunk& chunk : batch) {
-    pool.set_position(
-        chunk.slot,
-        pool.position(chunk.slot) + static_cast<int32_t>(chunk.tokens.size()));
-  }
+  plan_.AdvancePositions(pool);
   return absl::OkStatus();
 }
 
-void SrmModel::RunTile(int64_t begin, int64_t end, const int32_t* tokens,
-                       const int* row_slot, const int32_t* row_position,
-                       StatePool& pool, Scratch& scratch) const {
+void SrmModel::RunTile(int64_t begin, int64_t end, StatePool& pool,
+                       Scratch& scratch) const {
   const int rows = static_cast<int>(end - begin);
   const int D = config_.hidden_dim, H = config_.heads, N = config_.seq_len;
   const int F = config_.expansion_factor * D, e = config_.head_dim();
   const float eps = config_.layer_norm_eps;
+  const RaggedBatch& plan = plan_;
   float* h = scratch.h.data();
   float* u = scratch.u.data();
   float* p = scratch.p.data();
   float* m = scratch.m.data();
-  cpu::ParallelFor(rows, RowGrain(D), [&](int64_t first, int64_t last) {
+  cpu::ParallelFor(rows, TaskGrain(D), [&](int64_t first, int64_t last) {
     for (int64_t i = first; i < last; ++i) {
       std::memcpy(
           h + i * D,
-          &weights_.embedding[static_cast<size_t>(tokens[begin + i]) * D],
+          &weights_.embedding[static_cast<size_t>(plan.token(begin + i)) * D],
           D * sizeof(float));
     }
   });
-  // Runs of rows that belong to one sequence: its recurrence is sequential.
-  std::vector<int> segment_start;
+  // Runs of rows that belong to one chunk: its recurrence is sequential.
+  std::vector<int>& segment_start = scratch.segment_start;
+  segment_start.clear();
   for (int i = 0; i < rows; ++i) {
-    if (i == 0 || row_slot[begin + i] != row_slot[begin + i - 1]) {
+    if (i == 0 || plan.chunk(begin + i) != plan.chunk(begin + i - 1)) {
       segment_start.push_back(i);
     }
   }
@@ -358,8 +272,8 @@ void SrmModel::RunTile(int64_t begin, int64_t end, const int32_t* tokens,
     LayerNormRows(h, rows, D, w.channel_norm_weight.data(),
                   w.channel_norm_bias.data(), eps, u);
     cpu::MatMulPacked(u, rows, packed.mlp_in, w.mlp_in_bias.data(), m);
-    cpu::ParallelFor(rows, RowGrain(16 * F), [&](int64_t first, int64_t last) {
-      cpu::SiluInPlace(m + first * F, (last - first) * F);
+    cpu::ParallelFor(rows, TaskGrain(16 * F), [&](int64_t first, int64_t last) {
+      cpu::Silu(m + first * F, (last - first) * F, m + first * F);
     });
     cpu::MatMulPacked(m, rows, packed.mlp_out, w.mlp_out_bias.data(), u);
     AddInPlace(h, u, rows, D);
@@ -368,11 +282,12 @@ void SrmModel::RunTile(int64_t begin, int64_t end, const int32_t* tokens,
                   w.token_norm_bias.data(), eps, u);
     cpu::MatMulPacked(u, rows, packed.proj, w.proj_bias.data(), p);
     const float* a = &decay_[static_cast<size_t>(l) * H];
-    cpu::ParallelFor(segments, RowGrain(3 * D), [&](int64_t sb, int64_t se) {
+    cpu::ParallelFor(segments, TaskGrain(3 * D), [&](int64_t sb, int64_t se) {
       for (int64_t s = sb; s < se; ++s) {
-        float* state = pool.Row<float>(l, row_slot[begin + segment_start[s]]);
+        const int chunk = plan.chunk(begin + segment_start[s]);
+        float* state = pool.Row<float>(l, plan.slot(chunk));
         for (int i = segment_start[s]; i < segment_start[s + 1]; ++i) {
-          const int32_t t = row_position[begin + i];
+          const int t = plan.position(begin + i);
           float* y_row = p + static_cast<size_t>(i) * D;
           for (int k = 0; k < H; ++k) {
             const float wt = w.mixer_weight[static_cast<size_t>(k) * N + t];
@@ -402,7 +317,7 @@ void SrmModel::RunTile(int64_t begin, int64_t end, const int32_t* tokens,
 
 absl::StatusOr<std::vector<float>> SrmModel::RecurrentStateForEval(
     const StatePool& pool, int slot) const {
-  if (absl::Status s = CheckPoolLayout(pool, StateLayout()); !s.ok()) return s;
+  if (absl::Status s = CheckPoolLayout(pool, layout_); !s.ok()) return s;
   if (!pool.IsAllocated(slot)) {
     return absl::InvalidArgumentError(
         absl::StrCat("SRM: slot ", slot, " is not allocated"));

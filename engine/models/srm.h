@@ -18,6 +18,7 @@
 #include "absl/types/span.h"
 #include "engine/io/checkpoint.h"
 #include "engine/models/model.h"
+#include "engine/models/ragged_batch.h"
 #include "engine/models/srm_config.h"
 #include "engine/state/state_pool.h"
 #include "kernels/cpu/matmul.h"
@@ -76,12 +77,15 @@ class SrmModel : public Model {
   SrmModel(const SrmConfig& config, SrmWeights weights,
            const std::string& weights_dtype);
 
-  struct Scratch;
-  // Runs rows [begin, end) of the flattened batch through every block,
-  // updating the slots' state in place.
-  void RunTile(int64_t begin, int64_t end, const int32_t* tokens,
-               const int* row_slot, const int32_t* row_position,
-               StatePool& pool, Scratch& scratch) const;
+  // Activations of one tile, grown to the largest tile seen and reused.
+  struct Scratch {
+    std::vector<float> h, u, p, m;   // [rows, D] ×3, [rows, F]
+    std::vector<int> segment_start;  // rows where a chunk's run begins
+  };
+  // Runs rows [begin, end) of plan_ through every block, updating the slots'
+  // state in place.
+  void RunTile(int64_t begin, int64_t end, StatePool& pool,
+               Scratch& scratch) const;
 
   // A block's Linear weights, packed at load for cpu::MatMulPacked.
   struct PackedBlock {
@@ -94,7 +98,12 @@ class SrmModel : public Model {
   cpu::PackedWeight output_;
   std::vector<float> decay_;  // [L, H]: a = clip(d)^(1/c), computed at load
   ModelInfo info_;
+  std::vector<StateSlabSpec> layout_;
   int tile_rows_ = kDefaultTileRows;
+  // Forward's reused buffers: the model is not reentrant (one Forward at a
+  // time, as the scheduler's step loop calls it).
+  RaggedBatch plan_;
+  Scratch scratch_;
 };
 
 // Loads an SRM from an opened checkpoint (upstream MLPMixer tensor names).

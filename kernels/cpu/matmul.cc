@@ -93,12 +93,18 @@ inline Lanes MulAdd(Lanes a, Lanes b, Lanes acc) {
 #endif
 #endif
 
+bool UseAvx512() {
+#if defined(SLABSERVE_MATMUL_AVX512)
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
 const TileSet& Tiles() {
   static const TileSet tiles = [] {
 #if defined(SLABSERVE_MATMUL_AVX512)
-    if (__builtin_cpu_supports("avx512f")) {
-      return avx512::MakeTileSet(8, 3, AllTiles());
-    }
+    if (UseAvx512()) return avx512::MakeTileSet(8, 3, AllTiles());
 #endif
     return native::MakeTileSet(6, 1, AllTiles());
   }();
@@ -116,9 +122,11 @@ constexpr int kBlockPanels = 24;
 
 struct Product {
   const float* x;
+  size_t ldx;  // x row stride
   const PackedWeight* w;
   const float* bias;
   float* y;
+  size_t ldy;  // y row stride
   const TileSet* tiles;
 
   // Rows [r, r + tile_rows) × panels [p, p + panels) over steps
@@ -127,27 +135,27 @@ struct Product {
   void RunTile(int r, int tile_rows, int p, int panels, int k0, int kc) const {
     const int k = w->k(), n = w->n(), j0 = p * kPanel;
     const bool first = k0 == 0, last = k0 + kc == k;
-    const float* xr = x + static_cast<size_t>(r) * k + k0;
+    const float* xr = x + r * ldx + k0;
     const float* wp = w->panel(p) + static_cast<size_t>(k0) * kPanel;
     const size_t panel_stride = static_cast<size_t>(k) * kPanel;
-    float* yr = y + static_cast<size_t>(r) * n + j0;
+    float* yr = y + r * ldy + j0;
     const TileFn tile = tiles->Get(tile_rows, panels);
     if (j0 + panels * kPanel <= n) {
-      tile(xr, k, wp, panel_stride, kc, first,
-           last && bias != nullptr ? bias + j0 : nullptr, yr, n);
+      tile(xr, ldx, wp, panel_stride, kc, first,
+           last && bias != nullptr ? bias + j0 : nullptr, yr, ldy);
       return;
     }
     const int cols = n - j0;
     float part[kMaxTileRows * kPanel] = {};
     float part_bias[kPanel] = {};
     for (int i = 0; i < tile_rows; ++i) {
-      if (!first) std::memcpy(&part[i * kPanel], yr + i * n, cols * 4);
+      if (!first) std::memcpy(&part[i * kPanel], yr + i * ldy, cols * 4);
     }
     if (bias != nullptr) std::memcpy(part_bias, bias + j0, cols * 4);
-    tile(xr, k, wp, panel_stride, kc, first,
+    tile(xr, ldx, wp, panel_stride, kc, first,
          last && bias != nullptr ? part_bias : nullptr, part, kPanel);
     for (int i = 0; i < tile_rows; ++i) {
-      std::memcpy(yr + i * n, &part[i * kPanel], cols * 4);
+      std::memcpy(yr + i * ldy, &part[i * kPanel], cols * 4);
     }
   }
 
@@ -211,9 +219,15 @@ void PackedWeight::Row(int j, float* out) const {
 
 void MatMulPacked(const float* x, int rows, const PackedWeight& w,
                   const float* bias, float* y) {
+  MatMulPackedStrided(x, w.k(), rows, w, bias, y, w.n());
+}
+
+void MatMulPackedStrided(const float* x, size_t ldx, int rows,
+                         const PackedWeight& w, const float* bias, float* y,
+                         size_t ldy) {
   const int n = w.n();
   if (rows <= 0 || n <= 0) return;
-  const Product product{x, &w, bias, y, &Tiles()};
+  const Product product{x, ldx, &w, bias, y, ldy, &Tiles()};
   const int panels = (n + kPanel - 1) / kPanel;
   const int row_blocks = (rows + kBlockRows - 1) / kBlockRows;
   // Narrower column blocks when there are few rows, so that every thread
@@ -241,6 +255,15 @@ void MatMulPacked(const float* x, int rows, const PackedWeight& w,
                                    std::min(panels, p0 + block_panels));
                 }
               });
+}
+
+const char* MatMulInstructionSet() {
+  if (UseAvx512()) return "AVX-512";
+#if defined(__AVX2__) && defined(__FMA__)
+  return "AVX2+FMA";
+#else
+  return "generic";
+#endif
 }
 
 float Dot(const float* a, const float* b, int k) {

@@ -53,6 +53,17 @@ class PackedWeight {
 void MatMulPacked(const float* x, int rows, const PackedWeight& w,
                   const float* bias, float* y);
 
+// The same product on strided rows: row r of x at x + r·ldx (ldx >= w.k()),
+// row r of y at y + r·ldy (ldy >= w.n()); e.g. one head's slice of wider
+// rows. Every output is computed exactly as MatMulPacked computes it.
+void MatMulPackedStrided(const float* x, size_t ldx, int rows,
+                         const PackedWeight& w, const float* bias, float* y,
+                         size_t ldy);
+
+// The tiles MatMulPacked runs on this CPU: "AVX-512", "AVX2+FMA" or
+// "generic" (for benchmark reports).
+const char* MatMulInstructionSet();
+
 // A dot product in a fixed order (8 interleaved partial sums over k, reduced
 // in a fixed tree): deterministic, but not the order of MatMulPacked.
 float Dot(const float* a, const float* b, int k);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -51,6 +52,28 @@ TEST(MatMulTest, RowResultsDoNotDependOnBatch) {
         ASSERT_EQ(part[i], batch[r * n + i])
             << count << " rows from " << r << ", element " << i;
       }
+    }
+  }
+}
+
+// A slice of wider rows in and out gives the bits of the contiguous product,
+// and leaves the rest of the output rows alone.
+TEST(MatMulTest, StridedRowsMatchContiguousRowsBitwise) {
+  const int k = 64, n = 40, rows = 23, ldx = 3 * k, ldy = 2 * n + 5;
+  std::vector<float> wide = Random(rows * ldx, 7), w = Random(n * k, 8),
+                     bias = Random(n, 9), x(rows * k), y(rows * n);
+  for (int r = 0; r < rows; ++r) {
+    std::copy_n(&wide[r * ldx + k], k, &x[r * k]);  // the middle slice
+  }
+  const PackedWeight packed(w.data(), n, k);
+  MatMulPacked(x.data(), rows, packed, bias.data(), y.data());
+  std::vector<float> strided(rows * ldy, -1.0f);
+  MatMulPackedStrided(wide.data() + k, ldx, rows, packed, bias.data(),
+                      strided.data() + n, ldy);
+  for (int r = 0; r < rows; ++r) {
+    for (int j = 0; j < ldy; ++j) {
+      const float want = j >= n && j < 2 * n ? y[r * n + j - n] : -1.0f;
+      ASSERT_EQ(strided[r * ldy + j], want) << r << "," << j;
     }
   }
 }

@@ -26,10 +26,4 @@ void LayerNorm(const float* x, int64_t rows, int dim, const float* weight,
   }
 }
 
-float Silu(float z) { return z / (1.0f + std::exp(-z)); }
-
-void SiluInPlace(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = Silu(x[i]);
-}
-
 }  // namespace slabserve::cpu

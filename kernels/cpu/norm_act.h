@@ -1,4 +1,4 @@
-// Model-agnostic row-wise and elementwise kernels: LayerNorm and SiLU. Each
+// Model-agnostic row-wise kernels: LayerNorm (SiLU: vector_math.h). Each
 // output is computed from its own row in a fixed order, so results never
 // depend on the other rows of a batch; callers parallelize over rows.
 #ifndef SLABSERVE_KERNELS_CPU_NORM_ACT_H_
@@ -12,10 +12,6 @@ namespace slabserve::cpu {
 // `dim`, with the biased variance (divide by dim); x and y may alias.
 void LayerNorm(const float* x, int64_t rows, int dim, const float* weight,
                const float* bias, float eps, float* y);
-
-// silu(z) = z · sigmoid(z) = z / (1 + exp(−z)).
-float Silu(float z);
-void SiluInPlace(float* x, int64_t n);
 
 }  // namespace slabserve::cpu
 

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/cpu/vector_math.h"
+
 namespace slabserve::cpu {
 
 float RoundToBf16(float x) {
@@ -33,28 +35,7 @@ void RmsNorm(const float* x, int64_t rows, int dim, const float* scale,
   }
 }
 
-float GeluTanh(float z) {
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
-  return 0.5f * z *
-         (1.0f + std::tanh(kSqrt2OverPi * (z + 0.044715f * z * z * z)));
-}
-
-void GeluTanhInPlace(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = GeluTanh(x[i]);
-}
-
-void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = GeluTanh(gate[i]) * up[i];
-}
-
-float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-
 double Softplus(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
-
-void SoftCap(float* x, int64_t n, float cap) {
-  if (cap <= 0.0f) return;
-  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
-}
 
 void RotaryAngles(int64_t position, int rotary_dims, double theta, float* cos,
                   float* sin) {
@@ -84,11 +65,10 @@ void SoftmaxInPlace(float* x, int n) {
   if (n <= 0) return;
   float max = x[0];
   for (int i = 1; i < n; ++i) max = std::fmax(max, x[i]);
+  for (int i = 0; i < n; ++i) x[i] -= max;
+  Exp(x, n, x);
   float sum = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
-    sum += x[i];
-  }
+  for (int i = 0; i < n; ++i) sum += x[i];
   const float inv = 1.0f / sum;
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }

@@ -1,7 +1,8 @@
 // Elementwise and row-wise kernels on raw f32 arrays: normalization,
-// activations, rotary embeddings, softmax. Every function is single-threaded
-// and computes each output from its own inputs in a fixed order, so results
-// do not depend on batch composition; callers parallelize over rows.
+// rotary embeddings, softmax (activations: vector_math.h). Every function is
+// single-threaded and computes each output from its own inputs in a fixed
+// order, so results do not depend on batch composition; callers parallelize
+// over rows.
 #ifndef SLABSERVE_KERNELS_CPU_OPS_H_
 #define SLABSERVE_KERNELS_CPU_OPS_H_
 
@@ -18,18 +19,8 @@ float RoundToBf16(float x);
 void RmsNorm(const float* x, int64_t rows, int dim, const float* scale,
              float eps, float* y);
 
-// gelu(z) = 0.5·z·(1 + tanh(√(2/π)·(z + 0.044715·z³))).
-float GeluTanh(float z);
-void GeluTanhInPlace(float* x, int64_t n);
-// out[i] = gelu(gate[i]) · up[i] (out may alias either input).
-void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out);
-
-float Sigmoid(float x);
 // log(1 + exp(x)), without overflow for large x.
 double Softplus(double x);
-
-// x = cap · tanh(x / cap); no-op when cap <= 0.
-void SoftCap(float* x, int64_t n, float cap);
 
 // cos/sin of θ_j = position · theta^(-2j/rotary_dims), j < rotary_dims/2.
 void RotaryAngles(int64_t position, int rotary_dims, double theta, float* cos,

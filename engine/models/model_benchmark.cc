@@ -1,0 +1,309 @@
+// CPU throughput of any model the registry loads: decode step time and tok/s
+// per batch size, prefill tok/s of one sequence per length, achieved GFLOP/s
+// (from the model's ComputeProfile), the same products timed on
+// cpu::MatMulPacked alone, and minor page faults per step (a decode step or
+// one prefill call; the slot's own state pages are touched before timing).
+//
+//   bazel run --config=opt //engine/models:model_benchmark --
+//     --model=DIR [--batches=1,64,256,1024] [--lengths=8,...,4096]
+//     [--threads=N]
+//     [--min_seconds=1] [--json=FILE]
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "engine/models/registry.h"
+#include "engine/state/state_pool.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
+
+namespace slabserve {
+namespace {
+
+struct Options {
+  std::string model;
+  std::vector<int> batches = {1, 64, 256, 1024};
+  std::vector<int> lengths = {8, 32, 128, 512, 1024, 4096};
+  int threads = 0;
+  double min_seconds = 1.0;
+  std::string json;
+};
+
+struct Result {
+  std::string kind;  // "decode" or "prefill"
+  int size = 0;      // batch or length
+  double step_ms = 0, tokens_per_s = 0, gflops = 0, kernel_gflops = 0;
+  double faults_per_step = 0;
+};
+
+[[noreturn]] void Fail(const std::string& message) {
+  std::fprintf(stderr, "model_benchmark: %s\n", message.c_str());
+  std::exit(1);
+}
+
+std::vector<int> ParseList(const std::string& text) {
+  std::vector<int> values;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    int v;
+    if (!absl::SimpleAtoi(part, &v) || v < 1) Fail("bad list: " + text);
+    values.push_back(v);
+  }
+  return values;
+}
+
+Options ParseOptions(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const size_t eq = arg.find('=');
+    const std::string key = arg.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : arg.substr(eq + 1);
+    if (key == "--model") {
+      o.model = value;
+    } else if (key == "--batches") {
+      o.batches = ParseList(value);
+    } else if (key == "--lengths") {
+      o.lengths = ParseList(value);
+    } else if (key == "--threads") {
+      o.threads = ParseList(value)[0];
+    } else if (key == "--min_seconds") {
+      o.min_seconds = std::atof(value.c_str());
+    } else if (key == "--json") {
+      o.json = value;
+    } else {
+      Fail("unknown flag " + arg);
+    }
+  }
+  if (o.model.empty()) Fail("--model=DIR is required");
+  return o;
+}
+
+double Now() {
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+long MinorFaults() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+int32_t TokenAt(int i, int vocab) { return 3 + (i * 131) % (vocab - 3); }
+
+// FLOPs of `tokens` tokens at positions [start, start + tokens) of one
+// sequence, `head_rows` of them through the LM head.
+double Flops(const ComputeProfile& p, int64_t tokens, int64_t start,
+             int64_t head_rows) {
+  double per_token = static_cast<double>(p.other_flops_per_token);
+  for (const ComputeProfile::MatMul& m : p.per_token) {
+    per_token += 2.0 * m.n * m.k;
+  }
+  double flops = per_token * tokens + 2.0 * p.lm_head.n * p.lm_head.k *
+                                          static_cast<double>(head_rows);
+  for (int64_t t = start; t < start + tokens; ++t) {
+    const int64_t keys = p.attention_window > 0
+                             ? std::min<int64_t>(t + 1, p.attention_window)
+                             : t + 1;
+    flops += 4.0 * p.attention_layers * p.attention_width * keys;
+  }
+  return flops;
+}
+
+// GFLOP/s of cpu::MatMulPacked alone on the profile's packed products with
+// `rows` rows (and `head_rows` through the LM head), random weights.
+double KernelGflops(const ComputeProfile& p, int rows, int head_rows,
+                    double min_seconds) {
+  std::map<std::pair<int, int>, int> uses;  // (n, k) → products per pass
+  for (const ComputeProfile::MatMul& m : p.per_token) ++uses[{m.n, m.k}];
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  double seconds = 0, flops = 0;
+  auto time_shape = [&](int n, int k, int r, int count) {
+    std::vector<float> w(static_cast<size_t>(n) * k),
+        x(static_cast<size_t>(r) * k), y(static_cast<size_t>(r) * n);
+    for (float& v : w) v = dist(rng);
+    for (float& v : x) v = dist(rng);
+    const cpu::PackedWeight packed(w.data(), n, k);
+    cpu::MatMulPacked(x.data(), r, packed, nullptr, y.data());  // warm
+    int reps = 0;
+    const double begin = Now();
+    do {
+      cpu::MatMulPacked(x.data(), r, packed, nullptr, y.data());
+      ++reps;
+    } while (Now() - begin < min_seconds / (uses.size() + 1));
+    seconds += (Now() - begin) / reps * count;
+    flops += 2.0 * n * k * r * count;
+  };
+  for (const auto& [shape, count] : uses) {
+    time_shape(shape.first, shape.second, rows, count);
+  }
+  if (head_rows > 0) time_shape(p.lm_head.n, p.lm_head.k, head_rows, 1);
+  return flops / seconds * 1e-9;
+}
+
+std::unique_ptr<StatePool> NewPool(const Model& model, int capacity) {
+  auto pool = StatePool::CreateWithCapacity(model.StateLayout(), capacity);
+  if (!pool.ok()) Fail(pool.status().ToString());
+  return std::move(*pool);
+}
+
+Result Decode(Model& model, int batch, const Options& o) {
+  const ModelInfo& info = model.info();
+  const int V = info.vocab_size;
+  // Past a full attention window, so every step attends to W keys.
+  const int prompt_length = std::max(16, info.attention_window);
+  std::unique_ptr<StatePool> pool = NewPool(model, batch);
+  std::vector<int32_t> prompt(prompt_length);
+  for (int i = 0; i < prompt_length; ++i) prompt[i] = TokenAt(i, V);
+  std::vector<SequenceChunk> chunks(batch);
+  for (int b = 0; b < batch; ++b) {
+    chunks[b] = {pool->Allocate(), prompt, /*want_logits=*/false};
+  }
+  // Prompts in groups, so the activations stay moderate.
+  constexpr int kPromptsPerCall = 64;
+  for (int b = 0; b < batch; b += kPromptsPerCall) {
+    const int n = std::min(kPromptsPerCall, batch - b);
+    absl::Status s =
+        model.Forward({&chunks[b], static_cast<size_t>(n)}, *pool, nullptr);
+    if (!s.ok()) Fail(s.ToString());
+  }
+  std::vector<int32_t> tokens(batch);
+  std::vector<float> logits(static_cast<size_t>(batch) * V);
+  for (int b = 0; b < batch; ++b) {
+    chunks[b].tokens = {&tokens[b], 1};
+    chunks[b].want_logits = true;
+  }
+  int step = 0;
+  auto run_step = [&] {
+    for (int b = 0; b < batch; ++b) tokens[b] = TokenAt(step + b, V);
+    absl::Status s = model.Forward(chunks, *pool, logits.data());
+    if (!s.ok()) Fail(s.ToString());
+    ++step;
+  };
+  for (int i = 0; i < 3; ++i) run_step();  // reach the steady state
+  const long faults = MinorFaults();
+  const double begin = Now();
+  int steps = 0;
+  do {
+    run_step();
+    ++steps;
+  } while (Now() - begin < o.min_seconds || steps < 3);
+  const double seconds = (Now() - begin) / steps;
+  Result r;
+  r.kind = "decode";
+  r.size = batch;
+  r.faults_per_step = static_cast<double>(MinorFaults() - faults) / steps;
+  r.step_ms = seconds * 1e3;
+  r.tokens_per_s = batch / seconds;
+  const ComputeProfile profile = model.Profile();
+  r.gflops = Flops(profile, 1, prompt_length, 1) * batch / seconds * 1e-9;
+  r.kernel_gflops = KernelGflops(profile, batch, batch, o.min_seconds);
+  return r;
+}
+
+Result Prefill(Model& model, int length, const Options& o) {
+  const int V = model.info().vocab_size;
+  std::unique_ptr<StatePool> pool = NewPool(model, 1);
+  std::vector<int32_t> prompt(length);
+  for (int i = 0; i < length; ++i) prompt[i] = TokenAt(i, V);
+  std::vector<float> logits(V);
+  double seconds = 0;
+  int runs = 0;
+  long faults = 0;
+  for (int i = -1; seconds < o.min_seconds || runs < 2; ++i) {
+    const int slot = pool->Allocate();  // zeroes (touches) the slot's state
+    const long faults_before = MinorFaults();
+    const double begin = Now();
+    absl::Status s = model.Prefill(slot, prompt, *pool, logits.data());
+    if (!s.ok()) Fail(s.ToString());
+    if (i >= 0) {  // the first run only warms up
+      seconds += Now() - begin;
+      faults += MinorFaults() - faults_before;
+      ++runs;
+    }
+    pool->Release(slot);
+  }
+  Result r;
+  r.kind = "prefill";
+  r.size = length;
+  r.faults_per_step = static_cast<double>(faults) / runs;
+  r.step_ms = seconds / runs * 1e3;
+  r.tokens_per_s = length * runs / seconds;
+  const ComputeProfile profile = model.Profile();
+  r.gflops = Flops(profile, length, 0, 1) * runs / seconds * 1e-9;
+  r.kernel_gflops = KernelGflops(profile, length, 1, o.min_seconds);
+  return r;
+}
+
+std::string Json(const Options& o, const ModelInfo& info,
+                 const std::vector<Result>& results) {
+  std::string out = absl::StrCat(
+      "{\"model\": \"", o.model, "\", \"architecture\": \"", info.architecture,
+      "\", \"threads\": ", cpu::NumThreads(), ", \"matmul_isa\": \"",
+      cpu::MatMulInstructionSet(), "\", \"vector_math_isa\": \"",
+      cpu::VectorMathInstructionSet(), "\", \"results\": [");
+  for (size_t i = 0; i < results.size(); ++i) {
+    const Result& r = results[i];
+    absl::StrAppend(
+        &out, i ? ", " : "", "{\"kind\": \"", r.kind, "\", \"size\": ", r.size,
+        ", \"step_ms\": ", r.step_ms, ", \"tokens_per_s\": ", r.tokens_per_s,
+        ", \"gflops\": ", r.gflops, ", \"kernel_gflops\": ", r.kernel_gflops,
+        ", \"kernel_fraction\": ", r.gflops / r.kernel_gflops);
+    absl::StrAppend(&out, ", \"faults_per_step\": ", r.faults_per_step, "}");
+  }
+  return out + "]}\n";
+}
+
+int Main(int argc, char** argv) {
+  const Options o = ParseOptions(argc, argv);
+  if (o.threads > 0) cpu::SetNumThreads(o.threads);
+  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(o.model);
+  if (!model.ok()) Fail(model.status().ToString());
+  const ModelInfo& info = (*model)->info();
+  std::printf("%s, %d threads, matmul tiles %s, element-wise %s\n",
+              info.architecture.c_str(), cpu::NumThreads(),
+              cpu::MatMulInstructionSet(), cpu::VectorMathInstructionSet());
+  std::printf("%-8s %6s %10s %11s %8s %8s %6s %12s\n", "kind", "size",
+              "step ms", "tok/s", "GFLOP/s", "kernel", "frac", "faults/step");
+  std::vector<Result> results;
+  auto print = [&](const Result& r) {
+    std::printf("%-8s %6d %10.3f %11.1f %8.1f %8.1f %6.2f", r.kind.c_str(),
+                r.size, r.step_ms, r.tokens_per_s, r.gflops, r.kernel_gflops,
+                r.gflops / r.kernel_gflops);
+    std::printf(" %12.1f\n", r.faults_per_step);
+    std::fflush(stdout);
+    results.push_back(r);
+  };
+  for (int batch : o.batches) print(Decode(**model, batch, o));
+  for (int length : o.lengths) print(Prefill(**model, length, o));
+  const std::string json = Json(o, info, results);
+  if (o.json.empty()) {
+    std::printf("%s", json.c_str());
+  } else if (FILE* f = std::fopen(o.json.c_str(), "w")) {
+    std::fputs(json.c_str(), f);
+    std::fclose(f);
+  } else {
+    Fail("cannot write " + o.json);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace slabserve
+
+int main(int argc, char** argv) { return slabserve::Main(argc, argv); }

@@ -1,0 +1,113 @@
+#include "engine/models/ragged_batch.h"
+
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+
+namespace slabserve {
+
+float* ThreadScratch(size_t floats) {
+  thread_local std::vector<float> buffer;
+  GrowToAtLeast(buffer, floats);
+  return buffer.data();
+}
+
+absl::Status CheckPoolLayout(const StatePool& pool,
+                             const std::vector<StateSlabSpec>& layout) {
+  bool same = pool.layout().size() == layout.size();
+  for (size_t i = 0; same && i < layout.size(); ++i) {
+    same = pool.layout()[i].bytes_per_slot == layout[i].bytes_per_slot;
+  }
+  if (!same) {
+    return absl::FailedPreconditionError(
+        "state pool was not created with this model's StateLayout()");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RaggedBatch::Validate(absl::Span<const SequenceChunk> batch,
+                                   const StatePool& pool, const ModelInfo& info,
+                                   const float* logits) {
+  const int64_t max_positions = info.max_positions > 0
+                                    ? info.max_positions
+                                    : std::numeric_limits<int32_t>::max();
+  if (slot_seen_.size() < static_cast<size_t>(pool.capacity())) {
+    slot_seen_.resize(pool.capacity(), 0);
+  }
+  for (size_t b = 0; b < batch.size(); ++b) {
+    const SequenceChunk& chunk = batch[b];
+    // The message is built only on error: valid batches allocate nothing.
+    auto error = [&](auto&&... parts) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(info.architecture, ": chunk ", b, " (slot ", chunk.slot,
+                       "): ", parts...));
+    };
+    if (chunk.slot < 0 || chunk.slot >= pool.capacity()) {
+      return error("slot outside [0, ", pool.capacity(), ")");
+    }
+    if (!pool.IsAllocated(chunk.slot)) return error("slot is not allocated");
+    if (slot_seen_[chunk.slot]) return error("slot appears twice in the batch");
+    slot_seen_[chunk.slot] = 1;
+    if (chunk.tokens.empty()) return error("no tokens");
+    for (size_t j = 0; j < chunk.tokens.size(); ++j) {
+      const int32_t token = chunk.tokens[j];
+      if (token < 0 || token >= info.vocab_size) {
+        return error("token id ", token, " at index ", j,
+                     " is outside the vocabulary [0, ", info.vocab_size, ")");
+      }
+    }
+    const int64_t position = pool.position(chunk.slot);
+    if (position + static_cast<int64_t>(chunk.tokens.size()) > max_positions) {
+      return error("at position ", position, ", ", chunk.tokens.size(),
+                   " more tokens would pass the model's ", max_positions,
+                   " positions");
+    }
+    if (chunk.want_logits && logits == nullptr) {
+      return error("wants logits but no logits buffer was given");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RaggedBatch::Build(absl::Span<const SequenceChunk> batch,
+                                const StatePool& pool, const ModelInfo& info,
+                                const float* logits) {
+  const absl::Status status = Validate(batch, pool, info, logits);
+  // Clears the marks of every slot Validate may have set.
+  for (const SequenceChunk& chunk : batch) {
+    if (chunk.slot >= 0 && chunk.slot < static_cast<int>(slot_seen_.size())) {
+      slot_seen_[chunk.slot] = 0;
+    }
+  }
+  begin_.clear();
+  slot_.clear();
+  start_.clear();
+  token_chunk_.clear();
+  token_position_.clear();
+  token_id_.clear();
+  head_rows_.clear();
+  if (!status.ok()) return status;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SequenceChunk& chunk = batch[s];
+    const int start = pool.position(chunk.slot);
+    begin_.push_back(tokens());
+    slot_.push_back(chunk.slot);
+    start_.push_back(start);
+    for (size_t j = 0; j < chunk.tokens.size(); ++j) {
+      token_chunk_.push_back(static_cast<int>(s));
+      token_position_.push_back(start + static_cast<int>(j));
+      token_id_.push_back(chunk.tokens[j]);
+    }
+    if (chunk.want_logits) head_rows_.push_back(tokens() - 1);
+  }
+  begin_.push_back(tokens());
+  return absl::OkStatus();
+}
+
+void RaggedBatch::AdvancePositions(StatePool& pool) const {
+  for (int s = 0; s < chunks(); ++s) {
+    pool.set_position(slot_[s], start_[s] + length(s));
+  }
+}
+
+}  // namespace slabserve

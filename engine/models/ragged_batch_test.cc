@@ -1,0 +1,143 @@
+#include "engine/models/ragged_batch.h"
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace slabserve {
+namespace {
+
+class RaggedBatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    info_.architecture = "test";
+    info_.vocab_size = 100;
+    auto pool = StatePool::CreateWithCapacity({{"state", 16}}, 4);
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = std::move(*pool);
+    a_ = pool_->Allocate();
+    b_ = pool_->Allocate();
+    pool_->set_position(b_, 5);
+  }
+
+  absl::Status Build(const std::vector<SequenceChunk>& batch,
+                     const float* logits = &logit_) {
+    return plan_.Build(batch, *pool_, info_, logits);
+  }
+
+  static constexpr float logit_ = 0.0f;
+  ModelInfo info_;
+  std::unique_ptr<StatePool> pool_;
+  RaggedBatch plan_;
+  int a_ = -1, b_ = -1;
+};
+
+TEST_F(RaggedBatchTest, FlattensChunksIntoRows) {
+  const std::vector<int32_t> three = {7, 8, 9}, one = {4};
+  ASSERT_TRUE(Build({{b_, three, false}, {a_, one, true}}).ok());
+  EXPECT_EQ(plan_.tokens(), 4);
+  EXPECT_EQ(plan_.chunks(), 2);
+  EXPECT_EQ(plan_.begin(0), 0);
+  EXPECT_EQ(plan_.end(0), 3);
+  EXPECT_EQ(plan_.begin(1), 3);
+  EXPECT_EQ(plan_.length(1), 1);
+  EXPECT_EQ(plan_.slot(0), b_);
+  EXPECT_EQ(plan_.start(0), 5);
+  EXPECT_EQ(plan_.start(1), 0);
+  const int chunk[] = {0, 0, 0, 1}, position[] = {5, 6, 7, 0};
+  const int32_t token[] = {7, 8, 9, 4};
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(plan_.chunk(i), chunk[i]) << i;
+    EXPECT_EQ(plan_.position(i), position[i]) << i;
+    EXPECT_EQ(plan_.token(i), token[i]) << i;
+  }
+  EXPECT_EQ(plan_.head_rows(), std::vector<int>{3});
+  plan_.AdvancePositions(*pool_);
+  EXPECT_EQ(pool_->position(b_), 8);
+  EXPECT_EQ(pool_->position(a_), 1);
+}
+
+TEST_F(RaggedBatchTest, ReuseAfterALargerBatchKeepsOnlyTheNewRows) {
+  const std::vector<int32_t> many(50, 3), two = {1, 2};
+  ASSERT_TRUE(Build({{a_, many, true}, {b_, many, true}}).ok());
+  ASSERT_TRUE(Build({{b_, two, true}}).ok());
+  EXPECT_EQ(plan_.tokens(), 2);
+  EXPECT_EQ(plan_.chunks(), 1);
+  EXPECT_EQ(plan_.head_rows(), std::vector<int>{1});
+  EXPECT_EQ(plan_.token(1), 2);
+  EXPECT_EQ(plan_.position(1), 6);
+}
+
+TEST_F(RaggedBatchTest, ErrorsNameChunkSlotAndTokenAndChangeNothing) {
+  const std::vector<int32_t> good = {1}, bad = {100}, none;
+  struct Case {
+    std::vector<SequenceChunk> batch;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{{a_, good}, {b_, bad}},
+       "test: chunk 1 (slot 1): token id 100 at index 0 is outside the "
+       "vocabulary [0, 100)"},
+      {{{a_, good}, {a_, good}}, "chunk 1 (slot 0): slot appears twice"},
+      {{{2, good}}, "chunk 0 (slot 2): slot is not allocated"},
+      {{{-1, good}}, "chunk 0 (slot -1): slot outside [0, 4)"},
+      {{{4, good}}, "slot outside"},
+      {{{a_, none}}, "chunk 0 (slot 0): no tokens"},
+  };
+  for (const Case& c : cases) {
+    const absl::Status status = Build(c.batch);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_NE(status.message().find(c.message), std::string::npos) << status;
+    EXPECT_EQ(plan_.tokens(), 0);
+    EXPECT_EQ(pool_->position(a_), 0);
+    EXPECT_EQ(pool_->position(b_), 5);
+  }
+  const absl::Status no_buffer = Build({{a_, good, true}}, nullptr);
+  EXPECT_NE(no_buffer.message().find("no logits buffer"), std::string::npos);
+  EXPECT_TRUE(Build({{a_, good, false}}, nullptr).ok());
+  // The slot rejected as a duplicate above is accepted alone.
+  EXPECT_TRUE(Build({{a_, good}}).ok());
+}
+
+TEST_F(RaggedBatchTest, MaxPositionsBoundsEveryChunk) {
+  info_.max_positions = 8;
+  const std::vector<int32_t> three = {1, 2, 3}, four = {1, 2, 3, 4};
+  EXPECT_TRUE(Build({{b_, three}}).ok());
+  const absl::Status status = Build({{a_, three}, {b_, four}});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("chunk 1 (slot 1): at position 5, 4 more "
+                                  "tokens would pass the model's 8 positions"),
+            std::string::npos)
+      << status;
+}
+
+TEST_F(RaggedBatchTest, PoolLayoutMustMatch) {
+  EXPECT_TRUE(CheckPoolLayout(*pool_, {{"state", 16}}).ok());
+  EXPECT_EQ(CheckPoolLayout(*pool_, {{"state", 8}}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CheckPoolLayout(*pool_, {}).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ThreadScratchTest, GrowsOnlyAndIsPerThread) {
+  float* big = ThreadScratch(1000);
+  big[999] = 1.0f;
+  EXPECT_EQ(ThreadScratch(10), big);  // a smaller request reuses it
+  float* other = nullptr;
+  std::thread([&] { other = ThreadScratch(1000); }).join();
+  EXPECT_NE(other, big);
+}
+
+TEST(TaskGrainTest, SmallItemsShareATask) {
+  EXPECT_EQ(TaskGrain(1), kTaskWork);
+  EXPECT_EQ(TaskGrain(0), kTaskWork);
+  EXPECT_EQ(TaskGrain(kTaskWork * 4), 1);
+  std::vector<int> hits(1000, 0);
+  ForEachItem(1000, 10, [&](int64_t i) { ++hits[i]; });
+  EXPECT_EQ(hits, std::vector<int>(1000, 1));
+}
+
+}  // namespace
+}  // namespace slabserve
