@@ -47,8 +47,8 @@ CpuBackend::CpuBackend(Model* model, std::unique_ptr<StatePool> pool)
 int CpuBackend::Allocate(const SlotSampling& sampling) {
   const int slot = pool_->Allocate();
   if (slot < 0) return slot;
-  samplers_[slot].emplace(SlotSampler{Sampler(sampling.params, sampling.seed),
-                                      sampling.top_logprobs});
+  samplers_[slot] = std::make_unique<SlotSampler>(SlotSampler{
+      Sampler(sampling.params, sampling.seed), sampling.top_logprobs});
   samplers_[slot]->sampler.ObservePrompt(sampling.prompt);
   return slot;
 }

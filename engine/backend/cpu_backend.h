@@ -55,7 +55,9 @@ class CpuBackend : public Backend {
 
   Model* const model_;
   const std::unique_ptr<StatePool> pool_;
-  std::vector<std::optional<SlotSampler>> samplers_;  // by slot
+  // By slot; held only while the slot is allocated: a sampler's generator
+  // is kilobytes, and pools hold hundreds of thousands of slots.
+  std::vector<std::unique_ptr<SlotSampler>> samplers_;
   // Logits restored with a snapshot, for the slot's next step only.
   absl::flat_hash_map<int, std::vector<float>> restored_logits_;
 
