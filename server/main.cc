@@ -48,6 +48,8 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "metrics HOST:PORT (port 0: any free port; \"none\" disables)");
 ABSL_FLAG(std::string, openai_listen, "",
           "OpenAI-compatible HTTP API HOST:PORT (port 0: any free port)");
+ABSL_FLAG(std::string, openai_max_body, "",
+          "largest OpenAI API request body, e.g. 4MiB (larger: 413)");
 ABSL_FLAG(std::string, openai_port_file, "",
           "write the bound OpenAI API port to this file once serving");
 ABSL_FLAG(std::string, backend, "", "where the model runs: cpu, cuda or auto");
@@ -143,6 +145,8 @@ absl::Status ApplyFlags(ServerConfig* config) {
                         &ServerConfig::set_prefix_cache_bytes},
            ByteSizeFlag{&FLAGS_max_waiting_memory, "max_waiting_memory",
                         &ServerConfig::set_max_waiting_bytes},
+           ByteSizeFlag{&FLAGS_openai_max_body, "openai_max_body",
+                        &ServerConfig::set_openai_max_body_bytes},
        }) {
     std::string value = absl::GetFlag(*size_flag.flag);
     if (value.empty()) continue;

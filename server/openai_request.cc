@@ -237,6 +237,10 @@ absl::Status ParseCounts(const Json& body, OpenAiEndpoint endpoint,
     return Invalid(max_name, absl::StrCat(max_name, " must be at least 1"));
   }
   out->set_max_tokens(static_cast<int32_t>(*max_tokens));
+  // vLLM's extension: keep going past EOS (benchmarks, tests).
+  absl::StatusOr<bool> ignore_eos = BoolField(body, "ignore_eos");
+  if (!ignore_eos.ok()) return ignore_eos.status();
+  out->set_ignore_eos(*ignore_eos);
   absl::StatusOr<int64_t> n = IntegerField(body, "n", 1);
   if (!n.ok()) return n.status();
   if (*n < 1 || *n > 1024) return Invalid("n", "n must be at least 1");

@@ -25,7 +25,7 @@ TEST(OpenAiRequestTest, MapsCompletionFields) {
       Parse(OpenAiEndpoint::kCompletions, R"({
     "model": "tiny", "prompt": "In the beginning", "max_tokens": 7,
     "temperature": 0, "top_p": 0.5, "n": 2, "stop": ["\n", "God"],
-    "seed": 42, "logprobs": 3, "stream": true,
+    "seed": 42, "logprobs": 3, "stream": true, "ignore_eos": true,
     "stream_options": {"include_usage": true}})");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   const v1::GenerateRequest& request = parsed->generate;
@@ -40,6 +40,7 @@ TEST(OpenAiRequestTest, MapsCompletionFields) {
   EXPECT_EQ(request.top_logprobs(), 3);
   EXPECT_TRUE(parsed->stream);
   EXPECT_TRUE(parsed->include_usage);
+  EXPECT_TRUE(request.ignore_eos());
 }
 
 TEST(OpenAiRequestTest, DefaultsFollowOpenAi) {
