@@ -40,7 +40,6 @@ struct OpenAiReplyContext {
   int prompt_tokens = 0;
   bool include_usage = false;
   const Tokenizer* tokenizer = nullptr;  // for logprobs' token strings
-  ServerMetrics* metrics = nullptr;
 };
 
 // One submitted request, read on the caller's thread. Cancels the request

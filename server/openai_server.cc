@@ -164,8 +164,7 @@ HttpResponse OpenAiServer::Generate(OpenAiEndpoint endpoint,
                              absl::ToUnixSeconds(arrival),
                              prompt_tokens,
                              parsed->include_usage,
-                             tokenizer_,
-                             metrics_};
+                             tokenizer_};
   if (parsed->stream) return OpenAiStreamResponse(context, std::move(run));
   return OpenAiWholeResponse(context, *run);
 }
