@@ -5,11 +5,13 @@
 # every request fail with clear messages.
 set -euo pipefail
 source clients/testing/server_fixture.sh
-start_slabserve
+tmp="${TEST_TMPDIR:-$(mktemp -d)}"
+start_slabserve --openai_listen=127.0.0.1:0 \
+  --openai_port_file="$tmp/openai.port"
+openai_target="127.0.0.1:$(tr -d '[:space:]' <"$tmp/openai.port")"
 
 slabload=loadtest/slabload
 check() { /usr/bin/python3 loadtest/check_report.py "$@"; }
-tmp="${TEST_TMPDIR:-$(mktemp -d)}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # Closed loop, dashed flag names, warmup excluded, SLOs, server metrics.
@@ -22,6 +24,14 @@ check "$tmp/closed.json" --requests=24 --output-tokens=8 --no-errors \
 grep -q "TTFT" "$tmp/closed.txt" || fail "no summary table"
 grep -q '"warmup_requests": 4' "$tmp/closed.json" || fail "warmup not excluded"
 grep -q '"good_requests": 24' "$tmp/closed.json" || fail "goodput"
+
+# The same closed loop over the OpenAI API (server-sent events).
+"$slabload" --target="$SLABSERVE_TARGET" --protocol=openai \
+  --openai_target="$openai_target" --concurrency=4 --requests=16 \
+  --prompt-len=4:16 --output-len=8 --seed=5 --json="$tmp/openai.json" \
+  >"$tmp/openai.txt"
+check "$tmp/openai.json" --requests=16 --output-tokens=8 --no-errors
+grep -q '"protocol": "openai"' "$tmp/openai.json" || fail "protocol not reported"
 
 # Open loop (Poisson), bounded by duration.
 "$slabload" --target="$SLABSERVE_TARGET" --rate=20 --duration=2 --seed=3 \
@@ -61,6 +71,10 @@ expect_failure 2 "rate must be a finite number" "$slabload" --rate=nan
 expect_failure 2 "rate must be a finite number" "$slabload" --rate=inf
 expect_failure 2 "duration must be a finite number" "$slabload" --duration=nan
 expect_failure 2 "channels must be in" "$slabload" --channels=-1
+expect_failure 2 "protocol must be" "$slabload" --target="$SLABSERVE_TARGET" \
+  --protocol=carrier-pigeon
+expect_failure 2 "openai_target" "$slabload" --target="$SLABSERVE_TARGET" \
+  --protocol=openai
 expect_failure 2 "is not a positive integer" "$slabload" --sweep=1,nan
 # Report paths are checked before the run, so nothing is measured in vain.
 expect_failure 2 "does not exist" "$slabload" --target="$SLABSERVE_TARGET" \

@@ -29,6 +29,7 @@
 #include "absl/strings/strip.h"
 #include "clients/cpp/client.h"
 #include "clients/cpp/security_flags.h"
+#include "loadtest/openai_stream.h"
 #include "loadtest/report.h"
 #include "loadtest/runner.h"
 #include "loadtest/server_metrics.h"
@@ -36,6 +37,11 @@
 #include "loadtest/workload.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Server address HOST:PORT.");
+ABSL_FLAG(std::string, protocol, "grpc",
+          "grpc, or openai: stream /v1/completions from --openai_target "
+          "(--target still answers the model info)");
+ABSL_FLAG(std::string, openai_target, "",
+          "The server's OpenAI API address HOST:PORT (--protocol=openai).");
 ABSL_FLAG(std::string, metrics_target, "",
           "HOST:PORT of the server's Prometheus endpoint, scraped at the "
           "start and end of each run (empty = skip).");
@@ -191,8 +197,43 @@ bool Scrape(const std::string& target, slabload::MetricsSnapshot* snapshot,
   return true;
 }
 
+// Streams over gRPC with `client`, or over the OpenAI API per the flags.
+absl::Status MakeStreamStarter(slabserve::Client& client,
+                               const std::string& model,
+                               slabload::StreamStarter* start) {
+  const std::string protocol = absl::GetFlag(FLAGS_protocol);
+  if (protocol == "grpc") {
+    *start = [&client](const slabserve::v1::GenerateRequest& request,
+                       slabserve::StreamCallbacks callbacks, double timeout_s) {
+      return client.GenerateAsync(
+          request, std::move(callbacks),
+          slabserve::CallOptions::WithTimeout(timeout_s));
+    };
+    return absl::OkStatus();
+  }
+  if (protocol != "openai") {
+    return absl::InvalidArgumentError("--protocol must be grpc or openai");
+  }
+  const std::string target = absl::GetFlag(FLAGS_openai_target);
+  const size_t colon = target.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(target.substr(colon + 1), &port) || port <= 0) {
+    return absl::InvalidArgumentError(
+        "--protocol=openai needs --openai_target=HOST:PORT (IPv4)");
+  }
+  *start = [host = target.substr(0, colon), port, model](
+               const slabserve::v1::GenerateRequest& request,
+               slabserve::StreamCallbacks callbacks, double timeout_s) {
+    return slabload::StartOpenAiStream(host, port, model, request,
+                                       std::move(callbacks), timeout_s);
+  };
+  return absl::OkStatus();
+}
+
 nlohmann::json ConfigJson(const slabserve::v1::ModelInfo& info) {
   return {{"target", absl::GetFlag(FLAGS_target)},
+          {"protocol", absl::GetFlag(FLAGS_protocol)},
           {"model", info.name()},
           {"architecture", info.architecture()},
           {"seed", absl::GetFlag(FLAGS_seed)},
@@ -346,6 +387,12 @@ int main(int argc, char** argv) {
         " exceeds the server's max_tokens limit ", info.max_tokens_limit()));
   }
 
+  slabload::StreamStarter start_stream;
+  if (absl::Status s = MakeStreamStarter(*client, info.name(), &start_stream);
+      !s.ok()) {
+    return UsageError(std::string(s.message()));
+  }
+
   slabload::InstallInterruptHandler();
   const std::string metrics_target = absl::GetFlag(FLAGS_metrics_target);
   std::vector<PointResult> points;
@@ -368,7 +415,7 @@ int main(int argc, char** argv) {
     const bool scraped =
         !metrics_target.empty() && Scrape(metrics_target, &before, &point);
     slabload::Workload requests(workload);
-    slabload::RunResult result = slabload::RunLoad(*client, requests, run);
+    slabload::RunResult result = slabload::RunLoad(start_stream, requests, run);
     point.summary = slabload::SummarizeRun(result.records, slo);
     point.stopped_early = result.stopped_early;
     if (scraped && Scrape(metrics_target, &after, &point)) {

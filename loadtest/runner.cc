@@ -33,9 +33,9 @@ constexpr auto kPoll = std::chrono::milliseconds(50);
 
 class LoadRun {
  public:
-  LoadRun(slabserve::Client& client, Workload& workload,
+  LoadRun(const StreamStarter& start, Workload& workload,
           const RunConfig& config)
-      : client_(client), workload_(workload), config_(config) {}
+      : start_stream_(start), workload_(workload), config_(config) {}
 
   RunResult Run() {
     start_ = Clock::now();
@@ -159,9 +159,8 @@ class LoadRun {
       cv_.notify_all();
     };
     v1::GenerateRequest request = workload_.Next();
-    std::shared_ptr<GenerateStream> stream = client_.GenerateAsync(
-        request, std::move(callbacks),
-        slabserve::CallOptions::WithTimeout(config_.request_timeout_s));
+    std::shared_ptr<GenerateStream> stream =
+        start_stream_(request, std::move(callbacks), config_.request_timeout_s);
     std::lock_guard<std::mutex> lock(mu_);
     // Keep the handle for cancellation unless the stream already ended.
     if (done_ids_.erase(id) == 0) streams_[id] = std::move(stream);
@@ -219,7 +218,7 @@ class LoadRun {
     std::fflush(stderr);
   }
 
-  slabserve::Client& client_;
+  const StreamStarter& start_stream_;
   Workload& workload_;
   const RunConfig config_;
   Clock::time_point start_;
@@ -245,9 +244,9 @@ class LoadRun {
 
 }  // namespace
 
-RunResult RunLoad(slabserve::Client& client, Workload& workload,
+RunResult RunLoad(const StreamStarter& start, Workload& workload,
                   const RunConfig& config) {
-  LoadRun run(client, workload, config);
+  LoadRun run(start, workload, config);
   return run.Run();
 }
 

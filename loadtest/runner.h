@@ -5,6 +5,8 @@
 #define SLABSERVE_LOADTEST_RUNNER_H_
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,9 +45,15 @@ struct RunResult {
   std::string stopped_early;
 };
 
+// Starts one stream of either protocol (gRPC or OpenAI HTTP) and returns
+// at once.
+using StreamStarter = std::function<std::shared_ptr<slabserve::GenerateStream>(
+    const slabserve::v1::GenerateRequest& request,
+    slabserve::StreamCallbacks callbacks, double timeout_s)>;
+
 // Runs one load point. Returns when every started request has finished.
 // SIGINT stops sending and cancels what is in flight.
-RunResult RunLoad(slabserve::Client& client, Workload& workload,
+RunResult RunLoad(const StreamStarter& start, Workload& workload,
                   const RunConfig& config);
 
 // Installs the SIGINT handler RunLoad honours; Interrupted() tells whether

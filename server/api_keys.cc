@@ -1,6 +1,7 @@
 #include "server/api_keys.h"
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -70,21 +71,30 @@ bool ApiKeys::Matches(absl::string_view presented) const {
 
 absl::Status ApiKeys::Check(const grpc::ServerContextBase& context) const {
   const auto& metadata = context.client_metadata();
-  absl::string_view presented;
-  bool found = false;
+  std::optional<absl::string_view> authorization;
+  std::optional<absl::string_view> x_api_key;
   if (auto it = metadata.find("authorization"); it != metadata.end()) {
-    absl::string_view value(it->second.data(), it->second.size());
-    if (!absl::ConsumePrefix(&value, "Bearer ")) {
+    authorization = absl::string_view(it->second.data(), it->second.size());
+  }
+  if (auto it = metadata.find("x-api-key"); it != metadata.end()) {
+    x_api_key = absl::string_view(it->second.data(), it->second.size());
+  }
+  return CheckHeaders(authorization, x_api_key);
+}
+
+absl::Status ApiKeys::CheckHeaders(
+    std::optional<absl::string_view> authorization,
+    std::optional<absl::string_view> x_api_key) const {
+  absl::string_view presented;
+  if (authorization.has_value()) {
+    presented = *authorization;
+    if (!absl::ConsumePrefix(&presented, "Bearer ")) {
       return absl::UnauthenticatedError(
           "the authorization header must be 'Bearer <API key>'");
     }
-    presented = value;
-    found = true;
-  } else if (auto it = metadata.find("x-api-key"); it != metadata.end()) {
-    presented = absl::string_view(it->second.data(), it->second.size());
-    found = true;
-  }
-  if (!found) {
+  } else if (x_api_key.has_value()) {
+    presented = *x_api_key;
+  } else {
     return absl::UnauthenticatedError(
         "this server requires an API key: send 'authorization: Bearer <key>'");
   }

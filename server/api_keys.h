@@ -6,6 +6,7 @@
 #ifndef SLABSERVE_SERVER_API_KEYS_H_
 #define SLABSERVE_SERVER_API_KEYS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ class ApiKeys {
   bool Matches(absl::string_view presented) const;
   // OK, or UNAUTHENTICATED saying what is missing or wrong.
   absl::Status Check(const grpc::ServerContextBase& context) const;
+  // The same check on the values of those two headers (HTTP front end).
+  absl::Status CheckHeaders(std::optional<absl::string_view> authorization,
+                            std::optional<absl::string_view> x_api_key) const;
 
  private:
   std::vector<std::string> keys_;

@@ -178,6 +178,16 @@ absl::Status ValidateConfig(const ServerConfig& config) {
       return invalid("metrics_listen: ", s.message());
     }
   }
+  if (!config.openai_listen().empty()) {
+    if (absl::Status s = ParseHostPort(config.openai_listen(), &host, &port);
+        !s.ok()) {
+      return invalid("openai_listen: ", s.message());
+    }
+  }
+  if (config.openai_max_body_bytes() <= 0) {
+    return invalid("openai_max_body_bytes must be > 0, got ",
+                   config.openai_max_body_bytes());
+  }
   if (config.state_memory_bytes() <= 0) {
     return invalid("state_memory_bytes must be > 0, got ",
                    config.state_memory_bytes());

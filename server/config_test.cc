@@ -58,6 +58,8 @@ TEST(ConfigTest, ValidationNamesTheBadField) {
       {model + "listen: \"nowhere\"", "listen: address \"nowhere\""},
       {model + "listen: \"127.0.0.1:99999\"", "no valid port"},
       {model + "metrics_listen: \"x:y\"", "metrics_listen"},
+      {model + "openai_listen: \"x:y\"", "openai_listen"},
+      {model + "openai_max_body_bytes: 0", "openai_max_body_bytes must be > 0"},
       {model + "state_memory_bytes: 0", "state_memory_bytes must be > 0"},
       {model + "step_token_budget: -1", "step_token_budget must be > 0"},
       {model + "max_batch: 0", "max_batch must be > 0"},

@@ -2,41 +2,144 @@
 
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace slabserve::server {
 namespace {
 
-MHD_Result Answer(void* self, MHD_Connection* connection, const char* url,
-                  const char* method, const char* /*version*/,
-                  const char* /*upload_data*/, size_t* upload_data_size,
-                  void** request_state) {
-  // The first call only announces the request; a body, if any, follows in
-  // later calls. These endpoints take none, so it is dropped unread.
-  static int announced;
-  if (*request_state == nullptr) {
-    *request_state = &announced;
-    return MHD_YES;
+// A request between its first call and its answer: the body arrives in
+// pieces.
+struct PendingRequest {
+  HttpRequest request;
+};
+
+// What a streamed response reads from.
+struct StreamedBody {
+  std::unique_ptr<HttpBodyStream> stream;
+  std::string pending;
+  size_t offset = 0;
+};
+
+ssize_t ReadStreamedBody(void* cls, uint64_t /*pos*/, char* buffer,
+                         size_t max) {
+  auto* body = static_cast<StreamedBody*>(cls);
+  while (body->offset == body->pending.size()) {
+    body->pending.clear();
+    body->offset = 0;
+    if (!body->stream->Next(&body->pending)) {
+      return MHD_CONTENT_READER_END_OF_STREAM;
+    }
   }
-  *upload_data_size = 0;
-  const HttpServer::Handler& handler =
-      *static_cast<const HttpServer::Handler*>(self);
-  const HttpResponse answer = handler(method, url);
-  MHD_Response* response = MHD_create_response_from_buffer(
-      answer.body.size(), const_cast<char*>(answer.body.data()),
-      MHD_RESPMEM_MUST_COPY);
-  if (response == nullptr) return MHD_NO;
+  const size_t n = std::min(max, body->pending.size() - body->offset);
+  std::memcpy(buffer, body->pending.data() + body->offset, n);
+  body->offset += n;
+  return static_cast<ssize_t>(n);
+}
+
+void FreeStreamedBody(void* cls) { delete static_cast<StreamedBody*>(cls); }
+
+// A peer that shut down its end, or a broken socket, reads as gone; a client
+// pipelining its next request does not.
+bool SocketClosedByPeer(int fd) {
+  pollfd watched{fd, POLLRDHUP, 0};
+  return poll(&watched, 1, 0) > 0 &&
+         (watched.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+MHD_Result CollectHeader(void* cls, MHD_ValueKind /*kind*/, const char* key,
+                         const char* value) {
+  auto* headers = static_cast<std::map<std::string, std::string>*>(cls);
+  (*headers)[absl::AsciiStrToLower(key)] = value != nullptr ? value : "";
+  return MHD_YES;
+}
+
+MHD_Result Queue(MHD_Connection* connection, HttpResponse answer) {
+  MHD_Response* response;
+  if (answer.stream != nullptr) {
+    auto* body = new StreamedBody{std::move(answer.stream)};
+    response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                 &ReadStreamedBody, body,
+                                                 &FreeStreamedBody);
+    if (response == nullptr) {
+      delete body;
+      return MHD_NO;
+    }
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            "no-cache");
+  } else {
+    response = MHD_create_response_from_buffer(
+        answer.body.size(), const_cast<char*>(answer.body.data()),
+        MHD_RESPMEM_MUST_COPY);
+    if (response == nullptr) return MHD_NO;
+  }
   MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
                           answer.content_type.c_str());
   const MHD_Result queued =
       MHD_queue_response(connection, answer.status, response);
   MHD_destroy_response(response);
   return queued;
+}
+
+MHD_Result Answer(void* self, MHD_Connection* connection, const char* url,
+                  const char* method, const char* /*version*/,
+                  const char* upload_data, size_t* upload_data_size,
+                  void** request_state) {
+  const auto& server = *static_cast<const HttpServer*>(self);
+  // The first call only announces the request; its body, if any, follows
+  // in later calls, and a last call with no data asks for the answer.
+  if (*request_state == nullptr) {
+    auto* pending = new PendingRequest;
+    *request_state = pending;
+    HttpRequest& request = pending->request;
+    request.method = method;
+    request.path = url;
+    const MHD_ConnectionInfo* info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const int fd = info != nullptr ? info->connect_fd : -1;
+    request.client_gone = [fd] { return fd >= 0 && SocketClosedByPeer(fd); };
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader,
+                              &request.headers);
+    uint64_t declared = 0;
+    auto length = request.headers.find("content-length");
+    if (length != request.headers.end() &&
+        absl::SimpleAtoi(length->second, &declared) &&
+        declared > server.max_body_bytes()) {
+      // Answered before a byte of the body is read.
+      request.body_too_large = true;
+      return Queue(connection, server.handler()(request));
+    }
+    return MHD_YES;
+  }
+  HttpRequest& request = static_cast<PendingRequest*>(*request_state)->request;
+  if (*upload_data_size > 0) {
+    if (request.body.size() + *upload_data_size > server.max_body_bytes()) {
+      request.body_too_large = true;
+      request.body.clear();
+    }
+    if (!request.body_too_large)
+      request.body.append(upload_data, *upload_data_size);
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  return Queue(connection, server.handler()(request));
+}
+
+void RequestCompleted(void* /*cls*/, MHD_Connection* /*connection*/,
+                      void** request_state,
+                      MHD_RequestTerminationCode /*code*/) {
+  delete static_cast<PendingRequest*>(*request_state);
+  *request_state = nullptr;
 }
 
 }  // namespace
@@ -60,19 +163,32 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   std::memcpy(&address, addresses->ai_addr, addresses->ai_addrlen);
   freeaddrinfo(addresses);
 
-  std::unique_ptr<HttpServer> server(new HttpServer(std::move(handler)));
-  unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD;
+  std::unique_ptr<HttpServer> server(
+      new HttpServer(std::move(handler), options.max_body_bytes));
+  unsigned int flags =
+      options.thread_per_connection
+          ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD
+          : MHD_USE_EPOLL_INTERNAL_THREAD;
   if (address.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-  server->daemon_ = MHD_start_daemon(
-      flags, 0, nullptr, nullptr, &Answer,
-      const_cast<Handler*>(&server->handler_), MHD_OPTION_SOCK_ADDR,
-      reinterpret_cast<sockaddr*>(&address), MHD_OPTION_THREAD_POOL_SIZE,
-      static_cast<unsigned int>(options.threads), MHD_OPTION_CONNECTION_LIMIT,
-      static_cast<unsigned int>(options.max_connections),
-      MHD_OPTION_CONNECTION_TIMEOUT,
-      static_cast<unsigned int>(options.idle_timeout_seconds),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, options.max_header_bytes,
-      MHD_OPTION_END);
+  std::vector<MHD_OptionItem> items = {
+      {MHD_OPTION_SOCK_ADDR, 0, &address},
+      {MHD_OPTION_CONNECTION_LIMIT,
+       static_cast<intptr_t>(options.max_connections), nullptr},
+      {MHD_OPTION_CONNECTION_TIMEOUT,
+       static_cast<intptr_t>(options.idle_timeout_seconds), nullptr},
+      {MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+       static_cast<intptr_t>(options.max_header_bytes), nullptr},
+      {MHD_OPTION_NOTIFY_COMPLETED,
+       reinterpret_cast<intptr_t>(&RequestCompleted), nullptr},
+  };
+  if (!options.thread_per_connection) {
+    items.push_back({MHD_OPTION_THREAD_POOL_SIZE,
+                     static_cast<intptr_t>(options.threads), nullptr});
+  }
+  items.push_back({MHD_OPTION_END, 0, nullptr});
+  server->daemon_ =
+      MHD_start_daemon(flags, 0, nullptr, nullptr, &Answer, server.get(),
+                       MHD_OPTION_ARRAY, items.data(), MHD_OPTION_END);
   if (server->daemon_ == nullptr) {
     return absl::UnavailableError(
         absl::StrCat("HTTP endpoint cannot listen on ", where,

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -26,9 +28,11 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "kernels/cpu/parallel.h"
 #include "server/api_keys.h"
+#include "server/chat_template.h"
 #include "server/config.h"
 #include "server/memory_releaser.h"
 #include "server/metrics.h"
+#include "server/openai_server.h"
 #include "server/service.h"
 #include "spdlog/spdlog.h"
 
@@ -42,6 +46,12 @@ ABSL_FLAG(std::string, tokenizer, "",
 ABSL_FLAG(std::string, listen, "", "gRPC HOST:PORT (port 0: any free port)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "metrics HOST:PORT (port 0: any free port; \"none\" disables)");
+ABSL_FLAG(std::string, openai_listen, "",
+          "OpenAI-compatible HTTP API HOST:PORT (port 0: any free port)");
+ABSL_FLAG(std::string, openai_max_body, "",
+          "largest OpenAI API request body, e.g. 4MiB (larger: 413)");
+ABSL_FLAG(std::string, openai_port_file, "",
+          "write the bound OpenAI API port to this file once serving");
 ABSL_FLAG(std::string, backend, "", "where the model runs: cpu, cuda or auto");
 ABSL_FLAG(std::string, state_memory, "",
           "state memory budget, e.g. 512MiB or 2GiB");
@@ -93,6 +103,8 @@ absl::Status ApplyFlags(ServerConfig* config) {
   set_string(FLAGS_listen, [&](auto v) { config->set_listen(v); });
   set_string(FLAGS_metrics_listen,
              [&](auto v) { config->set_metrics_listen(v == "none" ? "" : v); });
+  set_string(FLAGS_openai_listen,
+             [&](auto v) { config->set_openai_listen(v); });
   set_string(FLAGS_log_level, [&](auto v) { config->set_log_level(v); });
   set_string(FLAGS_tls_cert_file,
              [&](auto v) { config->set_tls_cert_file(v); });
@@ -133,6 +145,8 @@ absl::Status ApplyFlags(ServerConfig* config) {
                         &ServerConfig::set_prefix_cache_bytes},
            ByteSizeFlag{&FLAGS_max_waiting_memory, "max_waiting_memory",
                         &ServerConfig::set_max_waiting_bytes},
+           ByteSizeFlag{&FLAGS_openai_max_body, "openai_max_body",
+                        &ServerConfig::set_openai_max_body_bytes},
        }) {
     std::string value = absl::GetFlag(*size_flag.flag);
     if (value.empty()) continue;
@@ -208,6 +222,44 @@ std::string BaseName(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// The OpenAI-compatible API on config.openai_listen, with the gRPC
+// service's limits and keys and the model's chat template; writes
+// --openai_port_file when given.
+absl::StatusOr<std::unique_ptr<OpenAiServer>> StartOpenAi(
+    const ServerConfig& config, Scheduler* scheduler,
+    const Tokenizer* tokenizer, ServerMetrics* metrics,
+    const ServiceOptions& service_options, std::function<bool()> draining) {
+  std::string host;
+  int port = 0;
+  ParseHostPort(config.openai_listen(), &host, &port)
+      .IgnoreError();  // checked by ValidateConfig
+  LoadedChatTemplate chat = LoadChatTemplate(config.model_dir());
+  spdlog::info("chat template \"{}\" ({})",
+               absl::CEscape(chat.chat_template.format()), chat.origin);
+  OpenAiServerOptions options;
+  options.model_name = service_options.model_name;
+  options.request_limits = {service_options.max_tokens_limit,
+                            service_options.max_prompt_tokens,
+                            service_options.max_n};
+  options.chat_template = chat.chat_template;
+  options.api_keys = service_options.api_keys;
+  options.http.max_body_bytes =
+      static_cast<size_t>(config.openai_max_body_bytes());
+  // Whole (unstreamed) answers can take a while to start.
+  options.http.idle_timeout_seconds = 120;
+  absl::StatusOr<std::unique_ptr<OpenAiServer>> server =
+      OpenAiServer::Start(host, port, scheduler, tokenizer, metrics,
+                          std::move(options), std::move(draining));
+  if (!server.ok()) return server.status();
+  spdlog::info("OpenAI API on http://{}:{}/v1", host, (*server)->port());
+  if (std::string path = absl::GetFlag(FLAGS_openai_port_file); !path.empty()) {
+    if (absl::Status s = WritePortFile(path, (*server)->port()); !s.ok()) {
+      return s;
+    }
+  }
+  return server;
 }
 
 // Blocks until SIGTERM or SIGINT; returns its name.
@@ -399,6 +451,17 @@ int Run(const sigset_t& shutdown_signals) {
       }
     }
   }
+  std::unique_ptr<OpenAiServer> openai_server;
+  if (!config.openai_listen().empty()) {
+    absl::StatusOr<std::unique_ptr<OpenAiServer>> started =
+        StartOpenAi(config, scheduler->get(), tokenizer.get(), &metrics,
+                    service_options, [&service] { return service.draining(); });
+    if (!started.ok()) {
+      spdlog::error("{}", std::string(started.status().message()));
+      return 1;
+    }
+    openai_server = *std::move(started);
+  }
   if (std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     if (absl::Status s = WritePortFile(path, grpc_port); !s.ok()) {
       spdlog::error("{}", std::string(s.message()));
@@ -416,6 +479,7 @@ int Run(const sigset_t& shutdown_signals) {
   // Handlers write their last chunks after the scheduler is done with them.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server->Wait();
+  openai_server.reset();
   metrics_server.reset();
   spdlog::info("shut down");
   return 0;

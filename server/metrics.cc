@@ -148,9 +148,9 @@ std::string ServerMetrics::Render(const SchedulerStats& stats) const {
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& host, int port, Handlers handlers,
     const HttpServerOptions& options) {
-  auto route = [handlers = std::move(handlers)](const std::string& method,
-                                                const std::string& path) {
-    if (method != "GET") {
+  auto route = [handlers = std::move(handlers)](const HttpRequest& request) {
+    const std::string& path = request.path;
+    if (request.method != "GET") {
       return HttpResponse{405, "text/plain", "only GET is supported\n"};
     }
     if (path == "/metrics") {
