@@ -3,12 +3,14 @@
 // in-flight streams, then exit 0.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -63,6 +65,9 @@ ABSL_FLAG(int, max_streams_per_connection, -1,
           "concurrent streams per HTTP/2 connection");
 ABSL_FLAG(double, drain_grace_seconds, -1,
           "time in-flight streams get to finish on SIGTERM");
+ABSL_FLAG(double, drain_listen_seconds, -1,
+          "on SIGTERM, keep accepting connections (answering NOT_SERVING) "
+          "this long before closing the port");
 ABSL_FLAG(int, max_n, -1, "largest n (completions per request)");
 ABSL_FLAG(std::string, tls_cert_file, "", "server certificate chain (PEM)");
 ABSL_FLAG(std::string, tls_key_file, "", "server private key (PEM)");
@@ -117,6 +122,9 @@ absl::Status ApplyFlags(ServerConfig* config) {
           [&](int v) { config->set_max_streams_per_connection(v); });
   if (double grace = absl::GetFlag(FLAGS_drain_grace_seconds); grace != -1) {
     config->set_drain_grace_seconds(grace);
+  }
+  if (double listen = absl::GetFlag(FLAGS_drain_listen_seconds); listen != -1) {
+    config->set_drain_listen_seconds(listen);
   }
   if (double stall = absl::GetFlag(FLAGS_stream_stall_seconds); stall != -1) {
     config->set_stream_stall_seconds(stall);
@@ -208,6 +216,28 @@ std::string BaseName(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Readiness goes NOT_SERVING first, so health-checking balancers stop
+// sending work; after `listen` the port closes (new connections are refused,
+// existing ones get GOAWAY) while in-flight streams run on for `grace`.
+void DrainAndStop(const ServerConfig& config, grpc::Server* server,
+                  SlabserveService* service, Scheduler* scheduler) {
+  const absl::Duration grace = absl::Seconds(config.drain_grace_seconds());
+  const absl::Duration listen = absl::Seconds(config.drain_listen_seconds());
+  const absl::Time start = absl::Now();
+  server->GetHealthCheckService()->SetServingStatus(false);
+  service->StartDrain();
+  std::thread closer([&] {
+    absl::SleepFor(listen);
+    // Handlers write their last chunks after the scheduler is done with
+    // them, so the deadline leaves a margin past the grace period.
+    server->Shutdown(
+        absl::ToChronoTime(start + std::max(grace, listen) + absl::Seconds(5)));
+  });
+  scheduler->Drain(grace);
+  closer.join();
+  server->Wait();
 }
 
 // Blocks until SIGTERM or SIGINT; returns its name.
@@ -407,15 +437,11 @@ int Run(const sigset_t& shutdown_signals) {
   }
 
   const char* signal_name = WaitForShutdownSignal(shutdown_signals);
-  absl::Duration grace = absl::Seconds(config.drain_grace_seconds());
-  spdlog::info("{}: draining (grace {})", signal_name,
-               absl::FormatDuration(grace));
-  server->GetHealthCheckService()->SetServingStatus(false);
-  service.StartDrain();
-  (*scheduler)->Drain(grace);
-  // Handlers write their last chunks after the scheduler is done with them.
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  server->Wait();
+  spdlog::info(
+      "{}: draining (grace {}, port open {})", signal_name,
+      absl::FormatDuration(absl::Seconds(config.drain_grace_seconds())),
+      absl::FormatDuration(absl::Seconds(config.drain_listen_seconds())));
+  DrainAndStop(config, server.get(), &service, scheduler->get());
   metrics_server.reset();
   spdlog::info("shut down");
   return 0;
