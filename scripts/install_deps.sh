@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libsentencepiece-dev
   libmicrohttpd-dev
   python3 python3-grpcio python3-protobuf python3-numpy python3-h2
-  gnuplot-nox clang-format openssl
+  gnuplot-nox clang-format openssl nginx
 )
 
 missing=()
