@@ -4,6 +4,7 @@ Run by gateway_test.sh from the workspace root with the generated stubs on
 PYTHONPATH. Everything listens on 127.0.0.1 on ports the OS picks, and every
 child (nginx and the replicas) is stopped when the test ends.
 """
+import json
 import os
 import re
 import signal
@@ -211,6 +212,29 @@ class GatewayTest(unittest.TestCase):
         for n in served:
             self.assertGreaterEqual(n, 0.3 * 500, served)
 
+    def test_slabload_reports_per_replica_balance(self):
+        out = os.path.join(TMP, "slabload.json")
+        run = subprocess.run(
+            ["loadtest/slabload",
+             "--target=127.0.0.1:%d" % self.gateway.port,
+             "--replica-metrics=" + ",".join(
+                 "127.0.0.1:%d" % r.metrics_port for r in self.replicas),
+             "--requests=100", "--concurrency=8", "--prompt-len=4",
+             "--output-len=4", "--json=" + out],
+            capture_output=True, text=True, timeout=120)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("replicas (requests served: before -> after)",
+                      run.stdout)
+        with open(out) as f:
+            replicas = json.load(f)["points"][0]["replicas"]
+        self.assertEqual(len(replicas), 2)
+        self.assertEqual(sum(r["served"] for r in replicas), 100)
+        for r in replicas:
+            self.assertNotIn("error", r)
+            self.assertEqual(r["served"],
+                             r["served_after"] - r["served_before"])
+            self.assertGreaterEqual(r["share"], 0.3, replicas)
+
     def test_sigterm_drains_one_replica_without_failures(self):
         a, b = self.replicas
         load = Load(self.stub, 200, 16, 48)
@@ -255,6 +279,16 @@ class GatewayTest(unittest.TestCase):
         # The gateway keeps serving, from the survivor.
         after = Load(self.stub, 20, 4, 4).wait()
         self.assertEqual(self.failures(after), [])
+
+    def test_no_replica_left_is_a_clean_unavailable(self):
+        for r in self.replicas:
+            r.stop()
+        request = slabserve_pb2.GenerateRequest(
+            token_ids=slabserve_pb2.TokenIds(ids=[2, 3]), max_tokens=2)
+        with self.assertRaises(grpc.RpcError) as raised:
+            list(self.stub.Generate(request, timeout=30))
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("no slabserve replica", raised.exception.details())
 
 
 if __name__ == "__main__":
