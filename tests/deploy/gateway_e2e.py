@@ -131,7 +131,11 @@ class Gateway:
                 raise AssertionError("nginx exited: " + self.error_log())
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", self.port)) == 0
-        wait_for(listening, 20, "nginx to listen")
+        try:
+            wait_for(listening, 20, "nginx to listen")
+        except AssertionError:
+            self.stop()
+            raise
 
     def error_log(self):
         with open(os.path.join(self.runtime, "error.log")) as f:
@@ -140,7 +144,11 @@ class Gateway:
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=10)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def generate(stub, max_tokens):
@@ -186,17 +194,17 @@ class Load:
 class GatewayTest(unittest.TestCase):
 
     def setUp(self):
-        self.replicas = [Replica("a"), Replica("b")]
+        # Cleanups run even when a later step of setUp fails.
+        self.replicas = []
+        for name in ("a", "b"):
+            self.replicas.append(Replica(name))
+            self.addCleanup(self.replicas[-1].stop)
         self.gateway = Gateway(self.replicas)
+        self.addCleanup(self.gateway.stop)
         self.channel = grpc.insecure_channel(
             "127.0.0.1:%d" % self.gateway.port)
+        self.addCleanup(self.channel.close)
         self.stub = slabserve_pb2_grpc.SlabserveStub(self.channel)
-
-    def tearDown(self):
-        self.channel.close()
-        self.gateway.stop()
-        for r in self.replicas:
-            r.stop()
 
     def failures(self, results):
         return [(code, n) for code, n in results if code != grpc.StatusCode.OK]
