@@ -251,8 +251,9 @@ TEST(ServerOpsTest, SigtermDrainsInFlightStreamsThenExitsZero) {
           std::vector<int32_t>(stream.ids.begin(), stream.ids.begin() + 16),
           ElementsAreArray(golden.greedy_ids));
     } else {
-      // Cut off when the grace period ran out.
-      EXPECT_FALSE(status.ok());
+      // Cut off when the grace period ran out, with a clear status.
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+      EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
       EXPECT_GT(stream.ids.size(), 0u);
     }
   }
@@ -265,15 +266,21 @@ TEST(ServerOpsTest, SigtermDrainsInFlightStreamsThenExitsZero) {
 // checks gets "connection refused" and retries elsewhere, while streams in
 // flight still run to their end.
 TEST(ServerOpsTest, SigtermClosesThePortButFinishesInFlightStreams) {
-  std::unique_ptr<ServerProcess> server =
-      StartOrDie({kGriffin, "--drain_grace_seconds=20"});
+  std::unique_ptr<ServerProcess> server = StartOrDie(
+      {kGriffin, "--drain_grace_seconds=5", "--max_tokens_limit=1000000"});
   ASSERT_NE(server, nullptr);
   auto stub = v1::Slabserve::NewStub(server->NewChannel());
-  constexpr int kTokens = 300;
-  grpc::ClientContext context;
-  auto reader = stub->Generate(&context, GreedyRequest({2, 3, 4}, kTokens));
+  // `endless`, unread, keeps the server draining through the checks below
+  // (its flow-control window and stream buffer fill); `finite` must end well.
+  constexpr int kTokens = 200;
+  grpc::ClientContext endless_context, finite_context;
+  auto endless =
+      stub->Generate(&endless_context, GreedyRequest({2, 3, 4}, 1000000));
+  auto finite =
+      stub->Generate(&finite_context, GreedyRequest({2, 3, 4}, kTokens));
   v1::GenerateChunk chunk;
-  ASSERT_TRUE(reader->Read(&chunk));
+  ASSERT_TRUE(endless->Read(&chunk));
+  ASSERT_TRUE(finite->Read(&chunk));
   int tokens = chunk.token_ids_size();
 
   ASSERT_EQ(kill(server->pid(), SIGTERM), 0);
@@ -287,10 +294,15 @@ TEST(ServerOpsTest, SigtermClosesThePortButFinishesInFlightStreams) {
   EXPECT_THAT(HttpGet(server->metrics_port(), "/healthz"),
               HasSubstr("503 Service Unavailable"));
 
-  while (reader->Read(&chunk)) tokens += chunk.token_ids_size();
-  grpc::Status status = reader->Finish();
+  while (finite->Read(&chunk)) tokens += chunk.token_ids_size();
+  grpc::Status status = finite->Finish();
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(tokens, kTokens);
+  while (endless->Read(&chunk)) {
+  }
+  status = endless->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
   EXPECT_EQ(server->WaitForExit(absl::Seconds(30)), std::optional<int>(0))
       << server->Log();
 }
