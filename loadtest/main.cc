@@ -45,6 +45,9 @@ ABSL_FLAG(std::string, openai_target, "",
 ABSL_FLAG(std::string, metrics_target, "",
           "HOST:PORT of the server's Prometheus endpoint, scraped at the "
           "start and end of each run (empty = skip).");
+ABSL_FLAG(std::vector<std::string>, replica_metrics, {},
+          "With --target a gateway: the replicas' metrics HOST:PORTs "
+          "(comma-separated); reports the requests each served per run.");
 ABSL_FLAG(int, concurrency, 1, "Closed loop: streams kept in flight.");
 ABSL_FLAG(int64_t, requests, 100,
           "Measured requests per run (0 = bounded by --duration only).");
@@ -231,6 +234,41 @@ absl::Status MakeStreamStarter(slabserve::Client& client,
   return absl::OkStatus();
 }
 
+// Requests served so far by each of `addresses` (a replica's error, if
+// any, in its entry).
+std::vector<slabload::ReplicaShare> ScrapeReplicas(
+    const std::vector<std::string>& addresses) {
+  std::vector<slabload::ReplicaShare> replicas;
+  for (const std::string& address : addresses) {
+    slabload::ReplicaShare replica;
+    replica.address = address;
+    absl::StatusOr<slabload::MetricsSnapshot> scraped =
+        slabload::ScrapeMetrics(address);
+    if (scraped.ok()) {
+      replica.served_before = slabload::RequestsServed(*scraped);
+    } else {
+      replica.error = std::string(scraped.status().message());
+    }
+    replicas.push_back(std::move(replica));
+  }
+  return replicas;
+}
+
+// Records each replica's count after the run and the shares.
+void FinishReplicas(std::vector<slabload::ReplicaShare>* replicas) {
+  for (slabload::ReplicaShare& replica : *replicas) {
+    if (!replica.error.empty()) continue;
+    absl::StatusOr<slabload::MetricsSnapshot> scraped =
+        slabload::ScrapeMetrics(replica.address);
+    if (scraped.ok()) {
+      replica.served_after = slabload::RequestsServed(*scraped);
+    } else {
+      replica.error = std::string(scraped.status().message());
+    }
+  }
+  slabload::ComputeShares(replicas);
+}
+
 nlohmann::json ConfigJson(const slabserve::v1::ModelInfo& info) {
   return {{"target", absl::GetFlag(FLAGS_target)},
           {"protocol", absl::GetFlag(FLAGS_protocol)},
@@ -395,6 +433,8 @@ int main(int argc, char** argv) {
 
   slabload::InstallInterruptHandler();
   const std::string metrics_target = absl::GetFlag(FLAGS_metrics_target);
+  const std::vector<std::string> replica_metrics =
+      absl::GetFlag(FLAGS_replica_metrics);
   std::vector<PointResult> points;
   bool failed = false;
   for (double x : sweep) {
@@ -414,8 +454,10 @@ int main(int argc, char** argv) {
     slabload::MetricsSnapshot before, after;
     const bool scraped =
         !metrics_target.empty() && Scrape(metrics_target, &before, &point);
+    point.replicas = ScrapeReplicas(replica_metrics);
     slabload::Workload requests(workload);
     slabload::RunResult result = slabload::RunLoad(start_stream, requests, run);
+    FinishReplicas(&point.replicas);
     point.summary = slabload::SummarizeRun(result.records, slo);
     point.stopped_early = result.stopped_early;
     if (scraped && Scrape(metrics_target, &after, &point)) {

@@ -91,6 +91,17 @@ void PrintSummary(const PointResult& point, std::FILE* out) {
   if (!point.metrics_error.empty()) {
     std::fprintf(out, "  server metrics: %s\n", point.metrics_error.c_str());
   }
+  if (!point.replicas.empty()) {
+    std::fprintf(out, "  replicas (requests served: before -> after):\n");
+  }
+  for (const ReplicaShare& r : point.replicas) {
+    if (!r.error.empty()) {
+      std::fprintf(out, "    %-24s %s\n", r.address.c_str(), r.error.c_str());
+      continue;
+    }
+    std::fprintf(out, "    %-24s %g -> %g: %g (%.1f%%)\n", r.address.c_str(),
+                 r.served_before, r.served_after, r.served, 100 * r.share);
+  }
   int shown = 0;
   for (const auto& [series, value] : point.server_metrics) {
     if (absl::StrContains(series, "_bucket")) continue;
@@ -158,6 +169,15 @@ nlohmann::json PointToJson(const PointResult& point) {
   if (!point.metrics_error.empty())
     j["server_metrics_error"] = point.metrics_error;
   if (!point.server_metrics.empty()) j["server_metrics"] = point.server_metrics;
+  for (const ReplicaShare& r : point.replicas) {
+    nlohmann::json replica = {{"address", r.address},
+                              {"served_before", r.served_before},
+                              {"served_after", r.served_after},
+                              {"served", r.served},
+                              {"share", r.share}};
+    if (!r.error.empty()) replica["error"] = r.error;
+    j["replicas"].push_back(std::move(replica));
+  }
   return j;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "loadtest/server_metrics.h"
 #include "loadtest/stats.h"
 
 namespace slabload {
@@ -24,6 +25,8 @@ struct PointResult {
   // Server-side figures (counters end - start); empty when not scraped.
   std::map<std::string, double> server_metrics;
   std::string metrics_error;
+  // With --replica-metrics: requests each replica behind a gateway served.
+  std::vector<ReplicaShare> replicas;
 };
 
 void PrintSummary(const PointResult& point, std::FILE* out);

@@ -174,4 +174,24 @@ std::map<std::string, double> MetricsDelta(const MetricsSnapshot& start,
   return delta;
 }
 
+double RequestsServed(const MetricsSnapshot& snapshot) {
+  static constexpr absl::string_view kSeries = "slabserve_requests_total{";
+  double total = 0;
+  for (const auto& [series, value] : snapshot.values) {
+    if (absl::StartsWith(series, kSeries)) total += value;
+  }
+  return total;
+}
+
+void ComputeShares(std::vector<ReplicaShare>* replicas) {
+  double total = 0;
+  for (ReplicaShare& r : *replicas) {
+    r.served = r.error.empty() ? r.served_after - r.served_before : 0;
+    total += r.served;
+  }
+  for (ReplicaShare& r : *replicas) {
+    r.share = total > 0 ? r.served / total : 0;
+  }
+}
+
 }  // namespace slabload

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -30,6 +31,24 @@ absl::StatusOr<MetricsSnapshot> ScrapeMetrics(const std::string& host_port);
 // start; other series at their end value.
 std::map<std::string, double> MetricsDelta(const MetricsSnapshot& start,
                                            const MetricsSnapshot& end);
+
+// Requests one replica behind a gateway served during a run, from its
+// slabserve_requests_total (all statuses) scraped before and after.
+struct ReplicaShare {
+  std::string address;  // its metrics HOST:PORT
+  double served_before = 0;
+  double served_after = 0;
+  double served = 0;  // after - before
+  double share = 0;   // of all replicas' served; 0 when none served any
+  std::string error;  // why it could not be scraped; the figures are 0 then
+};
+
+// slabserve_requests_total summed over its status labels.
+double RequestsServed(const MetricsSnapshot& snapshot);
+
+// Fills each replica's served and share from its before/after figures;
+// replicas with an error count as serving none.
+void ComputeShares(std::vector<ReplicaShare>* replicas);
 
 }  // namespace slabload
 

@@ -55,4 +55,32 @@ TEST(ServerMetricsTest, UnreachableEndpointIsAnError) {
 }
 
 }  // namespace
+TEST(ServerMetricsTest, RequestsServedSumsEveryStatus) {
+  MetricsSnapshot snapshot = ParseMetrics(
+      "slabserve_requests_total{status=\"ok\"} 7\n"
+      "slabserve_requests_total{status=\"unavailable\"} 2\n"
+      "slabserve_prompt_tokens_total 100\n");
+  EXPECT_EQ(RequestsServed(snapshot), 9);
+  EXPECT_EQ(RequestsServed(MetricsSnapshot()), 0);
+}
+
+TEST(ServerMetricsTest, SharesAreOfAllReplicasServed) {
+  std::vector<ReplicaShare> replicas(3);
+  replicas[0].served_before = 10;
+  replicas[0].served_after = 40;  // 30
+  replicas[1].served_after = 10;  // 10
+  replicas[2].served_after = 99;
+  replicas[2].error = "connection refused";  // counts as none
+  ComputeShares(&replicas);
+  EXPECT_EQ(replicas[0].served, 30);
+  EXPECT_DOUBLE_EQ(replicas[0].share, 0.75);
+  EXPECT_DOUBLE_EQ(replicas[1].share, 0.25);
+  EXPECT_EQ(replicas[2].served, 0);
+  EXPECT_EQ(replicas[2].share, 0);
+
+  std::vector<ReplicaShare> idle(2);
+  ComputeShares(&idle);
+  EXPECT_EQ(idle[0].share, 0);
+}
+
 }  // namespace slabload

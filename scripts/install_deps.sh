@@ -10,8 +10,12 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libsentencepiece-dev
   libmicrohttpd-dev
   python3 python3-grpcio python3-protobuf python3-numpy python3-h2
-  gnuplot-nox clang-format openssl curl clang-14 libclang-rt-14-dev
+  gnuplot-nox clang-format openssl curl nginx python3-yaml clang-14
+  libclang-rt-14-dev
 )
+# kubectl (client side only, for the offline manifest check): Debian's
+# kubernetes-client, unless another package already provides the command.
+if ! command -v kubectl >/dev/null; then packages+=(kubernetes-client); fi
 
 missing=()
 for p in "${packages[@]}"; do

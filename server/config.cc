@@ -222,6 +222,10 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return invalid("max_tokens_limit must be > 0, got ",
                    config.max_tokens_limit());
   }
+  if (!(config.drain_listen_seconds() >= 0)) {
+    return invalid("drain_listen_seconds must be >= 0, got ",
+                   config.drain_listen_seconds());
+  }
   if (!(config.drain_grace_seconds() >= 0)) {
     return invalid("drain_grace_seconds must be >= 0, got ",
                    config.drain_grace_seconds());

@@ -68,6 +68,7 @@ TEST(ConfigTest, ValidationNamesTheBadField) {
        "config: backend \"gpu\" is not one of auto, cpu, cuda"},
       {model + "max_tokens_limit: 0", "max_tokens_limit must be > 0"},
       {model + "drain_grace_seconds: -1", "drain_grace_seconds must be >= 0"},
+      {model + "drain_listen_seconds: -1", "drain_listen_seconds must be >= 0"},
       {model + "tokenizer_path: \"missing.model\"", "tokenizer_path"},
   };
   for (const Case& c : cases) {

@@ -3,6 +3,8 @@
 // in-flight streams, then exit 0.
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -10,6 +12,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -73,6 +76,9 @@ ABSL_FLAG(int, max_streams_per_connection, -1,
           "concurrent streams per HTTP/2 connection");
 ABSL_FLAG(double, drain_grace_seconds, -1,
           "time in-flight streams get to finish on SIGTERM");
+ABSL_FLAG(double, drain_listen_seconds, -1,
+          "on SIGTERM, keep accepting connections (answering NOT_SERVING) "
+          "this long before closing the port");
 ABSL_FLAG(int, max_n, -1, "largest n (completions per request)");
 ABSL_FLAG(std::string, tls_cert_file, "", "server certificate chain (PEM)");
 ABSL_FLAG(std::string, tls_key_file, "", "server private key (PEM)");
@@ -129,6 +135,9 @@ absl::Status ApplyFlags(ServerConfig* config) {
           [&](int v) { config->set_max_streams_per_connection(v); });
   if (double grace = absl::GetFlag(FLAGS_drain_grace_seconds); grace != -1) {
     config->set_drain_grace_seconds(grace);
+  }
+  if (double listen = absl::GetFlag(FLAGS_drain_listen_seconds); listen != -1) {
+    config->set_drain_listen_seconds(listen);
   }
   if (double stall = absl::GetFlag(FLAGS_stream_stall_seconds); stall != -1) {
     config->set_stream_stall_seconds(stall);
@@ -260,6 +269,38 @@ absl::StatusOr<std::unique_ptr<OpenAiServer>> StartOpenAi(
     }
   }
   return server;
+}
+
+// Readiness goes NOT_SERVING first, so health-checking balancers stop
+// sending work; after `listen` the port closes (new connections are refused,
+// existing ones get GOAWAY) while in-flight streams run on for `grace`.
+void DrainAndStop(const ServerConfig& config, grpc::Server* server,
+                  SlabserveService* service, Scheduler* scheduler,
+                  std::atomic<bool>* shutting_down) {
+  *shutting_down = true;  // /healthz and the OpenAI API answer 503 at once
+  const absl::Duration grace = absl::Seconds(config.drain_grace_seconds());
+  const absl::Duration listen = absl::Seconds(config.drain_listen_seconds());
+  const absl::Time start = absl::Now();
+  server->GetHealthCheckService()->SetServingStatus(false);
+  // With the port kept open, new calls get a clear UNAVAILABLE meanwhile.
+  if (listen > absl::ZeroDuration()) service->StartDrain();
+  std::thread closer([&] {
+    absl::SleepFor(listen);
+    // Handlers write their last chunks after the scheduler is done with
+    // them, so the deadline leaves a margin past the grace period.
+    server->Shutdown(
+        absl::ToChronoTime(start + std::max(grace, listen) + absl::Seconds(5)));
+  });
+  if (listen == absl::ZeroDuration()) {
+    // The port closes at once; calls gRPC accepted just before are served,
+    // not refused: a gateway could not send them elsewhere any more. They
+    // reach the scheduler within moments, even on a loaded machine.
+    absl::SleepFor(absl::Seconds(1));
+    service->StartDrain();
+  }
+  scheduler->Drain(grace);
+  closer.join();
+  server->Wait();
 }
 
 // Blocks until SIGTERM or SIGINT; returns its name.
@@ -424,6 +465,7 @@ int Run(const sigset_t& shutdown_signals) {
         host);
   }
 
+  std::atomic<bool> shutting_down{false};  // set by SIGTERM / SIGINT
   std::unique_ptr<MetricsHttpServer> metrics_server;
   if (!config.metrics_listen().empty()) {
     std::string metrics_host;
@@ -432,7 +474,7 @@ int Run(const sigset_t& shutdown_signals) {
         .IgnoreError();  // checked by ValidateConfig
     MetricsHttpServer::Handlers handlers;
     handlers.metrics = [&] { return metrics.Render((*scheduler)->stats()); };
-    handlers.healthy = [&] { return !service.draining(); };
+    handlers.healthy = [&] { return !shutting_down; };
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
         MetricsHttpServer::Start(metrics_host, metrics_port, handlers);
     if (!started.ok()) {
@@ -455,7 +497,7 @@ int Run(const sigset_t& shutdown_signals) {
   if (!config.openai_listen().empty()) {
     absl::StatusOr<std::unique_ptr<OpenAiServer>> started =
         StartOpenAi(config, scheduler->get(), tokenizer.get(), &metrics,
-                    service_options, [&service] { return service.draining(); });
+                    service_options, [&] { return shutting_down.load(); });
     if (!started.ok()) {
       spdlog::error("{}", std::string(started.status().message()));
       return 1;
@@ -470,15 +512,12 @@ int Run(const sigset_t& shutdown_signals) {
   }
 
   const char* signal_name = WaitForShutdownSignal(shutdown_signals);
-  absl::Duration grace = absl::Seconds(config.drain_grace_seconds());
-  spdlog::info("{}: draining (grace {})", signal_name,
-               absl::FormatDuration(grace));
-  server->GetHealthCheckService()->SetServingStatus(false);
-  service.StartDrain();
-  (*scheduler)->Drain(grace);
-  // Handlers write their last chunks after the scheduler is done with them.
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  server->Wait();
+  spdlog::info(
+      "{}: draining (grace {}, port open {})", signal_name,
+      absl::FormatDuration(absl::Seconds(config.drain_grace_seconds())),
+      absl::FormatDuration(absl::Seconds(config.drain_listen_seconds())));
+  DrainAndStop(config, server.get(), &service, scheduler->get(),
+               &shutting_down);
   openai_server.reset();
   metrics_server.reset();
   spdlog::info("shut down");

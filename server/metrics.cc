@@ -38,6 +38,27 @@ std::vector<double> BatchBuckets() {
   return {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 }
 
+// The gauges inference-aware gateways (Kubernetes Gateway API Inference
+// Extension) scrape from vLLM-compatible servers, so one endpoint picker can
+// route across slabserve and vLLM alike. A slot is slabserve's KV cache: the
+// usage is the fraction of slots holding a sequence.
+void AppendGatewayGauges(const SchedulerStats& stats, std::string* out) {
+  AppendGauge("vllm:num_requests_waiting",
+              "Requests waiting for a slot (same as slabserve_waiting).",
+              stats.waiting, out);
+  AppendGauge("vllm:num_requests_running",
+              "Requests holding slots (same as slabserve_running).",
+              stats.running, out);
+  double usage =
+      stats.slot_capacity > 0
+          ? static_cast<double>(stats.slots_in_use) / stats.slot_capacity
+          : 0.0;
+  AppendGauge("vllm:kv_cache_usage_perc",
+              "Fraction of state memory in use (slots in use / capacity), "
+              "0 to 1.",
+              usage, out);
+}
+
 }  // namespace
 
 Histogram::Histogram(std::vector<double> bounds)
@@ -142,6 +163,7 @@ std::string ServerMetrics::Render(const SchedulerStats& stats) const {
       "slabserve_state_memory_capacity_bytes", "State memory of all slots.",
       static_cast<double>(stats.state_bytes_per_sequence) * stats.slot_capacity,
       &out);
+  AppendGatewayGauges(stats, &out);
   return out;
 }
 

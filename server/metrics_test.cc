@@ -108,6 +108,28 @@ TEST(ServerMetricsTest, RendersCountersHistogramsAndGauges) {
   EXPECT_THAT(out, HasSubstr("slabserve_state_memory_capacity_bytes 1000\n"));
 }
 
+TEST(ServerMetricsTest, RendersGatewayGaugesUnderVllmNames) {
+  ServerMetrics metrics;
+  SchedulerStats stats;
+  stats.slot_capacity = 8;
+  stats.slots_in_use = 2;
+  stats.running = 2;
+  stats.waiting = 5;
+  std::string out = metrics.Render(stats);
+  EXPECT_THAT(out, HasSubstr("# TYPE vllm:num_requests_waiting gauge\n"
+                             "vllm:num_requests_waiting 5\n"));
+  EXPECT_THAT(out, HasSubstr("# TYPE vllm:num_requests_running gauge\n"
+                             "vllm:num_requests_running 2\n"));
+  EXPECT_THAT(out, HasSubstr("# TYPE vllm:kv_cache_usage_perc gauge\n"
+                             "vllm:kv_cache_usage_perc 0.25\n"));
+
+  stats.slots_in_use = 8;
+  EXPECT_THAT(metrics.Render(stats), HasSubstr("vllm:kv_cache_usage_perc 1\n"));
+  // No slots at all (a model whose state exceeds the budget): 0, never NaN.
+  EXPECT_THAT(metrics.Render(SchedulerStats{}),
+              HasSubstr("vllm:kv_cache_usage_perc 0\n"));
+}
+
 TEST(MetricsHttpServerTest, ServesMetricsHealthAndErrors) {
   std::atomic<bool> healthy = true;
   MetricsHttpServer::Handlers handlers;

@@ -184,8 +184,11 @@ TEST(ServerOpsTest, FullQueueIsResourceExhausted) {
 }
 
 TEST(ServerOpsTest, SigtermDrainsInFlightStreamsThenExitsZero) {
-  std::unique_ptr<ServerProcess> server = StartOrDie(
-      {kGriffin, "--drain_grace_seconds=2", "--max_tokens_limit=1000000"});
+  // The port stays open past the grace period, so the checks below can
+  // reach the draining server on a new call.
+  std::unique_ptr<ServerProcess> server =
+      StartOrDie({kGriffin, "--drain_grace_seconds=2",
+                  "--drain_listen_seconds=3", "--max_tokens_limit=1000000"});
   ASSERT_NE(server, nullptr);
   std::shared_ptr<grpc::Channel> channel = server->NewChannel();
   auto stub = v1::Slabserve::NewStub(channel);
@@ -221,6 +224,8 @@ TEST(ServerOpsTest, SigtermDrainsInFlightStreamsThenExitsZero) {
   }
   EXPECT_THAT(health, HasSubstr("503 Service Unavailable"));
   EXPECT_EQ(HealthStatus(channel, ""), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(HealthStatus(channel, "slabserve.v1.Slabserve"),
+            HealthCheckResponse::NOT_SERVING);
   GenerateResult refused = Generate(*stub, GreedyRequest({2, 3}, 4));
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(refused.status.error_message(), HasSubstr("shutting down"));
@@ -246,14 +251,60 @@ TEST(ServerOpsTest, SigtermDrainsInFlightStreamsThenExitsZero) {
           std::vector<int32_t>(stream.ids.begin(), stream.ids.begin() + 16),
           ElementsAreArray(golden.greedy_ids));
     } else {
-      // Cut off when the grace period ran out.
-      EXPECT_FALSE(status.ok());
+      // Cut off when the grace period ran out, with a clear status.
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+      EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
       EXPECT_GT(stream.ids.size(), 0u);
     }
   }
   EXPECT_EQ(server->WaitForExit(absl::Seconds(20)), std::optional<int>(0))
       << server->Log();
   EXPECT_THAT(server->Log(), HasSubstr("SIGTERM: draining"));
+}
+
+// By default the port closes on SIGTERM, so a gateway without active health
+// checks gets "connection refused" and retries elsewhere, while streams in
+// flight still run to their end.
+TEST(ServerOpsTest, SigtermClosesThePortButFinishesInFlightStreams) {
+  std::unique_ptr<ServerProcess> server = StartOrDie(
+      {kGriffin, "--drain_grace_seconds=5", "--max_tokens_limit=1000000"});
+  ASSERT_NE(server, nullptr);
+  auto stub = v1::Slabserve::NewStub(server->NewChannel());
+  // `endless`, unread, keeps the server draining through the checks below
+  // (its flow-control window and stream buffer fill); `finite` must end well.
+  constexpr int kTokens = 200;
+  grpc::ClientContext endless_context, finite_context;
+  auto endless =
+      stub->Generate(&endless_context, GreedyRequest({2, 3, 4}, 1000000));
+  auto finite =
+      stub->Generate(&finite_context, GreedyRequest({2, 3, 4}, kTokens));
+  v1::GenerateChunk chunk;
+  ASSERT_TRUE(endless->Read(&chunk));
+  ASSERT_TRUE(finite->Read(&chunk));
+  int tokens = chunk.token_ids_size();
+
+  ASSERT_EQ(kill(server->pid(), SIGTERM), 0);
+  // A new connection is refused soon after the signal.
+  int fresh = HealthCheckResponse::SERVING;
+  for (int i = 0; i < 100 && fresh != -grpc::StatusCode::UNAVAILABLE; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    fresh = HealthStatus(server->NewChannel(), "");
+  }
+  EXPECT_EQ(fresh, -grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(HttpGet(server->metrics_port(), "/healthz"),
+              HasSubstr("503 Service Unavailable"));
+
+  while (finite->Read(&chunk)) tokens += chunk.token_ids_size();
+  grpc::Status status = finite->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(tokens, kTokens);
+  while (endless->Read(&chunk)) {
+  }
+  status = endless->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
+  EXPECT_EQ(server->WaitForExit(absl::Seconds(30)), std::optional<int>(0))
+      << server->Log();
 }
 
 TEST(ServerOpsTest, ModelWithoutTokenizerTakesTokenIdsOnly) {
