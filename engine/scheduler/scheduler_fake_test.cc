@@ -2,7 +2,6 @@
 // advance: admission, fork, the prefix cache, cancellation, deadlines,
 // failing steps and slot accounting. No model math runs here.
 #include <memory>
-#include <random>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -43,15 +42,8 @@ Harness Make(FakeBackendOptions backend_options = {},
 
 GenerationRequest Request(int prompt_length, int max_new_tokens,
                           uint32_t salt = 0) {
-  std::mt19937 rng(salt);
-  GenerationRequest request;
-  request.prompt = {2};
-  while (static_cast<int>(request.prompt.size()) < prompt_length) {
-    request.prompt.push_back(4 + rng() % (kVocab - 4));
-  }
-  request.max_new_tokens = max_new_tokens;
-  request.ignore_eos = true;
-  return request;
+  return ::slabserve::testing::RandomRequest(prompt_length, max_new_tokens,
+                                             salt);
 }
 
 // What a slot seeded with `seed` generates after `prompt`: each sampled

@@ -31,15 +31,8 @@ std::unique_ptr<Scheduler> Make(const SchedulerOptions& options, int slots = 0,
 
 GenerationRequest Request(int prompt_length, int max_new_tokens,
                           uint32_t salt = 0) {
-  std::mt19937 rng(salt);
-  GenerationRequest request;
-  request.prompt = {2};
-  while (static_cast<int>(request.prompt.size()) < prompt_length) {
-    request.prompt.push_back(4 + rng() % 508);
-  }
-  request.max_new_tokens = max_new_tokens;
-  request.ignore_eos = true;
-  return request;
+  return ::slabserve::testing::RandomRequest(prompt_length, max_new_tokens,
+                                             salt);
 }
 
 std::shared_ptr<RequestStream> Submit(Scheduler& scheduler,

@@ -1,6 +1,7 @@
 #include "engine/scheduler/test_util.h"
 
 #include <map>
+#include <random>
 
 #include "absl/synchronization/mutex.h"
 #include "engine/backend/cpu_backend.h"
@@ -117,6 +118,19 @@ RequestResult RunToEnd(Scheduler& scheduler, const GenerationRequest& request) {
     return RequestResult();
   }
   return ReadAll(**stream, request.n);
+}
+
+GenerationRequest RandomRequest(int prompt_length, int max_new_tokens,
+                                uint32_t salt) {
+  std::mt19937 rng(salt);
+  GenerationRequest request;
+  request.prompt = {2};
+  while (static_cast<int>(request.prompt.size()) < prompt_length) {
+    request.prompt.push_back(4 + rng() % 508);
+  }
+  request.max_new_tokens = max_new_tokens;
+  request.ignore_eos = true;
+  return request;
 }
 
 }  // namespace testing

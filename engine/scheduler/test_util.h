@@ -50,6 +50,10 @@ void Absorb(const std::vector<StreamEvent>& events, RequestResult& result);
 // Submits and reads to the end; fails the test on a rejected request.
 RequestResult RunToEnd(Scheduler& scheduler, const GenerationRequest& request);
 
+// A request of BOS (2) then seeded token ids in [4, 512), past EOS.
+GenerationRequest RandomRequest(int prompt_length, int max_new_tokens,
+                                uint32_t salt = 0);
+
 }  // namespace testing
 }  // namespace slabserve
 
