@@ -249,9 +249,7 @@ absl::StatusOr<std::unique_ptr<OpenAiServer>> StartOpenAi(
                absl::CEscape(chat.chat_template.format()), chat.origin);
   OpenAiServerOptions options;
   options.model_name = service_options.model_name;
-  options.request_limits = {service_options.max_tokens_limit,
-                            service_options.max_prompt_tokens,
-                            service_options.max_n};
+  options.request_limits = service_options.limits;
   options.chat_template = chat.chat_template;
   options.api_keys = service_options.api_keys;
   options.http.max_body_bytes =
@@ -403,11 +401,10 @@ int Run(const sigset_t& shutdown_signals) {
 
   ServiceOptions service_options;
   service_options.model_name = BaseName(config.model_dir());
-  service_options.max_tokens_limit = config.max_tokens_limit();
-  service_options.max_prompt_tokens = config.max_prompt_tokens();
+  service_options.limits = {config.max_tokens_limit(),
+                            config.max_prompt_tokens(), config.max_n()};
   service_options.stream_stall_timeout =
       absl::Seconds(config.stream_stall_seconds());
-  service_options.max_n = config.max_n();
   std::optional<ApiKeys> api_keys;
   if (!config.api_keys_file().empty()) {
     absl::StatusOr<ApiKeys> loaded = ApiKeys::Load(config.api_keys_file());

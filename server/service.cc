@@ -90,9 +90,7 @@ SlabserveService::SlabserveService(Scheduler* scheduler,
       tokenizer_(tokenizer),
       metrics_(metrics),
       options_(std::move(options)),
-      converter_(scheduler->model_info(), tokenizer,
-                 RequestLimits{options_.max_tokens_limit,
-                               options_.max_prompt_tokens, options_.max_n}),
+      converter_(scheduler->model_info(), tokenizer, options_.limits),
       id_prefix_(std::random_device{}()) {}
 
 std::string SlabserveService::NewRequestId() {
@@ -258,7 +256,7 @@ grpc::Status SlabserveService::GetModelInfoImpl(v1::ModelInfo* response) {
   response->set_has_tokenizer(tokenizer_ != nullptr);
   response->set_bos_token_id(info.bos_id);
   response->set_eos_token_id(info.eos_id);
-  response->set_max_tokens_limit(options_.max_tokens_limit);
+  response->set_max_tokens_limit(options_.limits.max_tokens_limit);
   response->set_weights_dtype(info.weights_dtype);
   return grpc::Status::OK;
 }

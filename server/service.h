@@ -25,9 +25,7 @@ namespace slabserve::server {
 
 struct ServiceOptions {
   std::string model_name;  // reported by GetModelInfo
-  int max_tokens_limit = 4096;
-  int max_prompt_tokens = 32768;
-  int max_n = 16;
+  RequestLimits limits;    // for every front end's requests
   // A stream whose client leaves a reply unread this long is cancelled.
   absl::Duration stream_stall_timeout = absl::Seconds(60);
   // When set, every call must present one of these keys (not owned).
