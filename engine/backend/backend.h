@@ -117,8 +117,9 @@ class Backend {
   // Frees an allocated slot with its sampler.
   virtual void Release(int slot) = 0;
   // Makes an allocated slot the snapshot's copy (the sampler stays); a
-  // snapshot's logits serve the slot's next step only.
-  virtual void Restore(int slot, const SlotSnapshot& snapshot) = 0;
+  // snapshot's logits serve the slot's next step only. RESOURCE_EXHAUSTED,
+  // with the slot unchanged, when its per-token state does not fit.
+  virtual absl::Status Restore(int slot, const SlotSnapshot& snapshot) = 0;
 
   // Returns the memory that only free slots hold to the operating system
   // (called when the server has gone idle); the bytes released.

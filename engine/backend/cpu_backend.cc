@@ -31,8 +31,8 @@ class CpuSnapshot : public SlotSnapshot {
 absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(
     Model* model, size_t state_budget_bytes) {
   if (model == nullptr) return absl::InvalidArgumentError("model is null");
-  absl::StatusOr<std::unique_ptr<StatePool>> pool =
-      StatePool::CreateWithBudget(model->StateLayout(), state_budget_bytes);
+  absl::StatusOr<std::unique_ptr<StatePool>> pool = StatePool::CreateWithBudget(
+      model->StateLayout(), state_budget_bytes, model->TokenLayout());
   if (!pool.ok()) return pool.status();
   return std::unique_ptr<CpuBackend>(new CpuBackend(model, *std::move(pool)));
 }
@@ -59,14 +59,17 @@ void CpuBackend::Release(int slot) {
   restored_logits_.erase(slot);
 }
 
-void CpuBackend::Restore(int slot, const SlotSnapshot& snapshot) {
+absl::Status CpuBackend::Restore(int slot, const SlotSnapshot& snapshot) {
   const auto& host = static_cast<const CpuSnapshot&>(snapshot);
-  pool_->Restore(slot, host.state());
+  if (absl::Status status = pool_->Restore(slot, host.state()); !status.ok()) {
+    return status;
+  }
   if (host.has_logits()) {
     restored_logits_[slot] = host.logits();
   } else {
     restored_logits_.erase(slot);
   }
+  return absl::OkStatus();
 }
 
 void CpuBackend::Submit(StepPlan plan) { pending_ = RunStep(plan); }

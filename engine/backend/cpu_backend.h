@@ -31,7 +31,7 @@ class CpuBackend : public Backend {
 
   int Allocate(const SlotSampling& sampling) override;
   void Release(int slot) override;
-  void Restore(int slot, const SlotSnapshot& snapshot) override;
+  absl::Status Restore(int slot, const SlotSnapshot& snapshot) override;
   size_t ReleaseUnusedMemory() override { return pool_->ReleaseUnusedMemory(); }
 
   void Submit(StepPlan plan) override;

@@ -68,7 +68,7 @@ void FakeBackend::Release(int slot) {
   slots_[slot] = Slot();
 }
 
-void FakeBackend::Restore(int slot, const SlotSnapshot& snapshot) {
+absl::Status FakeBackend::Restore(int slot, const SlotSnapshot& snapshot) {
   absl::MutexLock lock(&mu_);
   if (slot < 0 || slot >= options_.capacity || !slots_[slot].allocated) {
     ABSL_RAW_LOG(FATAL, "Restore into slot %d, which is not allocated", slot);
@@ -76,6 +76,7 @@ void FakeBackend::Restore(int slot, const SlotSnapshot& snapshot) {
   const auto& fake = static_cast<const FakeSnapshot&>(snapshot);
   slots_[slot].history = fake.history();
   slots_[slot].has_logits = fake.has_logits();
+  return absl::OkStatus();
 }
 
 void FakeBackend::Submit(StepPlan plan) {

@@ -44,7 +44,7 @@ class FakeBackend : public Backend {
 
   int Allocate(const SlotSampling& sampling) override;
   void Release(int slot) override;
-  void Restore(int slot, const SlotSnapshot& snapshot) override;
+  absl::Status Restore(int slot, const SlotSnapshot& snapshot) override;
   // Holds no memory per free slot: counts the calls, releases nothing.
   size_t ReleaseUnusedMemory() override;
   void Submit(StepPlan plan) override;

@@ -343,10 +343,12 @@ bool SchedulerImpl::Admit(absl::Time now) {
     }
     if (prefix_cache_ != nullptr) {
       const CachedPrefix* hit = prefix_cache_->Lookup(spec.prompt);
-      if (hit != nullptr) {
-        // A whole-prompt hit restores its logits too: the next step samples
-        // the first tokens without a forward pass.
-        backend_->Restore(request->completions[0].slot, *hit->snapshot);
+      // A whole-prompt hit restores its logits too: the next step samples
+      // the first tokens without a forward pass. A hit whose per-token
+      // state does not fit now is a miss.
+      if (hit != nullptr &&
+          backend_->Restore(request->completions[0].slot, *hit->snapshot)
+              .ok()) {
         request->prefilled = request->cached =
             static_cast<int>(hit->tokens.size());
         if (request->prefilled == request->prompt_length()) {
