@@ -8,16 +8,20 @@
 namespace slabserve {
 namespace {
 
-// A host snapshot: the pool's copy of the slot and, for a whole prompt, the
-// logits of its last token.
+// A host snapshot: the pool's copy of the slot's rows, its blocks shared by
+// reference and, for a whole prompt, the logits of its last token.
 class CpuSnapshot : public SlotSnapshot {
  public:
   CpuSnapshot(StateSnapshot state, std::vector<float> logits)
       : state_(std::move(state)), logits_(std::move(logits)) {}
   size_t bytes() const override {
-    return state_.bytes.size() + logits_.size() * sizeof(float);
+    return state_.bytes.size() + state_.token_bytes.size() +
+           logits_.size() * sizeof(float);
   }
   bool has_logits() const override { return !logits_.empty(); }
+  int blocks() const override {
+    return static_cast<int>(state_.shared.blocks().size());
+  }
   const StateSnapshot& state() const { return state_; }
   const std::vector<float>& logits() const { return logits_; }
 
@@ -26,13 +30,48 @@ class CpuSnapshot : public SlotSnapshot {
   std::vector<float> logits_;
 };
 
+// A swapped-out slot: a full copy of its state (blocks included), its
+// sampler and any logits a restored snapshot left for its next step.
+class CpuSwapped : public SwappedSlot {
+ public:
+  CpuSwapped(StateSnapshot state, int blocks, Sampler sampler, int top_logprobs,
+             std::vector<float> logits)
+      : state_(std::move(state)),
+        blocks_(blocks),
+        sampler_(std::move(sampler)),
+        top_logprobs_(top_logprobs),
+        logits_(std::move(logits)) {}
+  size_t bytes() const override {
+    return sizeof(*this) + state_.bytes.size() + state_.token_bytes.size() +
+           sampler_.bytes() + logits_.size() * sizeof(float);
+  }
+  int blocks() const override { return blocks_; }
+  const StateSnapshot& state() const { return state_; }
+  const Sampler& sampler() const { return sampler_; }
+  int top_logprobs() const { return top_logprobs_; }
+  const std::vector<float>& logits() const { return logits_; }
+
+ private:
+  StateSnapshot state_;
+  int blocks_;
+  Sampler sampler_;
+  int top_logprobs_;
+  std::vector<float> logits_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(
-    Model* model, size_t state_budget_bytes) {
+    Model* model, size_t state_budget_bytes, int block_tokens) {
   if (model == nullptr) return absl::InvalidArgumentError("model is null");
+  if (block_tokens < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block_tokens must not be negative, got ", block_tokens));
+  }
+  TokenStateLayout tokens = model->TokenLayout();
+  if (block_tokens > 0) tokens.block_tokens = block_tokens;
   absl::StatusOr<std::unique_ptr<StatePool>> pool = StatePool::CreateWithBudget(
-      model->StateLayout(), state_budget_bytes, model->TokenLayout());
+      model->StateLayout(), state_budget_bytes, std::move(tokens));
   if (!pool.ok()) return pool.status();
   return std::unique_ptr<CpuBackend>(new CpuBackend(model, *std::move(pool)));
 }
@@ -72,6 +111,38 @@ absl::Status CpuBackend::Restore(int slot, const SlotSnapshot& snapshot) {
   return absl::OkStatus();
 }
 
+std::unique_ptr<SwappedSlot> CpuBackend::SwapOut(int slot) {
+  const SlotSampler& sampler = *samplers_[slot];
+  std::vector<float> logits;
+  if (auto restored = restored_logits_.find(slot);
+      restored != restored_logits_.end()) {
+    logits = restored->second;
+  }
+  auto copy = std::make_unique<CpuSwapped>(
+      pool_->Save(slot), pool_->BlocksHeld(slot), sampler.sampler,
+      sampler.top_logprobs, std::move(logits));
+  Release(slot);
+  return copy;
+}
+
+absl::StatusOr<int> CpuBackend::SwapIn(const SwappedSlot& copy) {
+  const auto& host = static_cast<const CpuSwapped&>(copy);
+  const int slot = pool_->Allocate();
+  if (slot < 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("no free slot to swap a sequence into: all ",
+                     pool_->capacity(), " are in use"));
+  }
+  if (absl::Status status = pool_->Restore(slot, host.state()); !status.ok()) {
+    pool_->Release(slot);
+    return status;
+  }
+  samplers_[slot] = std::make_unique<SlotSampler>(
+      SlotSampler{host.sampler(), host.top_logprobs()});
+  if (!host.logits().empty()) restored_logits_[slot] = host.logits();
+  return slot;
+}
+
 void CpuBackend::Submit(StepPlan plan) { pending_ = RunStep(plan); }
 
 StepResult CpuBackend::Wait() {
@@ -85,7 +156,7 @@ StepResult CpuBackend::RunStep(const StepPlan& plan) {
     slot_logits_[slot] = logits.data();
   }
   StepResult result;
-  result.chunks = RunForward(plan);
+  result.chunks = RunForward(plan, ReserveBlocks(plan));
   RunSnapshots(plan, result);
   RunForks(plan);
   RunSamples(plan, result);
@@ -104,35 +175,55 @@ StepResult CpuBackend::RunStep(const StepPlan& plan) {
   return result;
 }
 
-std::vector<absl::Status> CpuBackend::RunForward(const StepPlan& plan) {
+std::vector<absl::Status> CpuBackend::ReserveBlocks(const StepPlan& plan) {
+  std::vector<absl::Status> errors(plan.chunks.size());
+  if (!pool_->has_token_state()) return errors;
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    const PlannedChunk& chunk = plan.chunks[i];
+    // The model reports a bad slot; only allocated ones have tables.
+    if (!pool_->IsAllocated(chunk.slot)) continue;
+    errors[i] = pool_->ReserveTokens(
+        chunk.slot, pool_->position(chunk.slot) +
+                        static_cast<int64_t>(chunk.tokens.size()));
+  }
+  return errors;
+}
+
+std::vector<absl::Status> CpuBackend::RunForward(
+    const StepPlan& plan, std::vector<absl::Status> errors) {
   const size_t vocab = info().vocab_size;
   std::vector<SequenceChunk> chunks;
-  std::vector<float*> rows;  // by chunk; null: no logits kept
+  std::vector<size_t> planned;  // by batched chunk: its index in the plan
+  std::vector<float*> rows(plan.chunks.size(), nullptr);  // null: no logits
   size_t kept = 0;
-  for (const PlannedChunk& chunk : plan.chunks) kept += chunk.keep_logits;
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    kept += errors[i].ok() && plan.chunks[i].keep_logits;
+  }
   logits_.resize(kept * vocab);
   kept = 0;
-  for (const PlannedChunk& chunk : plan.chunks) {
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    const PlannedChunk& chunk = plan.chunks[i];
+    if (!errors[i].ok()) continue;
     chunks.push_back({chunk.slot, chunk.tokens, chunk.keep_logits});
-    rows.push_back(chunk.keep_logits ? &logits_[kept++ * vocab] : nullptr);
+    planned.push_back(i);
+    if (chunk.keep_logits) rows[i] = &logits_[kept++ * vocab];
   }
-  std::vector<absl::Status> errors(chunks.size());
   if (!chunks.empty()) {
     absl::Status status = model_->Forward(chunks, *pool_, logits_.data());
     if (!status.ok()) {
       // A failed pass changed no state, so each chunk can be retried alone
       // to find the culprits; the others go on as if nothing happened.
-      errors.assign(chunks.size(), status);
-      if (chunks.size() > 1) {
-        for (size_t i = 0; i < chunks.size(); ++i) {
-          errors[i] = model_->Forward(absl::MakeConstSpan(&chunks[i], 1),
-                                      *pool_, rows[i]);
-        }
+      for (size_t k = 0; k < chunks.size(); ++k) {
+        errors[planned[k]] =
+            chunks.size() == 1
+                ? status
+                : model_->Forward(absl::MakeConstSpan(&chunks[k], 1), *pool_,
+                                  rows[planned[k]]);
       }
     }
   }
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    const int slot = chunks[i].slot;
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    const int slot = plan.chunks[i].slot;
     slot_failed_[slot] = !errors[i].ok();
     slot_logits_[slot] = errors[i].ok() ? rows[i] : nullptr;
   }
@@ -149,8 +240,9 @@ void CpuBackend::RunSnapshots(const StepPlan& plan, StepResult& result) {
     }
     std::vector<float> kept;
     if (wanted.with_logits) kept.assign(logits, logits + vocab);
+    // Blocks by reference: caching a long prefix copies no per-token state.
     result.snapshots.push_back(std::make_shared<CpuSnapshot>(
-        pool_->Save(wanted.slot), std::move(kept)));
+        pool_->Share(wanted.slot), std::move(kept)));
   }
 }
 
@@ -163,7 +255,7 @@ void CpuBackend::RunForks(const StepPlan& plan) {
     slot_failed_[fork.to] = slot_failed_[fork.from];
     slot_logits_[fork.to] = nullptr;
     if (slot_failed_[fork.from]) continue;
-    pool_->Copy(fork.from, fork.to);
+    pool_->Copy(fork.from, fork.to);  // shares blocks: copies no KV
     if (const float* logits = slot_logits_[fork.from]; logits != nullptr) {
       fork_rows_.emplace_back(logits, logits + vocab);
       slot_logits_[fork.to] = fork_rows_.back().data();
