@@ -63,12 +63,14 @@ class SlotSnapshot {
   virtual int blocks() const { return 0; }
 };
 
-// An opaque host copy of one swapped-out slot: its state (slab rows, block
-// contents and position) and its sampler (RNG, penalty counts, generated
+// An opaque host copy of swapped-out slots (one sequence's completions):
+// their state (slab rows, block contents and positions, the blocks they
+// share copied once) and their samplers (RNG, penalty counts, generated
 // tokens). Only the backend that made it can swap it in.
-class SwappedSlot {
+class SwappedSlots {
  public:
-  virtual ~SwappedSlot() = default;
+  virtual ~SwappedSlots() = default;
+  virtual int slots() const = 0;
   // Host memory it holds.
   virtual size_t bytes() const = 0;
   // Blocks SwapIn takes.
@@ -168,13 +170,15 @@ class Backend {
   // with the slot unchanged, when its per-token state does not fit.
   virtual absl::Status Restore(int slot, const SlotSnapshot& snapshot) = 0;
 
-  // Copies an allocated slot's state and sampler to host memory, then
-  // releases the slot and its blocks.
-  virtual std::unique_ptr<SwappedSlot> SwapOut(int slot) = 0;
-  // A new slot holding exactly what `copy` held (the next step continues as
-  // if the slot had never left); RESOURCE_EXHAUSTED, with nothing taken,
-  // when no slot or too few blocks are free. `copy` may be dropped after.
-  virtual absl::StatusOr<int> SwapIn(const SwappedSlot& copy) = 0;
+  // Copies allocated slots' state and samplers to host memory (blocks they
+  // share once), then releases the slots and their blocks.
+  virtual std::unique_ptr<SwappedSlots> SwapOut(
+      const std::vector<int>& slots) = 0;
+  // New slots, in the order they were swapped out, holding exactly what
+  // `copy` held (blocks shared as they were; the next step continues as if
+  // they had never left); RESOURCE_EXHAUSTED, with nothing taken, when too
+  // few slots or blocks are free. `copy` may be dropped after.
+  virtual absl::StatusOr<std::vector<int>> SwapIn(const SwappedSlots& copy) = 0;
 
   // Returns the memory that only free slots hold to the operating system
   // (called when the server has gone idle); the bytes released.

@@ -30,33 +30,37 @@ class CpuSnapshot : public SlotSnapshot {
   std::vector<float> logits_;
 };
 
-// A swapped-out slot: a full copy of its state (blocks included), its
-// sampler and any logits a restored snapshot left for its next step.
-class CpuSwapped : public SwappedSlot {
+// Swapped-out slots: a full copy of their state (blocks included), their
+// samplers and any logits a restored snapshot left for a slot's next step.
+class CpuSwapped : public SwappedSlots {
  public:
-  CpuSwapped(StateSnapshot state, int blocks, Sampler sampler, int top_logprobs,
-             std::vector<float> logits)
-      : state_(std::move(state)),
-        blocks_(blocks),
-        sampler_(std::move(sampler)),
-        top_logprobs_(top_logprobs),
-        logits_(std::move(logits)) {}
+  struct Slot {
+    Sampler sampler;
+    int top_logprobs;
+    std::vector<float> logits;
+  };
+  CpuSwapped(SlotGroupCopy state, std::vector<Slot> slots)
+      : state_(std::move(state)), slots_(std::move(slots)) {}
+  int slots() const override { return static_cast<int>(slots_.size()); }
   size_t bytes() const override {
-    return sizeof(*this) + state_.bytes.size() + state_.token_bytes.size() +
-           sampler_.bytes() + logits_.size() * sizeof(float);
+    size_t total = sizeof(*this) + state_.bytes.size() +
+                   state_.token_bytes.size() +
+                   state_.positions.size() * sizeof(int32_t);
+    for (const auto& table : state_.tables) {
+      total += table.size() * sizeof(int32_t);
+    }
+    for (const Slot& slot : slots_) {
+      total += slot.sampler.bytes() + slot.logits.size() * sizeof(float);
+    }
+    return total;
   }
-  int blocks() const override { return blocks_; }
-  const StateSnapshot& state() const { return state_; }
-  const Sampler& sampler() const { return sampler_; }
-  int top_logprobs() const { return top_logprobs_; }
-  const std::vector<float>& logits() const { return logits_; }
+  int blocks() const override { return state_.blocks; }
+  const SlotGroupCopy& state() const { return state_; }
+  const std::vector<Slot>& slot_state() const { return slots_; }
 
  private:
-  StateSnapshot state_;
-  int blocks_;
-  Sampler sampler_;
-  int top_logprobs_;
-  std::vector<float> logits_;
+  SlotGroupCopy state_;
+  std::vector<Slot> slots_;
 };
 
 }  // namespace
@@ -111,36 +115,46 @@ absl::Status CpuBackend::Restore(int slot, const SlotSnapshot& snapshot) {
   return absl::OkStatus();
 }
 
-std::unique_ptr<SwappedSlot> CpuBackend::SwapOut(int slot) {
-  const SlotSampler& sampler = *samplers_[slot];
-  std::vector<float> logits;
-  if (auto restored = restored_logits_.find(slot);
-      restored != restored_logits_.end()) {
-    logits = restored->second;
+std::unique_ptr<SwappedSlots> CpuBackend::SwapOut(
+    const std::vector<int>& slots) {
+  std::vector<CpuSwapped::Slot> samplers;
+  for (int slot : slots) {
+    const SlotSampler& sampler = *samplers_[slot];
+    std::vector<float> logits;
+    if (auto restored = restored_logits_.find(slot);
+        restored != restored_logits_.end()) {
+      logits = restored->second;
+    }
+    samplers.push_back(
+        {sampler.sampler, sampler.top_logprobs, std::move(logits)});
   }
-  auto copy = std::make_unique<CpuSwapped>(
-      pool_->Save(slot), pool_->BlocksHeld(slot), sampler.sampler,
-      sampler.top_logprobs, std::move(logits));
-  Release(slot);
+  auto copy = std::make_unique<CpuSwapped>(pool_->SaveGroup(slots),
+                                           std::move(samplers));
+  for (int slot : slots) Release(slot);
   return copy;
 }
 
-absl::StatusOr<int> CpuBackend::SwapIn(const SwappedSlot& copy) {
+absl::StatusOr<std::vector<int>> CpuBackend::SwapIn(const SwappedSlots& copy) {
   const auto& host = static_cast<const CpuSwapped&>(copy);
-  const int slot = pool_->Allocate();
-  if (slot < 0) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("no free slot to swap a sequence into: all ",
-                     pool_->capacity(), " are in use"));
+  if (host.slots() > pool_->free_slots()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "swapping in needs ", host.slots(), " slots; ", pool_->free_slots(),
+        " of ", pool_->capacity(), " are free"));
   }
-  if (absl::Status status = pool_->Restore(slot, host.state()); !status.ok()) {
-    pool_->Release(slot);
+  std::vector<int> slots;
+  for (int i = 0; i < host.slots(); ++i) slots.push_back(pool_->Allocate());
+  if (absl::Status status = pool_->RestoreGroup(slots, host.state());
+      !status.ok()) {
+    for (int slot : slots) pool_->Release(slot);
     return status;
   }
-  samplers_[slot] = std::make_unique<SlotSampler>(
-      SlotSampler{host.sampler(), host.top_logprobs()});
-  if (!host.logits().empty()) restored_logits_[slot] = host.logits();
-  return slot;
+  for (int i = 0; i < host.slots(); ++i) {
+    const CpuSwapped::Slot& saved = host.slot_state()[i];
+    samplers_[slots[i]] = std::make_unique<SlotSampler>(
+        SlotSampler{saved.sampler, saved.top_logprobs});
+    if (!saved.logits.empty()) restored_logits_[slots[i]] = saved.logits;
+  }
+  return slots;
 }
 
 void CpuBackend::Submit(StepPlan plan) { pending_ = RunStep(plan); }

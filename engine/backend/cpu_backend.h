@@ -48,8 +48,8 @@ class CpuBackend : public Backend {
   int Allocate(const SlotSampling& sampling) override;
   void Release(int slot) override;
   absl::Status Restore(int slot, const SlotSnapshot& snapshot) override;
-  std::unique_ptr<SwappedSlot> SwapOut(int slot) override;
-  absl::StatusOr<int> SwapIn(const SwappedSlot& copy) override;
+  std::unique_ptr<SwappedSlots> SwapOut(const std::vector<int>& slots) override;
+  absl::StatusOr<std::vector<int>> SwapIn(const SwappedSlots& copy) override;
   size_t ReleaseUnusedMemory() override { return pool_->ReleaseUnusedMemory(); }
 
   void Submit(StepPlan plan) override;

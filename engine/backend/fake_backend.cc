@@ -32,24 +32,23 @@ class FakeSnapshot : public SlotSnapshot {
   StateSnapshot state_;  // blocks shared
 };
 
-// A swapped-out slot: its bookkeeping and a full copy of its blocks.
+// Swapped-out slots: their bookkeeping and a full copy of their blocks.
 template <typename Slot>
-class FakeSwapped : public SwappedSlot {
+class FakeSwapped : public SwappedSlots {
  public:
-  FakeSwapped(Slot slot, StateSnapshot state, int blocks, size_t bytes)
-      : slot_(std::move(slot)),
+  FakeSwapped(std::vector<Slot> slots, SlotGroupCopy state, size_t bytes)
+      : slots_(std::move(slots)),
         state_(std::move(state)),
-        blocks_(blocks),
         bytes_(bytes + state_.token_bytes.size()) {}
+  int slots() const override { return static_cast<int>(slots_.size()); }
   size_t bytes() const override { return bytes_; }
-  int blocks() const override { return blocks_; }
-  const Slot& slot() const { return slot_; }
-  const StateSnapshot& state() const { return state_; }
+  int blocks() const override { return state_.blocks; }
+  const std::vector<Slot>& slot_state() const { return slots_; }
+  const SlotGroupCopy& state() const { return state_; }
 
  private:
-  Slot slot_;
-  StateSnapshot state_;
-  int blocks_;
+  std::vector<Slot> slots_;
+  SlotGroupCopy state_;
   size_t bytes_;
 };
 
@@ -152,34 +151,49 @@ absl::Status FakeBackend::Restore(int slot, const SlotSnapshot& snapshot) {
   return absl::OkStatus();
 }
 
-std::unique_ptr<SwappedSlot> FakeBackend::SwapOut(int slot) {
+std::unique_ptr<SwappedSlots> FakeBackend::SwapOut(
+    const std::vector<int>& slots) {
   absl::MutexLock lock(&mu_);
-  CheckAllocated(slot, "SwapOut of");
+  std::vector<Slot> saved;
+  for (int slot : slots) {
+    CheckAllocated(slot, "SwapOut of");
+    saved.push_back(slots_[slot]);
+    swapped_seeds_.push_back(slots_[slot].seed);
+  }
   auto copy = std::make_unique<FakeSwapped<Slot>>(
-      slots_[slot], pool_->Save(slot), pool_->BlocksHeld(slot),
-      options_.bytes_per_slot);
-  pool_->Release(slot);
-  slots_[slot] = Slot();
-  ++swaps_out_;
+      std::move(saved), pool_->SaveGroup(slots),
+      options_.bytes_per_slot * slots.size());
+  for (int slot : slots) {
+    pool_->Release(slot);
+    slots_[slot] = Slot();
+  }
   return copy;
 }
 
-absl::StatusOr<int> FakeBackend::SwapIn(const SwappedSlot& copy) {
+absl::StatusOr<std::vector<int>> FakeBackend::SwapIn(const SwappedSlots& copy) {
   absl::MutexLock lock(&mu_);
   const auto& fake = static_cast<const FakeSwapped<Slot>&>(copy);
-  const int slot = pool_->Allocate();
-  if (slot < 0) return absl::ResourceExhaustedError("no free slot");
-  if (absl::Status status = pool_->Restore(slot, fake.state()); !status.ok()) {
-    pool_->Release(slot);
+  if (fake.slots() > pool_->free_slots()) {
+    return absl::ResourceExhaustedError("too few free slots");
+  }
+  std::vector<int> slots;
+  for (int i = 0; i < fake.slots(); ++i) slots.push_back(pool_->Allocate());
+  if (absl::Status status = pool_->RestoreGroup(slots, fake.state());
+      !status.ok()) {
+    for (int slot : slots) pool_->Release(slot);
     return status;
   }
-  slots_[slot] = fake.slot();
+  for (int i = 0; i < fake.slots(); ++i) {
+    slots_[slots[i]] = fake.slot_state()[i];
+  }
   ++swaps_in_;
-  return slot;
+  return slots;
 }
 
 void FakeBackend::Submit(StepPlan plan) {
   absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](bool* held) { return !*held; }, &held_));
   if (pending_.has_value()) ABSL_RAW_LOG(FATAL, "Submit before Wait");
   pending_ = RunStep(plan);
 }
@@ -195,6 +209,16 @@ StepResult FakeBackend::Wait() {
 void FakeBackend::FailChunksWith(int32_t token) {
   absl::MutexLock lock(&mu_);
   poison_ = token;
+}
+
+void FakeBackend::HoldSteps() {
+  absl::MutexLock lock(&mu_);
+  held_ = true;
+}
+
+void FakeBackend::ReleaseSteps() {
+  absl::MutexLock lock(&mu_);
+  held_ = false;
 }
 
 void FakeBackend::FailNextStep(absl::Status error) {
@@ -222,9 +246,9 @@ int64_t FakeBackend::memory_releases() const {
   return memory_releases_;
 }
 
-int64_t FakeBackend::swaps_out() const {
+std::vector<uint64_t> FakeBackend::swapped_seeds() const {
   absl::MutexLock lock(&mu_);
-  return swaps_out_;
+  return swapped_seeds_;
 }
 
 int64_t FakeBackend::swaps_in() const {

@@ -60,8 +60,8 @@ class FakeBackend : public Backend {
   int Allocate(const SlotSampling& sampling) override;
   void Release(int slot) override;
   absl::Status Restore(int slot, const SlotSnapshot& snapshot) override;
-  std::unique_ptr<SwappedSlot> SwapOut(int slot) override;
-  absl::StatusOr<int> SwapIn(const SwappedSlot& copy) override;
+  std::unique_ptr<SwappedSlots> SwapOut(const std::vector<int>& slots) override;
+  absl::StatusOr<std::vector<int>> SwapIn(const SwappedSlots& copy) override;
   // Holds no memory per free slot: counts the calls, releases nothing.
   size_t ReleaseUnusedMemory() override;
   void Submit(StepPlan plan) override;
@@ -72,14 +72,20 @@ class FakeBackend : public Backend {
   void FailChunksWith(int32_t token);
   // Every chunk of the next step fails with `error`.
   void FailNextStep(absl::Status error);
+  // While held, Submit waits: requests submitted meanwhile queue up and are
+  // admitted together once the held step goes on.
+  void HoldSteps();
+  void ReleaseSteps();
 
   // Counters for tests.
   int64_t steps() const;
   int64_t tokens_fed() const;
   int64_t samples() const;
   int64_t memory_releases() const;
-  int64_t swaps_out() const;
-  int64_t swaps_in() const;
+  int64_t swaps_in() const;  // SwapIn calls (one per resumed request)
+  // The seed of every slot swapped out, in order (tells which sequences
+  // were preempted).
+  std::vector<uint64_t> swapped_seeds() const;
 
  private:
   struct Slot {
@@ -111,13 +117,14 @@ class FakeBackend : public Backend {
   std::unique_ptr<StatePool> pool_ ABSL_GUARDED_BY(mu_);
   std::optional<int32_t> poison_ ABSL_GUARDED_BY(mu_);
   absl::Status next_step_error_ ABSL_GUARDED_BY(mu_);
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<StepResult> pending_ ABSL_GUARDED_BY(mu_);
   int64_t steps_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t tokens_fed_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t samples_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t memory_releases_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t swaps_out_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t swaps_in_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<uint64_t> swapped_seeds_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace slabserve

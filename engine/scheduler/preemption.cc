@@ -7,16 +7,17 @@
 namespace slabserve {
 namespace {
 
-// Whether a request other than `except` holds slots (runs, not swapped).
-bool OthersRun(const std::vector<std::unique_ptr<Request>>& running,
-               const Request* except) {
+// Completions of requests other than `except` that hold slots.
+int OthersRunning(const std::vector<std::unique_ptr<Request>>& running,
+                  const Request* except) {
+  int holding = 0;
   for (const std::unique_ptr<Request>& request : running) {
-    if (request.get() != except && request->unfinished > 0 &&
-        !request->swapped) {
-      return true;
+    if (request.get() == except || request->swapped) continue;
+    for (const Completion& completion : request->completions) {
+      holding += completion.slot >= 0;
     }
   }
-  return false;
+  return holding;
 }
 
 }  // namespace
@@ -41,9 +42,17 @@ bool BlockManager::CanAdmit(
     const GenerationRequest& spec,
     const std::vector<std::unique_ptr<Request>>& running) {
   if (!enabled()) return true;
-  const int wanted =
-      backend_->BlocksFor(static_cast<int64_t>(spec.prompt.size())) +
-      PromisedBlocks(running) + (OthersRun(running, nullptr) ? watermark() : 0);
+  int prompt_blocks =
+      backend_->BlocksFor(static_cast<int64_t>(spec.prompt.size()));
+  if (cache_ != nullptr) {
+    // A cached prefix's blocks are shared; the first write may copy its
+    // last one.
+    if (const CachedPrefix* hit = cache_->Lookup(spec.prompt)) {
+      prompt_blocks = std::max(0, prompt_blocks - hit->snapshot->blocks() + 1);
+    }
+  }
+  const int wanted = prompt_blocks + PromisedBlocks(running) +
+                     (OthersRunning(running, nullptr) > 0 ? watermark() : 0);
   if (backend_->free_blocks() >= wanted) return true;
   // Evicting cached prefixes is worth it only when it can be enough.
   if (cache_ == nullptr ||
@@ -104,25 +113,25 @@ Request* BlockManager::PickVictim(
 }
 
 absl::Status BlockManager::SwapOut(Request& request) {
-  size_t bytes = 0;
-  for (Completion& completion : request.completions) {
+  std::vector<int> slots;
+  for (int i = 0; i < request.spec.n; ++i) {
+    Completion& completion = request.completions[i];
     if (completion.slot < 0) continue;
-    completion.swapped = backend_->SwapOut(completion.slot);
+    slots.push_back(completion.slot);
+    request.swapped_completions.push_back(i);
     completion.slot = -1;
-    bytes += completion.swapped->bytes();
   }
+  std::unique_ptr<SwappedSlots> copy = backend_->SwapOut(slots);
   ++preemptions_;
-  if (swap_bytes_ + bytes > max_swap_bytes_) {
-    for (Completion& completion : request.completions) {
-      completion.swapped.reset();
-    }
-    return absl::ResourceExhaustedError(
-        absl::StrCat("preempted for lack of state blocks, and its ", bytes,
-                     " bytes of state do not fit the host swap budget (",
-                     swap_bytes_, " of ", max_swap_bytes_, " bytes in use)"));
+  if (swap_bytes_ + copy->bytes() > max_swap_bytes_) {
+    request.swapped_completions.clear();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "preempted for lack of state blocks, and its ", copy->bytes(),
+        " bytes of state do not fit the host swap budget (", swap_bytes_,
+        " of ", max_swap_bytes_, " bytes in use)"));
   }
-  swap_bytes_ += bytes;
-  request.swapped = true;
+  swap_bytes_ += copy->bytes();
+  request.swapped = std::move(copy);
   return absl::OkStatus();
 }
 
@@ -142,36 +151,33 @@ Request* BlockManager::NextToResume(
 
 absl::StatusOr<bool> BlockManager::TryResume(
     Request& request, const std::vector<std::unique_ptr<Request>>& running) {
-  int slots = 0;
-  int blocks = 0;
-  for (const Completion& completion : request.completions) {
-    if (completion.swapped == nullptr) continue;
-    ++slots;
-    blocks += completion.swapped->blocks();
-  }
-  if (slots > backend_->free_slots()) return false;
-  const int wanted = blocks + (OthersRun(running, &request) ? watermark() : 0);
+  const SwappedSlots& copy = *request.swapped;
+  if (copy.slots() > backend_->free_slots()) return false;
+  // Room for every running sequence's next block too, so that the next
+  // step does not preempt it straight back.
+  const int others = OthersRunning(running, &request);
+  const int wanted =
+      copy.blocks() + (others > 0 ? watermark() + others + copy.slots() : 0);
   if (backend_->free_blocks() < wanted &&
       (cache_ == nullptr ||
        backend_->free_blocks() + cache_->pinned_blocks() < wanted ||
        !EvictUntilFree(wanted))) {
     return false;
   }
-  for (Completion& completion : request.completions) {
-    if (completion.swapped == nullptr) continue;
-    absl::StatusOr<int> slot = backend_->SwapIn(*completion.swapped);
-    if (!slot.ok()) return slot.status();
-    completion.slot = *slot;
-    Drop(completion);
+  absl::StatusOr<std::vector<int>> slots = backend_->SwapIn(copy);
+  if (!slots.ok()) return slots.status();
+  for (size_t i = 0; i < slots->size(); ++i) {
+    request.completions[request.swapped_completions[i]].slot = (*slots)[i];
   }
-  request.swapped = false;
+  Drop(request);
   return true;
 }
 
-void BlockManager::Drop(Completion& completion) {
-  if (completion.swapped == nullptr) return;
-  swap_bytes_ -= completion.swapped->bytes();
-  completion.swapped.reset();
+void BlockManager::Drop(Request& request) {
+  if (request.swapped == nullptr) return;
+  swap_bytes_ -= request.swapped->bytes();
+  request.swapped.reset();
+  request.swapped_completions.clear();
 }
 
 }  // namespace slabserve

@@ -3,10 +3,13 @@
 // preempting running requests by swapping them to host memory), and resuming
 // swapped requests. Policy:
 //   - A request is admitted when its n slots are free and the free blocks
-//     cover its prompt's blocks, the blocks already promised to prompts
-//     still prefilling, and a watermark (1% of the pool, at least one block)
-//     kept for running sequences to grow into. With nothing else running the
-//     watermark is waived, so a request that fits the pool always starts.
+//     cover its prompt's blocks (less those a cached prefix shares), the
+//     blocks already promised to prompts still prefilling, and a watermark
+//     (1% of the pool, at least one block) kept for running sequences to
+//     grow into. With nothing else running the watermark is waived, so a
+//     request that fits the pool always starts.
+//   - A preempted request's slots are swapped out together: the blocks its
+//     forked completions share are copied once and shared again on resume.
 //   - Before each step, a plan whose chunks need more blocks than are free
 //     first evicts prefix-cache entries that pin blocks (least recently used
 //     first), then preempts the running request of lowest priority, most
@@ -16,8 +19,9 @@
 //   - A victim whose copies would pass the host swap budget ends with
 //     RESOURCE_EXHAUSTED instead.
 //   - Swapped requests resume (best priority, earliest admitted first)
-//     before any new admission, once their slots and blocks plus the
-//     watermark are free.
+//     before any new admission, once their slots and blocks are free with
+//     the watermark and one block more for every sequence that would then
+//     run (so that the next step does not preempt them straight back).
 #ifndef SLABSERVE_ENGINE_SCHEDULER_PREEMPTION_H_
 #define SLABSERVE_ENGINE_SCHEDULER_PREEMPTION_H_
 
@@ -71,8 +75,8 @@ class BlockManager {
   // the backend refused a copy it had room for (the request must end).
   absl::StatusOr<bool> TryResume(
       Request& request, const std::vector<std::unique_ptr<Request>>& running);
-  // Drops a finished completion's copy.
-  void Drop(Completion& completion);
+  // Drops a request's copy (it ended, or is back in slots).
+  void Drop(Request& request);
 
   int64_t preemptions() const { return preemptions_; }
   size_t swap_bytes() const { return swap_bytes_; }

@@ -17,13 +17,12 @@
 namespace slabserve {
 
 // One of a request's n completions; its sampler lives in the backend, with
-// its slot (or in the swapped copy while the request is preempted).
+// its slot (or in the request's swapped copy while it is preempted).
 struct Completion {
   int slot = -1;  // reserved at admission, released when finished
   int generated = 0;
   int32_t next_token = 0;  // sampled, fed in the next step
   bool finished = false;
-  std::unique_ptr<SwappedSlot> swapped;  // while preempted
 };
 
 struct Request {
@@ -38,8 +37,10 @@ struct Request {
   int prefilled = 0;  // prompt tokens in the first completion's slot
   int cached = 0;     // of those, restored from the prefix cache
   bool prompt_done = false;
-  // Preempted: every unfinished completion's slot is in host memory.
-  bool swapped = false;
+  // Set while preempted: the slots of `swapped_completions` (in order) in
+  // host memory.
+  std::unique_ptr<SwappedSlots> swapped;
+  std::vector<int> swapped_completions;
   std::vector<Completion> completions;
   int unfinished = 0;
   int completion_tokens = 0;

@@ -466,13 +466,12 @@ void SchedulerImpl::FinishCompletion(Request& request, int index,
   completion.finished = true;
   if (completion.slot >= 0) backend_->Release(completion.slot);
   completion.slot = -1;
-  blocks_.Drop(completion);
   StreamEvent& event = request.pending[index];
   event.index = index;
   event.finish = reason;
   event.error = std::move(error);
   request.dirty[index] = true;
-  --request.unfinished;
+  if (--request.unfinished == 0) blocks_.Drop(request);
 }
 
 void SchedulerImpl::FinishRequest(Request& request, FinishReason reason,
@@ -495,9 +494,9 @@ void SchedulerImpl::Flush(absl::Time now) {
     stats_.slots_in_use = backend_->used();
     stats_.blocks_in_use = backend_->blocks_in_use();
     stats_.state_bytes_in_use = backend_->bytes_in_use();
-    stats_.swapped = static_cast<int>(
-        std::count_if(running_.begin(), running_.end(),
-                      [](const auto& request) { return request->swapped; }));
+    stats_.swapped = static_cast<int>(std::count_if(
+        running_.begin(), running_.end(),
+        [](const auto& request) { return request->swapped != nullptr; }));
     stats_.running = static_cast<int>(running_.size()) - stats_.swapped;
     stats_.swap_bytes = blocks_.swap_bytes();
     stats_.preemptions = blocks_.preemptions();
