@@ -77,7 +77,14 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(
   absl::StatusOr<std::unique_ptr<StatePool>> pool = StatePool::CreateWithBudget(
       model->StateLayout(), state_budget_bytes, std::move(tokens));
   if (!pool.ok()) return pool.status();
-  return std::unique_ptr<CpuBackend>(new CpuBackend(model, *std::move(pool)));
+  return CreateWithPool(model, *std::move(pool));
+}
+
+absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::CreateWithPool(
+    Model* model, std::unique_ptr<StatePool> pool) {
+  if (model == nullptr) return absl::InvalidArgumentError("model is null");
+  if (pool == nullptr) return absl::InvalidArgumentError("pool is null");
+  return std::unique_ptr<CpuBackend>(new CpuBackend(model, std::move(pool)));
 }
 
 CpuBackend::CpuBackend(Model* model, std::unique_ptr<StatePool> pool)

@@ -29,6 +29,10 @@ class CpuBackend : public Backend {
   // outlive the backend.
   static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(
       Model* model, size_t state_budget_bytes, int block_tokens = 0);
+  // Over `pool`, made for the model's layouts (for exact slot and block
+  // counts).
+  static absl::StatusOr<std::unique_ptr<CpuBackend>> CreateWithPool(
+      Model* model, std::unique_ptr<StatePool> pool);
 
   const ModelInfo& info() const override { return model_->info(); }
   const char* name() const override { return "cpu"; }
