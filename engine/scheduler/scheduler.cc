@@ -420,7 +420,9 @@ void SchedulerImpl::PublishStep(const PlannedStep& step,
     stats_.last_step_time = metrics.step_time;
     metrics.waiting = static_cast<int>(waiting_.size());
   }
-  metrics.running = static_cast<int>(running_.size());
+  metrics.running = static_cast<int>(
+      std::count_if(running_.begin(), running_.end(),
+                    [](const auto& request) { return !request->swapped; }));
   if (options_.on_step) options_.on_step(metrics);
 }
 
