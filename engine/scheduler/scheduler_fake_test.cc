@@ -520,6 +520,36 @@ TEST(SchedulerFakeTest, ACancelledSwappedRequestFreesItsHostCopy) {
   h.ExpectNoSlotsInUse();
 }
 
+TEST(SchedulerFakeTest, SwappedRequestsResumeBeforeNewAdmissions) {
+  SchedulerOptions options;
+  options.stream_buffer_tokens = 8;  // unread streams pause, keeping blocks
+  Harness h = Make(WithBlocks(5), options);
+  GenerationRequest high = Request(4, 12, 52);
+  high.priority = 1;
+  auto kept = h.scheduler->Submit(high);
+  GenerationRequest low = Request(4, 12, 53);
+  auto swapped = h.scheduler->Submit(low);
+  ASSERT_TRUE(kept.ok() && swapped.ok());
+  ASSERT_TRUE(AwaitStats(*h.scheduler, [](const SchedulerStats& stats) {
+    return stats.swapped == 1;
+  }));
+  // A short prompt whose block is free still waits behind the swapped one.
+  GenerationRequest late = Request(4, 2, 54);
+  late.priority = 2;
+  auto queued = h.scheduler->Submit(late);
+  ASSERT_TRUE(queued.ok());
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(h.scheduler->stats().waiting, 1);
+  EXPECT_EQ(h.scheduler->stats().swapped, 1);
+  EXPECT_EQ(ReadAll(**kept, 1).completions[0].ids(),
+            Expected(high.prompt, 0, 12));
+  EXPECT_EQ(ReadAll(**swapped, 1).completions[0].ids(),
+            Expected(low.prompt, 0, 12));
+  EXPECT_EQ(ReadAll(**queued, 1).completions[0].ids(),
+            Expected(late.prompt, 0, 2));
+  h.ExpectNoSlotsInUse();
+}
+
 TEST(SchedulerFakeTest, CachedPrefixesShareBlocksAndGiveThemUpUnderPressure) {
   SchedulerOptions options;
   options.prefix_cache_bytes = 1 << 20;
