@@ -28,12 +28,13 @@ absl::Status CheckBackendAvailable(absl::string_view name) {
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(
-    absl::string_view name, Model* model, size_t state_budget_bytes) {
+    absl::string_view name, Model* model, size_t state_budget_bytes,
+    int block_tokens) {
   if (absl::Status status = CheckBackendAvailable(name); !status.ok()) {
     return status;
   }
   absl::StatusOr<std::unique_ptr<CpuBackend>> cpu =
-      CpuBackend::Create(model, state_budget_bytes);
+      CpuBackend::Create(model, state_budget_bytes, block_tokens);
   if (!cpu.ok()) return cpu.status();
   return std::unique_ptr<Backend>(*std::move(cpu));
 }

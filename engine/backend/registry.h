@@ -24,9 +24,11 @@ bool IsBackendName(absl::string_view name);
 absl::Status CheckBackendAvailable(absl::string_view name);
 
 // "cpu" and "auto" give a CpuBackend (this build has no other); otherwise
-// CheckBackendAvailable's error. `model` must outlive the backend.
+// CheckBackendAvailable's error. `block_tokens` > 0 overrides the model's
+// tokens per block of per-token state. `model` must outlive the backend.
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(
-    absl::string_view name, Model* model, size_t state_budget_bytes);
+    absl::string_view name, Model* model, size_t state_budget_bytes,
+    int block_tokens = 0);
 
 }  // namespace slabserve
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 
 namespace slabserve {
@@ -382,6 +383,78 @@ absl::Status StatePool::Restore(int slot, const StateSnapshot& snapshot) {
     in += layout_[i].bytes_per_slot;
   }
   positions_[slot] = snapshot.position;
+  return absl::OkStatus();
+}
+
+SlotGroupCopy StatePool::SaveGroup(const std::vector<int>& slots) const {
+  SlotGroupCopy copy;
+  const size_t row_bytes = bytes_per_slot_ - sizeof(int32_t);
+  copy.bytes.resize(row_bytes * slots.size());
+  absl::flat_hash_map<int32_t, int32_t> index;  // pool block → copied
+  char* out = copy.bytes.data();
+  for (int slot : slots) {
+    copy.positions.push_back(positions_[slot]);
+    for (size_t i = 0; i < layout_.size(); ++i) {
+      std::memcpy(out, Row<char>(i, slot), layout_[i].bytes_per_slot);
+      out += layout_[i].bytes_per_slot;
+    }
+    std::vector<int32_t>& table = copy.tables.emplace_back();
+    for (int32_t block : block_tables_[slot]) {
+      auto [it, fresh] = index.emplace(block, copy.blocks);
+      if (fresh) {
+        ++copy.blocks;
+        const char* begin = blocks_ + bytes_per_block_ * block;
+        copy.token_bytes.insert(copy.token_bytes.end(), begin,
+                                begin + bytes_per_block_);
+      }
+      table.push_back(it->second);
+    }
+  }
+  return copy;
+}
+
+int StatePool::BlocksFreeAfterReleasing(const std::vector<int>& slots) const {
+  absl::flat_hash_map<int32_t, int32_t> dropped;  // block → references
+  for (int slot : slots) {
+    for (int32_t block : block_tables_[slot]) ++dropped[block];
+  }
+  int free = free_blocks();
+  for (const auto& [block, references] : dropped) {
+    free += block_refs_[block] == references;
+  }
+  return free;
+}
+
+absl::Status StatePool::RestoreGroup(const std::vector<int>& slots,
+                                     const SlotGroupCopy& copy) {
+  const int free = BlocksFreeAfterReleasing(slots);
+  if (copy.blocks > free) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "restoring ", slots.size(), " slots needs ", copy.blocks,
+        " state blocks; ", free, " of ", block_capacity_, " are free"));
+  }
+  for (int slot : slots) ReleaseBlocks(slot);
+  std::vector<int32_t> taken(copy.blocks);
+  for (int b = 0; b < copy.blocks; ++b) {
+    taken[b] = TakeBlock();
+    std::memcpy(Block(taken[b]), &copy.token_bytes[bytes_per_block_ * b],
+                bytes_per_block_);
+  }
+  const char* in = copy.bytes.data();
+  for (size_t k = 0; k < slots.size(); ++k) {
+    const int slot = slots[k];
+    for (size_t i = 0; i < layout_.size(); ++i) {
+      std::memcpy(Row<char>(i, slot), in, layout_[i].bytes_per_slot);
+      in += layout_[i].bytes_per_slot;
+    }
+    positions_[slot] = copy.positions[k];
+    for (int32_t b : copy.tables[k]) {
+      Ref(taken[b]);
+      block_tables_[slot].push_back(taken[b]);
+    }
+  }
+  // Every taken block is in some table; drop the reference taking it gave.
+  for (int32_t block : taken) Unref(block);
   return absl::OkStatus();
 }
 

@@ -72,6 +72,19 @@ struct StateSnapshot {
   SharedBlocks shared;
 };
 
+// A full copy of several slots (the forked completions of one sequence, as
+// when they are swapped out together): the blocks they share are copied
+// once and shared again when restored, so a copy of an n-way fork costs its
+// common prefix once.
+struct SlotGroupCopy {
+  std::vector<int32_t> positions;  // by slot
+  std::vector<char> bytes;         // every slot's slab rows, slot after slot
+  // By slot, in block-table order: indices of `token_bytes`' blocks.
+  std::vector<std::vector<int32_t>> tables;
+  std::vector<char> token_bytes;  // the distinct blocks' contents
+  int blocks = 0;                 // distinct blocks
+};
+
 class StatePool {
  public:
   // As many slots as `budget_bytes` holds (slab rows plus the position), or
@@ -178,6 +191,14 @@ class StatePool {
   // returned. A copied snapshot takes fresh blocks: RESOURCE_EXHAUSTED, with
   // the slot unchanged, when too few are free. A shared one takes none.
   absl::Status Restore(int slot, const StateSnapshot& snapshot);
+  // A full copy of `slots`, shared blocks once.
+  SlotGroupCopy SaveGroup(const std::vector<int>& slots) const;
+  // Makes allocated slots, one for each saved one and in the same order,
+  // the copy's state; their old blocks are returned. All or nothing:
+  // RESOURCE_EXHAUSTED, with the slots unchanged, when too few blocks are
+  // free.
+  absl::Status RestoreGroup(const std::vector<int>& slots,
+                            const SlotGroupCopy& copy);
   // Makes `to` an exact copy of `from` (fork); blocks are shared.
   void Copy(int from, int to);
 
@@ -195,6 +216,8 @@ class StatePool {
   void Ref(int32_t block) { ++block_refs_[block]; }
   void Unref(int32_t block);
   void ReleaseBlocks(int slot);
+  // Free blocks plus those that releasing `slots`' tables would free.
+  int BlocksFreeAfterReleasing(const std::vector<int>& slots) const;
   size_t ReleaseUnusedBlocks();
 
   std::vector<StateSlabSpec> layout_;

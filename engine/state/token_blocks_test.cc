@@ -19,8 +19,8 @@ TokenStateLayout Tokens() {
 }
 
 std::unique_ptr<StatePool> Pool(int slots, int blocks) {
-  auto pool = StatePool::CreateWithCapacity({{"conv", 16}}, slots, Tokens(),
-                                            blocks);
+  auto pool =
+      StatePool::CreateWithCapacity({{"conv", 16}}, slots, Tokens(), blocks);
   EXPECT_TRUE(pool.ok()) << pool.status();
   return *std::move(pool);
 }
@@ -157,6 +157,51 @@ TEST(TokenBlocksTest, RestoreWithoutRoomLeavesTheSlotAlone) {
   EXPECT_EQ(pool->Restore(b, swapped).code(),
             absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(Holds(*pool, b, std::vector<int>(4, 2)));
+}
+
+TEST(TokenBlocksTest, GroupCopyOfAForkKeepsItsBlocksShared) {
+  auto pool = Pool(4, 10);
+  const int a = pool->Allocate(), b = pool->Allocate();
+  Feed(*pool, a, 1, 10);  // blocks 0, 1 (full) and 2 (half)
+  pool->Copy(a, b);
+  Feed(*pool, b, 2, 13);  // b copies the half block and takes one more
+  EXPECT_EQ(pool->blocks_in_use(), 5);
+  const SlotGroupCopy copy = pool->SaveGroup({a, b});
+  EXPECT_EQ(copy.blocks, 5);  // the two shared full blocks once
+  pool->Release(a);
+  pool->Release(b);
+  const int other = pool->Allocate();
+  Feed(*pool, other, 9, 24);  // overwrites 6 blocks
+  pool->Release(other);
+  const int c = pool->Allocate(), d = pool->Allocate();
+  ASSERT_TRUE(pool->RestoreGroup({c, d}, copy).ok());
+  EXPECT_EQ(pool->blocks_in_use(), 5);
+  std::vector<int> a_tags(10, 1), b_tags(10, 1);
+  b_tags.insert(b_tags.end(), {2, 2, 2});
+  EXPECT_TRUE(Holds(*pool, c, a_tags));
+  EXPECT_TRUE(Holds(*pool, d, b_tags));
+  EXPECT_EQ(pool->position(d), 13);
+  // Still shared: c writing into its own half block copies nothing.
+  EXPECT_EQ(pool->BlocksToGrow(c, 12), 0);
+  pool->Release(c);
+  EXPECT_TRUE(Holds(*pool, d, b_tags));
+  pool->Release(d);
+  EXPECT_EQ(pool->free_blocks(), 10);
+}
+
+TEST(TokenBlocksTest, GroupRestoreWithoutRoomChangesNothing) {
+  auto pool = Pool(3, 4);
+  const int a = pool->Allocate();
+  Feed(*pool, a, 1, 12);
+  const SlotGroupCopy copy = pool->SaveGroup({a});
+  const int b = pool->Allocate();
+  EXPECT_EQ(pool->RestoreGroup({b}, copy).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(pool->BlocksHeld(b), 0);
+  EXPECT_EQ(pool->free_blocks(), 1);
+  pool->Release(a);
+  ASSERT_TRUE(pool->RestoreGroup({b}, copy).ok());
+  EXPECT_TRUE(Holds(*pool, b, std::vector<int>(12, 1)));
 }
 
 TEST(TokenBlocksTest, RandomForksAndReleasesNeverLeakBlocks) {
