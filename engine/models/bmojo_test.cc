@@ -61,8 +61,8 @@ std::vector<float> Feed(Model& model, StatePool& pool, int slot,
   std::vector<float> logits(model.info().vocab_size);
   size_t fed = 0;
   for (size_t c = 0; fed < tokens.size(); ++c) {
-    const size_t n = std::min<size_t>(chunks[c % chunks.size()],
-                                      tokens.size() - fed);
+    const size_t n =
+        std::min<size_t>(chunks[c % chunks.size()], tokens.size() - fed);
     absl::Status status = model.Prefill(
         slot, absl::MakeConstSpan(tokens).subspan(fed, n), pool, logits.data());
     EXPECT_TRUE(status.ok()) << status;
@@ -154,10 +154,9 @@ TEST(BmojoModelTest, AloneEqualsInACrowdBitwise) {
   const int a = pool->Allocate(), b = pool->Allocate(), me = pool->Allocate();
   const std::vector<int32_t> other = Tokens(60, 3, V);
   Feed(*model, *pool, a, other, {9});
-  const std::vector<SequenceChunk> first = {
-      {a, {other.data(), 1}, true},
-      {me, {prompt.data(), 20}, true},
-      {b, {other.data(), 45}, false}};
+  const std::vector<SequenceChunk> first = {{a, {other.data(), 1}, true},
+                                            {me, {prompt.data(), 20}, true},
+                                            {b, {other.data(), 45}, false}};
   std::vector<float> logits(3 * V);
   ASSERT_TRUE(model->Forward(first, *pool, logits.data()).ok());
   const std::vector<SequenceChunk> second = {
@@ -257,7 +256,8 @@ TEST(BmojoModelTest, InfoLayoutAndBadInputs) {
   ASSERT_TRUE(slabs_only.ok());
   const int32_t one[] = {7};
   EXPECT_EQ(
-      model->Prefill((*slabs_only)->Allocate(), one, **slabs_only, logits.data())
+      model
+          ->Prefill((*slabs_only)->Allocate(), one, **slabs_only, logits.data())
           .code(),
       absl::StatusCode::kFailedPrecondition);
 }

@@ -19,8 +19,8 @@ TokenStateLayout Tokens() {
 }
 
 std::unique_ptr<StatePool> Pool(int slots, int blocks) {
-  auto pool = StatePool::CreateWithCapacity({{"conv", 16}}, slots, Tokens(),
-                                            blocks);
+  auto pool =
+      StatePool::CreateWithCapacity({{"conv", 16}}, slots, Tokens(), blocks);
   EXPECT_TRUE(pool.ok()) << pool.status();
   return *std::move(pool);
 }
