@@ -112,9 +112,8 @@ TEST(BmojoConfigTest, RejectsMamba2GeometryOtherThanTheAttentions) {
 TEST(BmojoConfigTest, RejectsBmojoSettingsThatAreNotImplemented) {
   ExpectRejected([](auto& j) { j["bmojo_config"]["ssm_mixer"] = "gka"; },
                  "'bmojo_config.ssm_mixer' \"gka\" is not supported");
-  ExpectRejected(
-      [](auto& j) { j["bmojo_config"]["tie_attn_weights"] = false; },
-      "'bmojo_config.tie_attn_weights' is false");
+  ExpectRejected([](auto& j) { j["bmojo_config"]["tie_attn_weights"] = false; },
+                 "'bmojo_config.tie_attn_weights' is false");
   ExpectRejected([](auto& j) { j["bmojo_config"]["window_size"] = 0; },
                  "'bmojo_config.window_size' must be in [1");
   ExpectRejected([](auto& j) { j["bmojo_config"]["num_heads"] = 8; },
@@ -134,10 +133,10 @@ TEST(BmojoConfigTest, RejectsQwen3SettingsThatAreNotImplemented) {
                  "'num_key_value_heads' (3) must divide");
   ExpectRejected([](auto& j) { j["hidden_act"] = "gelu"; },
                  "'hidden_act' \"gelu\" is not supported");
-  ExpectRejected(
-      [](auto& j) { j["rope_parameters"]["rope_type"] = "yarn"; },
-      "'rope_parameters.rope_type' \"yarn\" is not supported");
-  ExpectRejected([](auto& j) { j["head_dim"] = 15; }, "'head_dim' must be even");
+  ExpectRejected([](auto& j) { j["rope_parameters"]["rope_type"] = "yarn"; },
+                 "'rope_parameters.rope_type' \"yarn\" is not supported");
+  ExpectRejected([](auto& j) { j["head_dim"] = 15; },
+                 "'head_dim' must be even");
   ExpectRejected([](auto& j) { j.erase("max_position_embeddings"); },
                  "'max_position_embeddings' is missing");
 }
@@ -220,9 +219,10 @@ TEST(BmojoLoadTest, ConvWidthMustMatchDConv) {
 }
 
 TEST(BmojoLoadTest, RejectsProjectionBiases) {
-  for (const std::string bias : {"model.layers.1.bmojo_f.bmojo_attn.q_proj.bias",
-                                 "model.layers.3.bmojo_f.mamba.in_proj.bias",
-                                 "model.layers.0.self_attn.k_proj.bias"}) {
+  for (const std::string bias :
+       {"model.layers.1.bmojo_f.bmojo_attn.q_proj.bias",
+        "model.layers.3.bmojo_f.mamba.in_proj.bias",
+        "model.layers.0.self_attn.k_proj.bias"}) {
     const std::string error = LoadError(EditedCheckpoint("bias", [&](auto& t) {
       t.push_back({bias, "F32", {4}, std::string(16, '\0')});
     }));

@@ -1,7 +1,8 @@
 // A long B'MOJO-F hybrid sequence is spread over the worker threads (conv,
 // projections and attention by token and head, the scan by head); its
-// logits must not depend on the thread count. The pool's size is fixed per process, so each count
-// runs in a child process forked before this one starts any thread.
+// logits must not depend on the thread count. The pool's size is fixed per
+// process, so each count runs in a child process forked before this one starts
+// any thread.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,8 +27,8 @@ std::vector<float> RunWithThreads(int threads) {
       LoadModel("tests/golden/bmojo_tiny");
   if (!model.ok()) return {};
   const int V = (*model)->info().vocab_size;
-  auto pool = StatePool::CreateWithCapacity(
-      (*model)->StateLayout(), 3, (*model)->TokenLayout(), 64);
+  auto pool = StatePool::CreateWithCapacity((*model)->StateLayout(), 3,
+                                            (*model)->TokenLayout(), 64);
   if (!pool.ok()) return {};
   std::vector<int32_t> prompt(300);
   for (int i = 0; i < 300; ++i) prompt[i] = (i * 131 + 7) % V;
