@@ -20,11 +20,12 @@ namespace slabserve {
 namespace {
 
 // Logits of a 300-token prefill (alone, then beside another sequence) and of
-// three decode steps, with `threads` worker threads; empty on failure.
-std::vector<float> RunWithThreads(int threads) {
-  cpu::SetNumThreads(threads);
+// three decode steps; empty on failure.
+std::vector<float> RunModel(const EideticConfig& eidetic) {
+  LoadOptions options;
+  options.eidetic = eidetic;
   absl::StatusOr<std::unique_ptr<Model>> model =
-      LoadModel("tests/golden/bmojo_tiny");
+      LoadModel("tests/golden/bmojo_tiny", options);
   if (!model.ok()) return {};
   const int V = (*model)->info().vocab_size;
   auto pool = StatePool::CreateWithCapacity((*model)->StateLayout(), 3,
@@ -46,6 +47,17 @@ std::vector<float> RunWithThreads(int threads) {
     if (!(*model)->Prefill(alone, one, **pool, logits.data()).ok()) return {};
     out.insert(out.end(), logits.begin(), logits.begin() + V);
   }
+  return out;
+}
+
+// RunModel with `threads` worker threads, B'MOJO-F then with the eidetic
+// memory on.
+std::vector<float> RunWithThreads(int threads) {
+  cpu::SetNumThreads(threads);
+  std::vector<float> out = RunModel({});
+  const std::vector<float> eidetic = RunModel({32, 0.5, 2});
+  if (out.empty() || eidetic.empty()) return {};
+  out.insert(out.end(), eidetic.begin(), eidetic.end());
   return out;
 }
 
@@ -83,9 +95,12 @@ std::vector<float> InChild(int threads) {
 
 TEST(BmojoThreadsTest, LogitsDoNotDependOnTheThreadCount) {
   const std::vector<float> one = InChild(1);
-  ASSERT_EQ(one.size(), 6u * 512);
+  ASSERT_EQ(one.size(), 12u * 512);
   // The 300-token prompt alone and beside another sequence.
-  EXPECT_TRUE(std::equal(one.begin(), one.begin() + 512, one.begin() + 1024));
+  for (size_t run : {0u, 6u * 512}) {
+    EXPECT_TRUE(std::equal(one.begin() + run, one.begin() + run + 512,
+                           one.begin() + run + 1024));
+  }
   for (int threads : {2, 3}) {
     EXPECT_EQ(InChild(threads), one) << threads << " threads";
   }
