@@ -76,6 +76,12 @@ class BmojoModel : public Model {
   bmojo::Workspace workspace_;
 };
 
+// Slabs per B'MOJO-F layer (bmojo::BmfSlab).
+int BmfSlabs(const BmojoConfig& c) {
+  return c.eidetic.enabled() ? bmojo::kContextScores + 1
+                             : bmojo::kFadingRing + 1;
+}
+
 void AddInPlace(float* x, const float* y, int64_t rows, int width) {
   ForEachItem(rows, width, [&](int64_t r) {
     float* xr = x + r * width;
@@ -168,37 +174,19 @@ absl::Status BmojoModel::LoadMamba(const std::string& prefix,
 
 absl::Status BmojoModel::LoadLayer(int l, LayerWeights& layer) {
   const int d = config_.hidden_size, I = config_.intermediate_size;
-  const int W = config_.window, K = config_.conv_width;
-  const size_t kv_bytes = sizeof(float) * 2 * config_.d_xb();
   const std::string prefix = absl::StrCat("model.layers.", l, ".");
   layer.type = config_.layers[l];
   BMOJO_ASSIGN(layer.input_norm,
                Tensor(prefix + "input_layernorm.weight", {d}));
   BMOJO_ASSIGN(layer.post_norm,
                Tensor(prefix + "post_attention_layernorm.weight", {d}));
-  const std::string name = absl::StrCat("layer", l, ".");
   if (layer.type == BmojoLayerType::kAttention) {
     BMOJO_RETURN_IF_ERROR(
         LoadAttention(prefix + "self_attn.", layer.attention));
-    layer.token_kind = static_cast<int>(token_layout_.kinds.size());
-    token_layout_.kinds.push_back({name + "kv", kv_bytes});
   } else {
     BMOJO_RETURN_IF_ERROR(
         LoadAttention(prefix + "bmojo_f.bmojo_attn.", layer.attention));
     BMOJO_RETURN_IF_ERROR(LoadMamba(prefix + "bmojo_f.mamba.", layer.mamba));
-    layer.first_slab = static_cast<int>(layout_.size());
-    const size_t H = config_.num_heads, D = config_.head_dim;
-    layout_.push_back({name + "conv_rows",
-                       sizeof(float) * (K - 1) * config_.conv_channels()});
-    layout_.push_back({name + "ssm_state", sizeof(float) * H * D * D});
-    layout_.push_back({name + "context_ring", (W - 1) * kv_bytes});
-    layout_.push_back({name + "fading_ring", (2 * W - 1) * kv_bytes});
-    if (config_.eidetic.enabled()) {
-      layout_.push_back({name + "eidetic_memory",
-                         bmojo::EideticStore::RowBytes(config_.eidetic.capacity,
-                                                       config_.d_xb())});
-      layout_.push_back({name + "context_scores", sizeof(float) * (W - 1)});
-    }
   }
   const std::string mlp = prefix + "mlp.";
   BMOJO_ASSIGN(layer.gate, LoadLinear(mlp + "gate_proj.weight", I, d));
@@ -219,9 +207,18 @@ absl::Status BmojoModel::LoadWeights() {
   } else {
     BMOJO_ASSIGN(lm_head_, LoadLinear("lm_head.weight", V, d));
   }
+  layout_ = BmojoStateLayout(config_);
+  token_layout_ = BmojoTokenLayout(config_);
   layers_.resize(config_.num_layers);
+  int slabs = 0, kinds = 0;
   for (int l = 0; l < config_.num_layers; ++l) {
     BMOJO_RETURN_IF_ERROR(LoadLayer(l, layers_[l]));
+    if (layers_[l].type == BmojoLayerType::kAttention) {
+      layers_[l].token_kind = kinds++;
+    } else {
+      layers_[l].first_slab = slabs;
+      slabs += BmfSlabs(config_);
+    }
   }
   BMOJO_RETURN_IF_ERROR(checkpoint_.CheckAllLoaded(ignored));
   SetInfo();
@@ -341,6 +338,38 @@ ComputeProfile BmojoModel::Profile() const {
 }
 
 }  // namespace
+
+std::vector<StateSlabSpec> BmojoStateLayout(const BmojoConfig& c) {
+  const size_t W = c.window, K = c.conv_width, H = c.num_heads, D = c.head_dim;
+  const size_t kv_bytes = sizeof(float) * 2 * c.d_xb();
+  std::vector<StateSlabSpec> layout;
+  for (int l = 0; l < c.num_layers; ++l) {
+    if (c.layers[l] != BmojoLayerType::kBmojoF) continue;
+    const std::string name = absl::StrCat("layer", l, ".");
+    layout.push_back(
+        {name + "conv_rows", sizeof(float) * (K - 1) * c.conv_channels()});
+    layout.push_back({name + "ssm_state", sizeof(float) * H * D * D});
+    layout.push_back({name + "context_ring", (W - 1) * kv_bytes});
+    layout.push_back({name + "fading_ring", (2 * W - 1) * kv_bytes});
+    if (c.eidetic.enabled()) {
+      layout.push_back(
+          {name + "eidetic_memory",
+           bmojo::EideticStore::RowBytes(c.eidetic.capacity, c.d_xb())});
+      layout.push_back({name + "context_scores", sizeof(float) * (W - 1)});
+    }
+  }
+  return layout;
+}
+
+TokenStateLayout BmojoTokenLayout(const BmojoConfig& c) {
+  TokenStateLayout tokens;
+  for (int l = 0; l < c.num_layers; ++l) {
+    if (c.layers[l] != BmojoLayerType::kAttention) continue;
+    tokens.kinds.push_back(
+        {absl::StrCat("layer", l, ".kv"), sizeof(float) * 2 * c.d_xb()});
+  }
+  return tokens;
+}
 
 absl::StatusOr<std::unique_ptr<Model>> LoadBmojo(Checkpoint& checkpoint,
                                                  const EideticConfig& eidetic) {

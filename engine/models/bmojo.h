@@ -9,11 +9,13 @@
 #define SLABSERVE_ENGINE_MODELS_BMOJO_H_
 
 #include <memory>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/io/checkpoint.h"
 #include "engine/models/bmojo_config.h"
 #include "engine/models/model.h"
+#include "engine/state/state_pool.h"
 
 namespace slabserve {
 
@@ -21,6 +23,14 @@ namespace slabserve {
 // with its exact expected shape, projection biases and unexpected tensors
 // are rejected, and the conv width is read from conv1d.weight. `eidetic`
 // configures the long-term eidetic memory (off by default).
+// The state one sequence of `config` keeps, as the loaded model declares it:
+// constant-size slabs (per B'MOJO-F layer, in layer order: conv rows, SSM
+// state, in-context ring, fading ring and, with the eidetic memory, its
+// store and the in-context scores) and one per-token kind per attention
+// layer ([k | v], f32).
+std::vector<StateSlabSpec> BmojoStateLayout(const BmojoConfig& config);
+TokenStateLayout BmojoTokenLayout(const BmojoConfig& config);
+
 absl::StatusOr<std::unique_ptr<Model>> LoadBmojo(
     Checkpoint& checkpoint, const EideticConfig& eidetic = {});
 
