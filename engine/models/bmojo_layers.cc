@@ -187,6 +187,7 @@ void FullAttentionLayer(const BmojoConfig& c, const LayerWeights& layer,
                         StatePool& pool, Workspace& ws, float* out) {
   const int T = plan.tokens(), H = c.num_heads, D = c.head_dim;
   const int kvw = c.d_xb(), kind = layer.token_kind;
+  const int block_tokens = pool.block_tokens();
   Project(c, layer.attention, plan, n, nullptr, ws);
   ForEachItem(T, 2 * kvw, [&](int64_t i) {
     float* row =
@@ -203,12 +204,20 @@ void FullAttentionLayer(const BmojoConfig& c, const LayerWeights& layer,
         &ws.attended[static_cast<size_t>(i) * c.d_inner() + h * D];
     SoftmaxSum sum(&ws.q[static_cast<size_t>(i) * c.d_inner() + h * D], D,
                    scale, attended, ThreadScratch(kKeyTile));
-    sum.Add(plan.position(i) + 1,
-            [&](int pos, const float** key, const float** value) {
-              const float* row = pool.TokenRow<float>(kind, slot, pos);
-              *key = row + offset;
-              *value = row + kvw + offset;
-            });
+    // Rows of one kind are contiguous within a block: one table lookup per
+    // block, not per key.
+    int block_begin = -1;
+    const float* block = nullptr;
+    sum.Add(plan.position(i) + 1, [&](int pos, const float** key,
+                                      const float** value) {
+      if (block == nullptr || pos < block_begin ||
+          pos >= block_begin + block_tokens) {
+        block_begin = pos - pos % block_tokens;
+        block = pool.TokenRow<float>(kind, slot, block_begin);
+      }
+      *key = block + static_cast<size_t>(pos - block_begin) * 2 * kvw + offset;
+      *value = *key + kvw;
+    });
     sum.Finish();
   });
   layer.attention.o.Apply(ws.attended.data(), T, out);
