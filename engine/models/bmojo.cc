@@ -35,10 +35,10 @@ using bmojo::Linear;
 
 class BmojoModel : public Model {
  public:
-  BmojoModel(BmojoConfig config, Checkpoint& checkpoint)
-      : config_(std::move(config)), checkpoint_(checkpoint) {}
+  explicit BmojoModel(BmojoConfig config) : config_(std::move(config)) {}
 
-  absl::Status LoadWeights();
+  // Copies and packs every tensor; the checkpoint is not kept.
+  absl::Status LoadWeights(Checkpoint& checkpoint);
 
   const ModelInfo& info() const override { return info_; }
   std::vector<StateSlabSpec> StateLayout() const override { return layout_; }
@@ -60,11 +60,12 @@ class BmojoModel : public Model {
                              bmojo::AttentionWeights& w);
   absl::Status LoadMamba(const std::string& prefix, bmojo::MambaWeights& w);
   absl::Status LoadLayer(int l, LayerWeights& layer);
+  absl::Status LoadTensors();
   void SetInfo();
 
   BmojoConfig config_;
-  Checkpoint& checkpoint_;        // during LoadWeights only
-  std::vector<float> embedding_;  // [V, d]
+  Checkpoint* checkpoint_ = nullptr;  // during LoadWeights only
+  std::vector<float> embedding_;      // [V, d]
   std::vector<float> final_norm_;
   Linear lm_head_;
   std::vector<LayerWeights> layers_;
@@ -100,23 +101,23 @@ void NormRows(const float* x, int64_t rows, int width,
 absl::StatusOr<std::vector<float>> BmojoModel::Tensor(
     const std::string& name, const std::vector<int64_t>& shape) {
   Weight weight;
-  BMOJO_ASSIGN(weight, checkpoint_.Load(name, shape));
+  BMOJO_ASSIGN(weight, checkpoint_->Load(name, shape));
   return std::vector<float>(weight.data(), weight.data() + weight.size());
 }
 
 absl::StatusOr<Linear> BmojoModel::LoadLinear(const std::string& name, int out,
                                               int in) {
   Weight weight;
-  BMOJO_ASSIGN(weight, checkpoint_.Load(name, {out, in}));
+  BMOJO_ASSIGN(weight, checkpoint_->Load(name, {out, in}));
   return Linear{cpu::PackedWeight(weight.data(), out, in)};
 }
 
 absl::Status BmojoModel::CheckNoBiases() const {
-  for (const std::string& name : checkpoint_.TensorNames()) {
+  for (const std::string& name : checkpoint_->TensorNames()) {
     if (absl::EndsWith(name, ".bias") &&
         !absl::EndsWith(name, ".mamba.conv1d.bias")) {
       return absl::InvalidArgumentError(
-          absl::StrCat(checkpoint_.dir(), ": tensor '", name,
+          absl::StrCat(checkpoint_->dir(), ": tensor '", name,
                        "': projection biases are not supported (the "
                        "hybrid_qwen3 layers here are bias-free)"));
     }
@@ -147,10 +148,10 @@ absl::Status BmojoModel::LoadMamba(const std::string& prefix,
   BMOJO_ASSIGN(w.out_proj, LoadLinear(prefix + "out_proj.weight", d, d_in));
   const std::string conv_name = prefix + "conv1d.weight";
   std::vector<int64_t> shape;
-  BMOJO_ASSIGN(shape, checkpoint_.Shape(conv_name));
+  BMOJO_ASSIGN(shape, checkpoint_->Shape(conv_name));
   if (shape.size() == 3 && shape[2] != K) {
     return absl::InvalidArgumentError(absl::StrCat(
-        checkpoint_.dir(), ": tensor '", conv_name, "' has conv width ",
+        checkpoint_->dir(), ": tensor '", conv_name, "' has conv width ",
         shape[2], " but mamba2_config.d_conv is ", K, " (default 4)"));
   }
   std::vector<float> conv;
@@ -195,7 +196,14 @@ absl::Status BmojoModel::LoadLayer(int l, LayerWeights& layer) {
   return absl::OkStatus();
 }
 
-absl::Status BmojoModel::LoadWeights() {
+absl::Status BmojoModel::LoadWeights(Checkpoint& checkpoint) {
+  checkpoint_ = &checkpoint;
+  absl::Status status = LoadTensors();
+  checkpoint_ = nullptr;
+  return status;
+}
+
+absl::Status BmojoModel::LoadTensors() {
   const int V = config_.vocab_size, d = config_.hidden_size;
   BMOJO_RETURN_IF_ERROR(CheckNoBiases());
   BMOJO_ASSIGN(embedding_, Tensor("model.embed_tokens.weight", {V, d}));
@@ -220,7 +228,7 @@ absl::Status BmojoModel::LoadWeights() {
       slabs += BmfSlabs(config_);
     }
   }
-  BMOJO_RETURN_IF_ERROR(checkpoint_.CheckAllLoaded(ignored));
+  BMOJO_RETURN_IF_ERROR(checkpoint_->CheckAllLoaded(ignored));
   SetInfo();
   return absl::OkStatus();
 }
@@ -236,7 +244,7 @@ void BmojoModel::SetInfo() {
   info_.eos_id = config_.eos_id;
   info_.pad_id = config_.pad_id;
   info_.add_bos = false;
-  info_.weights_dtype = checkpoint_.WeightsDType();
+  info_.weights_dtype = checkpoint_->WeightsDType();
 }
 
 absl::Status BmojoModel::Forward(absl::Span<const SequenceChunk> batch,
@@ -377,8 +385,8 @@ absl::StatusOr<std::unique_ptr<Model>> LoadBmojo(Checkpoint& checkpoint,
   BMOJO_ASSIGN(config, ParseBmojoConfig(checkpoint.config()));
   BMOJO_RETURN_IF_ERROR(eidetic.Validate());
   config.eidetic = eidetic;
-  auto model = std::make_unique<BmojoModel>(std::move(config), checkpoint);
-  BMOJO_RETURN_IF_ERROR(model->LoadWeights());
+  auto model = std::make_unique<BmojoModel>(std::move(config));
+  BMOJO_RETURN_IF_ERROR(model->LoadWeights(checkpoint));
   return std::unique_ptr<Model>(std::move(model));
 }
 

@@ -196,8 +196,9 @@ void FullAttentionLayer(const BmojoConfig& c, const LayerWeights& layer,
     std::memcpy(row + kvw, &ws.v[i * kvw], sizeof(float) * kvw);
   });
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const int64_t mean_keys = plan.start(0) + plan.length(0);
-  ForEachItem(int64_t{T} * H, 4 * D * mean_keys, [&](int64_t item) {
+  // Work per item: the first chunk's last query stands for the batch.
+  const int64_t keys = plan.start(0) + plan.length(0);
+  ForEachItem(int64_t{T} * H, 4 * D * keys, [&](int64_t item) {
     const int i = static_cast<int>(item / H), h = static_cast<int>(item % H);
     const int slot = plan.slot(plan.chunk(i)), offset = (h / c.group()) * D;
     float* attended =
