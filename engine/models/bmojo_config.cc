@@ -179,7 +179,7 @@ absl::Status ParseMambaBlock(const Config& config, BmojoConfig& c) {
                                    c.head_dim, "head_dim"));
   BMOJO_RETURN_IF_ERROR(CheckEqual(config, "mamba2_config.ssm_cfg.ngroups",
                                    c.num_heads, "num_attention_heads"));
-  BMOJO_ASSIGN(c.conv_width, config.Int("mamba2_config.d_conv", 1, 64, 4));
+  BMOJO_ASSIGN(c.conv_width, config.Int("mamba2_config.d_conv", 2, 64, 4));
   BMOJO_ASSIGN(c.bc_norm, config.Bool("mamba2_config.use_qk_norm", true));
   bool pos_emb;
   BMOJO_ASSIGN(pos_emb, config.Bool("mamba2_config.use_pos_emb", false));
@@ -225,6 +225,12 @@ int EffectiveWindow(int window_size) {
 absl::StatusOr<BmojoConfig> ParseBmojoConfig(const Config& original) {
   nlohmann::json flat = nlohmann::json::object();
   Flatten(original.json(), "", flat);
+  // Some configs list several EOS ids; the first is the model's own.
+  for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id"}) {
+    if (flat.contains(key) && flat[key].is_array() && !flat[key].empty()) {
+      flat[key] = nlohmann::json(flat[key][0]);
+    }
+  }
   std::unique_ptr<Config> parsed;
   BMOJO_ASSIGN(parsed, Config::Parse(flat.dump(), original.path()));
   const Config& config = *parsed;

@@ -81,6 +81,22 @@ TEST(BmojoConfigTest, OddWindowIsRoundedUpAndLegacyRopeThetaIsRead) {
   EXPECT_EQ(EffectiveWindow(2047), 2048);
 }
 
+TEST(BmojoConfigTest, TokenIdsAndAllOneKindPatterns) {
+  nlohmann::json json = TinyJson();
+  json["eos_token_id"] = {7, 9};
+  json["pad_token_id"] = 0;
+  json["hybrid_override_pattern"] = "BMF-BMF-BMF-BMF";
+  absl::StatusOr<BmojoConfig> c = Parse(json);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->eos_id, 7);
+  EXPECT_EQ(c->pad_id, 0);
+  EXPECT_EQ(c->num_bmojo_layers(), 4);
+  json["hybrid_override_pattern"] = "*-*-*-*";
+  c = Parse(json);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->num_attention_layers(), 4);
+}
+
 TEST(BmojoConfigTest, RejectsPatternsThatDoNotFitTheModel) {
   ExpectRejected([](auto& j) { j["hybrid_override_pattern"] = "*-BMF-*"; },
                  "'hybrid_override_pattern' has 3 layer symbols, expected 4");
@@ -103,6 +119,8 @@ TEST(BmojoConfigTest, RejectsMamba2GeometryOtherThanTheAttentions) {
                  "'mamba2_config.ssm_cfg.ngroups' is 1, expected 4");
   ExpectRejected([](auto& j) { j["mamba2_config"]["d_model"] = 32; },
                  "'mamba2_config.d_model' is 32, expected 64");
+  ExpectRejected([](auto& j) { j["mamba2_config"]["d_conv"] = 1; },
+                 "'mamba2_config.d_conv' must be in [2, 64]");
   ExpectRejected([](auto& j) { j["mamba2_config"]["use_pos_emb"] = true; },
                  "'mamba2_config.use_pos_emb' is true");
   ExpectRejected([](auto& j) { j.erase("mamba2_config"); },
