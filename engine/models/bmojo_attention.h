@@ -6,16 +6,34 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "engine/models/bmojo_layers.h"
-#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace slabserve::bmojo {
 
 // Keys scored per tile: the scores of one tile are exponentiated together.
 constexpr int kKeyTile = 32;
+
+// q·k over n floats: 8 lanes of partial sums, then a fixed tree, then the
+// tail in order; inline, since heads are short and scored per key.
+inline float HeadDot(const float* q, const float* k, int n) {
+  typedef float Lanes __attribute__((vector_size(32)));
+  Lanes sum = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    Lanes a, b;
+    std::memcpy(&a, q + i, sizeof(a));
+    std::memcpy(&b, k + i, sizeof(b));
+    sum += a * b;
+  }
+  float total = ((sum[0] + sum[4]) + (sum[1] + sum[5])) +
+                ((sum[2] + sum[6]) + (sum[3] + sum[7]));
+  for (; i < n; ++i) total += q[i] * k[i];
+  return total;
+}
 
 // Per-head RMSNorm (`weight`, [D]) then RoPE at each row's position, in
 // place, for `heads` heads of rows of `width` = heads·D floats.
@@ -44,7 +62,7 @@ class SoftmaxSum {
       float tile_max = -std::numeric_limits<float>::infinity();
       for (int j = 0; j < n; ++j) {
         at(begin + j, &key, &value);
-        scores_[j] = cpu::Dot(q_, key, dim_) * scale_;
+        scores_[j] = HeadDot(q_, key, dim_) * scale_;
         tile_max = std::max(tile_max, scores_[j]);
       }
       if (tile_max > max_) {
@@ -56,10 +74,13 @@ class SoftmaxSum {
       }
       for (int j = 0; j < n; ++j) scores_[j] -= max_;
       cpu::Exp(scores_, n, scores_);
+      float* __restrict out = out_;
       for (int j = 0; j < n; ++j) {
         at(begin + j, &key, &value);
-        sum_ += scores_[j];
-        for (int d = 0; d < dim_; ++d) out_[d] += scores_[j] * value[d];
+        const float* __restrict v = value;
+        const float p = scores_[j];
+        sum_ += p;
+        for (int d = 0; d < dim_; ++d) out[d] += p * v[d];
       }
     }
   }
