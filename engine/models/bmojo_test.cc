@@ -104,6 +104,37 @@ TEST(BmojoGoldenTest, EveryCaseMatchesGolden) {
   }
 }
 
+// Shapes other than bmojo_tiny's (tools/golden/make_bmojo_shapes.py): GQA
+// with d_inner < hidden, conv width 3 and tied embeddings; multi-head with
+// no B/C norms, an untied head and an odd window_size; B'MOJO-F layers only
+// with W = 2. Token by token, whole prompts and one batch.
+class BmojoShapeTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(BmojoShapeTest, EveryCaseMatchesGolden) {
+  const std::string dir =
+      std::string("tests/golden/bmojo_shapes/") + GetParam();
+  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(dir);
+  ASSERT_TRUE(model.ok()) << model.status();
+  absl::StatusOr<GoldenFile> golden = LoadGoldenFile(dir + "/golden.json");
+  ASSERT_TRUE(golden.ok()) << golden.status();
+  for (const RunOptions options :
+       {RunOptions{1, false}, RunOptions{0, false}, RunOptions{3, true}}) {
+    const std::vector<CaseResult> results =
+        RunAll(**model, golden->cases, options.prompt_chunk, options.batched);
+    ASSERT_EQ(results.size(), golden->cases.size());
+    for (size_t i = 0; i < results.size(); ++i) {
+      const CaseReport report = CompareCase(*golden, i, results[i]);
+      EXPECT_TRUE(report.ok())
+          << GetParam() << " " << report.name << ": " << report.problems[0];
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, BmojoShapeTest,
+                         ::testing::Values("gqa_tied_conv3",
+                                           "mha_untied_nonorm_oddw",
+                                           "all_bmojo_w2"));
+
 // Batch-invariant kernels: a crowd changes no bit.
 TEST(BmojoGoldenTest, OneBatchEqualsOneByOneBitwise) {
   std::unique_ptr<Model> model = Load();
