@@ -142,6 +142,21 @@ void CheckChecksum(const std::string& what, const Checksum& got,
 
 using Rows = std::vector<std::vector<double>>;
 
+// Griffin/Hawk: checksums and top-5 logits from the optional
+// sliding_window_reference block (the top-level fields are what every
+// reference file must carry). Throws json exceptions like every field.
+void ReadGriffinExtras(const nlohmann::json& c, GoldenCase& gc) {
+  if (!c.contains("sliding_window_reference")) return;
+  const nlohmann::json& ref = c.at("sliding_window_reference");
+  gc.position_checksums =
+      ref.at("position_checksums").get<std::vector<Checksum>>();
+  for (const nlohmann::json& step : ref.at("steps")) {
+    gc.step_top5.push_back({step.at("top5_ids").get<std::vector<int>>(),
+                            step.at("top5_logits").get<std::vector<double>>()});
+    gc.step_checksums.push_back(step.at("checksum").get<Checksum>());
+  }
+}
+
 // B'MOJO states: row b = SSM state of the b-th B'MOJO-F layer, then its
 // conv rows. Throws json exceptions like every other field.
 void ReadBmojoStates(const nlohmann::json& c, GoldenCase& gc) {
@@ -152,6 +167,31 @@ void ReadBmojoStates(const nlohmann::json& c, GoldenCase& gc) {
     if (b < conv.size()) row.insert(row.end(), conv[b].begin(), conv[b].end());
     gc.ssm_state_width.push_back(ssm[b].size());
     gc.state_after_prompt.push_back(std::move(row));
+  }
+}
+
+// SRM and B'MOJO: per-position and per-greedy-step checksums and the states
+// after the prompt.
+void ReadChecksumsAndStates(const nlohmann::json& c, GoldenFormat format,
+                            GoldenCase& gc) {
+  // Results of a chunked prefill have no per-position checksums.
+  const auto sums =
+      c.value("logit_sum", nlohmann::json::array()).get<std::vector<double>>();
+  const auto sumsqs = c.value("logit_sumsq", nlohmann::json::array())
+                          .get<std::vector<double>>();
+  for (size_t p = 0; p < sums.size() && p < sumsqs.size(); ++p) {
+    gc.position_checksums.push_back({sums[p], sumsqs[p]});
+  }
+  const auto step_sums = c.at("greedy_logit_sum").get<std::vector<double>>();
+  const auto step_sumsqs =
+      c.at("greedy_logit_sumsq").get<std::vector<double>>();
+  for (size_t k = 0; k < step_sums.size() && k < step_sumsqs.size(); ++k) {
+    gc.step_checksums.push_back({step_sums[k], step_sumsqs[k]});
+  }
+  if (format == GoldenFormat::kSrm) {
+    gc.state_after_prompt = c.at("state_after_prompt").get<Rows>();
+  } else {
+    ReadBmojoStates(c, gc);
   }
 }
 
@@ -244,42 +284,10 @@ absl::StatusOr<GoldenFile> LoadGoldenFile(const std::string& path) {
       gc.greedy_tokens = gc.greedy_ids.empty()
                              ? c.value("greedy_new_tokens", default_greedy)
                              : static_cast<int>(gc.greedy_ids.size());
-      if (golden.format == GoldenFormat::kGriffin &&
-          c.contains("sliding_window_reference")) {
-        // The extra diagnostics block is optional: the top-level fields are
-        // what every reference file must carry.
-        const nlohmann::json& ref = c.at("sliding_window_reference");
-        gc.position_checksums =
-            ref.at("position_checksums").get<std::vector<Checksum>>();
-        for (const nlohmann::json& step : ref.at("steps")) {
-          gc.step_top5.push_back(
-              {step.at("top5_ids").get<std::vector<int>>(),
-               step.at("top5_logits").get<std::vector<double>>()});
-          gc.step_checksums.push_back(step.at("checksum").get<Checksum>());
-        }
-      } else if (golden.format != GoldenFormat::kGriffin) {
-        // Results of a chunked prefill have no per-position checksums.
-        const auto sums = c.value("logit_sum", nlohmann::json::array())
-                              .get<std::vector<double>>();
-        const auto sumsqs = c.value("logit_sumsq", nlohmann::json::array())
-                                .get<std::vector<double>>();
-        for (size_t p = 0; p < sums.size() && p < sumsqs.size(); ++p) {
-          gc.position_checksums.push_back({sums[p], sumsqs[p]});
-        }
-        const auto step_sums =
-            c.at("greedy_logit_sum").get<std::vector<double>>();
-        const auto step_sumsqs =
-            c.at("greedy_logit_sumsq").get<std::vector<double>>();
-        for (size_t k = 0; k < step_sums.size() && k < step_sumsqs.size();
-             ++k) {
-          gc.step_checksums.push_back({step_sums[k], step_sumsqs[k]});
-        }
-        if (golden.format == GoldenFormat::kSrm) {
-          gc.state_after_prompt = c.at("state_after_prompt")
-                                      .get<std::vector<std::vector<double>>>();
-        } else {
-          ReadBmojoStates(c, gc);
-        }
+      if (golden.format == GoldenFormat::kGriffin) {
+        ReadGriffinExtras(c, gc);
+      } else {
+        ReadChecksumsAndStates(c, golden.format, gc);
       }
       if (gc.prompt_ids.empty()) {
         return absl::InvalidArgumentError(
