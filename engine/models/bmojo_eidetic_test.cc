@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/eval/golden.h"
 #include "engine/models/registry.h"
 #include "engine/state/state_pool.h"
 #include "gtest/gtest.h"
@@ -235,6 +236,36 @@ TEST(EideticModelTest, MemoryFillsUpToItsCapacityAndChangesTheLogits) {
     }
   }
   EXPECT_EQ(stores, 2);
+}
+
+// Against an independent float64 implementation of the memory
+// (tools/golden/make_bmojo_shapes.py --eidetic): bmojo_tiny's prompts with
+// the memory on, token by token, whole and batched, within the golden
+// tolerances (logits, checksums, greedy ids, states).
+TEST(EideticModelTest, MatchesTheFloat64Reference) {
+  const struct {
+    const char* file;
+    EideticConfig config;
+  } fixtures[] = {{"capacity6_threshold0.3.json", {6, 0.3, 0}},
+                  {"capacity8_threshold0_top2.json", {8, 0.0, 2}}};
+  for (const auto& fixture : fixtures) {
+    std::unique_ptr<Model> model = Load(fixture.config);
+    ASSERT_NE(model, nullptr);
+    absl::StatusOr<GoldenFile> golden = LoadGoldenFile(
+        std::string("tests/golden/bmojo_eidetic/") + fixture.file);
+    ASSERT_TRUE(golden.ok()) << golden.status();
+    for (const RunOptions options :
+         {RunOptions{1, false}, RunOptions{0, false}, RunOptions{5, true}}) {
+      absl::StatusOr<std::vector<CaseResult>> results =
+          RunCases(*model, golden->cases, options);
+      ASSERT_TRUE(results.ok()) << results.status();
+      for (size_t i = 0; i < results->size(); ++i) {
+        const CaseReport report = CompareCase(*golden, i, (*results)[i]);
+        EXPECT_TRUE(report.ok())
+            << fixture.file << " " << report.name << ": " << report.problems[0];
+      }
+    }
+  }
 }
 
 // Capacity 0 (the default) adds no slab and changes no bit.

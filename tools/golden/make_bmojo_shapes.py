@@ -11,6 +11,13 @@ last logits to about 1e-14.
 Usage:
   /usr/bin/python3 tools/golden/make_bmojo_shapes.py OUT_DIR   # every shape
   /usr/bin/python3 tools/golden/make_bmojo_shapes.py --check tests/golden/bmojo_tiny
+  /usr/bin/python3 tools/golden/make_bmojo_shapes.py tests/golden/bmojo_tiny \
+      --eidetic=6,0.3,0 --out=/tmp/eidetic.json
+
+--eidetic recomputes DIR's prompts with the long-term eidetic memory of the
+spec's section 9 (capacity, threshold, top-k per window), for
+`slabeval --eidetic_capacity=... --eidetic_threshold=...
+--eidetic_topk_per_window=...` to compare against.
 
 Each shape gets OUT_DIR/<name>/{config.json, model.safetensors, golden.json}
 (schema bmojo-golden/1: prompt cases of 1, 5, 17 and 30 tokens, 8 greedy
@@ -143,10 +150,14 @@ def rope(x, position, theta):
 
 
 class Ref:
-    """One sequence, fed a token at a time; keeps every past key/value."""
+    """One sequence, fed a token at a time; keeps every past key/value.
 
-    def __init__(self, config, tensors):
+    `eidetic` = (capacity, threshold, topk_per_window) turns on the long-term
+    eidetic memory of the spec's section 9 (None: plain B'MOJO-F)."""
+
+    def __init__(self, config, tensors, eidetic=None):
         self.t = tensors
+        self.eidetic = eidetic
         self.H = config["num_attention_heads"]
         self.Hkv = config["num_key_value_heads"]
         self.D = config["head_dim"]
@@ -162,6 +173,8 @@ class Ref:
         self.fading_kv = [[] for _ in range(layers)]
         self.conv = [np.zeros((self.K - 1, channels)) for _ in range(layers)]
         self.S = [np.zeros((self.H, self.D, self.D)) for _ in range(layers)]
+        self.scores = [[] for _ in range(layers)]  # innovation r per position
+        self.store = [[] for _ in range(layers)]   # [position, r, k, v]
         self.position = 0
 
     def project(self, prefix, u):
@@ -205,20 +218,52 @@ class Ref:
         xbc = silu(t[m + "conv1d.bias"] + np.sum(taps.T * rows, 0))
         x, B, C = xbc[:dxb], xbc[dxb:2 * dxb], xbc[2 * dxb:]
         y = np.zeros(din)
+        r = []
         for h in range(H):
             g = h // G
             xh, Bh = x[g * D:(g + 1) * D], B[g * D:(g + 1) * D]
             Ch = C[h * D:(h + 1) * D]
+            predicted = self.S[l][h] @ Bh  # the state before this token
+            xx, pp = xh @ xh, predicted @ predicted
+            r.append(1.0 if xx == 0 or pp == 0 else
+                     1.0 - (xh @ predicted) ** 2 / (xx * pp))
             delta = np.log1p(np.exp(dt[h] + t[m + "dt_bias"][h]))
             A = -np.exp(t[m + "A_log"][h])
             self.S[l][h] = (np.exp(delta * A) * self.S[l][h]
                             + delta * np.outer(xh, Bh))
             y[h * D:(h + 1) * D] = self.S[l][h] @ Ch + t[m + "D"][h] * xh
+        self.scores[l].append(float(np.mean(r)))
         gated = (y * silu(z)).reshape(H, D)
         gated = gated / np.sqrt(np.mean(gated * gated, -1, keepdims=True)
                                 + 1e-5)
         return (gated.reshape(-1) * t[m + "norm.weight"]) @ \
             t[m + "out_proj.weight"].T
+
+    def offer(self, l, j):
+        """Position j leaves the in-context window of layer l."""
+        capacity, threshold, topk = self.eidetic
+        r = self.scores[l][j]
+        store = self.store[l]
+        entry = [j, r, *self.kv[l][j]]
+        if r < threshold or capacity <= 0:
+            return
+
+        def replace_weakest(indices):
+            # Lowest score loses, then the oldest; the candidate is newest.
+            weakest = min(indices, key=lambda e: (store[e][1], store[e][0]))
+            if r >= store[weakest][1]:
+                store[weakest] = entry
+
+        if topk > 0:
+            block = [e for e in range(len(store))
+                     if store[e][0] // self.W == j // self.W]
+            if len(block) >= topk:
+                replace_weakest(block)
+                return
+        if len(store) < capacity:
+            store.append(entry)
+        else:
+            replace_weakest(range(len(store)))
 
     def step(self, token):
         """Logits after feeding `token` at the next position."""
@@ -243,7 +288,10 @@ class Ref:
                 if i >= W:
                     keys = keys + self.fading_kv[l][max(0, i - 2 * W + 1):
                                                     i - W + 1]
+                keys = keys + [(k, v) for _, _, k, v in self.store[l]]
                 h = h + self.attend(q, keys) @ t[a + "o_proj.weight"].T
+                if self.eidetic and i - W + 1 >= 0:
+                    self.offer(l, i - W + 1)
             n = rms_norm(h, t[p + "post_attention_layernorm.weight"], self.eps)
             gate = silu(n @ t[p + "mlp.gate_proj.weight"].T)
             h = h + (gate * (n @ t[p + "mlp.up_proj.weight"].T)) @ \
@@ -258,10 +306,22 @@ def golden(out, config, tensors, seed, lengths=(1, 5, 17, 30), greedy=8):
     with `seed`; returns the smallest top-1/top-2 margin of the greedy
     choices."""
     rng = np.random.default_rng(seed)
+    prompts = [[int(x) for x in rng.integers(0, config["vocab_size"], n)]
+               for n in lengths]
+    cases = golden_cases(config, tensors, prompts, greedy)
+    with open(os.path.join(out, "golden.json"), "w") as f:
+        json.dump({"schema": "bmojo-golden/1", "model_type": "hybrid_qwen3",
+                   "reference": "tools/golden/make_bmojo_shapes.py, float64",
+                   "seed": seed, "greedy_new_tokens": greedy,
+                   "cases": cases}, f)
+    return min(min(case["greedy_top2_margin"]) for case in cases)
+
+
+def golden_cases(config, tensors, prompts, greedy, eidetic=None):
+    """The golden fields of every prompt, computed in float64."""
     cases = []
-    for length in lengths:
-        ref = Ref(config, tensors)
-        prompt = [int(x) for x in rng.integers(0, config["vocab_size"], length)]
+    for prompt in prompts:
+        ref = Ref(config, tensors, eidetic)
         sums, sumsqs = [], []
         for token in prompt:
             logits = ref.step(token)
@@ -269,7 +329,7 @@ def golden(out, config, tensors, seed, lengths=(1, 5, 17, 30), greedy=8):
             sumsqs.append((logits * logits).sum())
         bmf = [l for l, kind in enumerate(ref.types) if kind == "BMF"]
         case = {
-            "name": f"len{length}", "prompt_ids": prompt,
+            "name": f"len{len(prompt)}", "prompt_ids": prompt,
             "last_logits": logits.tolist(), "logit_sum": sums,
             "logit_sumsq": sumsqs,
             "ssm_state_after_prompt": [ref.S[l].reshape(-1).tolist()
@@ -288,12 +348,7 @@ def golden(out, config, tensors, seed, lengths=(1, 5, 17, 30), greedy=8):
             if k < greedy - 1:
                 logits = ref.step(case["greedy_ids"][-1])
         cases.append(case)
-    with open(os.path.join(out, "golden.json"), "w") as f:
-        json.dump({"schema": "bmojo-golden/1", "model_type": "hybrid_qwen3",
-                   "reference": "tools/golden/make_bmojo_shapes.py, float64",
-                   "seed": seed, "greedy_new_tokens": greedy,
-                   "cases": cases}, f)
-    return min(min(case["greedy_top2_margin"]) for case in cases)
+    return cases
 
 
 def load_checkpoint(directory):
@@ -323,14 +378,38 @@ def check(directory):
         print(f"{case['name']}: max |dlogit| {diff:.3g}")
 
 
+def eidetic_golden(directory, option, out):
+    """A golden file for DIR's checkpoint and prompts with the memory on."""
+    capacity, threshold, topk = option.split(",")
+    eidetic = (int(capacity), float(threshold), int(topk))
+    config, tensors = load_checkpoint(directory)
+    source = json.load(open(os.path.join(directory, "golden.json")))
+    prompts = [case["prompt_ids"] for case in source["cases"]]
+    greedy = len(source["cases"][0]["greedy_ids"])
+    cases = golden_cases(config, tensors, prompts, greedy, eidetic)
+    with open(out, "w") as f:
+        json.dump({"schema": "bmojo-golden/1", "model_type": "hybrid_qwen3",
+                   "reference": "tools/golden/make_bmojo_shapes.py, float64",
+                   "eidetic": option, "cases": cases}, f)
+    margin = min(min(case["greedy_top2_margin"]) for case in cases)
+    print(f"wrote {out} (smallest greedy margin {margin:.3g})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir")
     parser.add_argument("--check", action="store_true",
                         help="compare with DIR's golden.json instead")
+    parser.add_argument("--eidetic", metavar="CAPACITY,THRESHOLD,TOPK",
+                        help="write --out: DIR's prompts with the eidetic "
+                        "memory on")
+    parser.add_argument("--out", help="golden file for --eidetic")
     args = parser.parse_args()
     if args.check:
         check(args.dir)
+        return
+    if args.eidetic:
+        eidetic_golden(args.dir, args.eidetic, args.out)
         return
     for name, shape in SHAPES.items():
         out = os.path.join(args.dir, name)
