@@ -52,6 +52,21 @@ absl::Status CheckEqual(const Config& config, const std::string& key,
   return absl::OkStatus();
 }
 
+// A special token id, or -1 when absent. An id past the vocabulary (a
+// config copied from a larger model) is ignored with a warning: prompts are
+// token ids, and such an id could never be produced.
+absl::StatusOr<int> SpecialId(const Config& config, const std::string& key,
+                              int64_t last_id) {
+  int64_t id;
+  BMOJO_ASSIGN(id, config.Int(key, 0, kMaxInt, -1));
+  if (id > last_id) {
+    spdlog::warn("{}: '{}' {} is outside the vocabulary [0, {}]; ignored",
+                 config.path(), key, id, last_id);
+    return -1;
+  }
+  return static_cast<int>(id);
+}
+
 absl::Status ParsePattern(const Config& config, BmojoConfig& c) {
   std::string pattern;
   BMOJO_ASSIGN(pattern, config.String("hybrid_override_pattern"));
@@ -256,9 +271,9 @@ absl::StatusOr<BmojoConfig> ParseBmojoConfig(const Config& original) {
   BMOJO_ASSIGN(c.max_positions,
                config.Int("max_position_embeddings", 1, kMaxInt));
   const int64_t last_id = c.vocab_size - 1;
-  BMOJO_ASSIGN(c.bos_id, config.Int("bos_token_id", 0, last_id, -1));
-  BMOJO_ASSIGN(c.eos_id, config.Int("eos_token_id", 0, last_id, -1));
-  BMOJO_ASSIGN(c.pad_id, config.Int("pad_token_id", 0, last_id, -1));
+  BMOJO_ASSIGN(c.bos_id, SpecialId(config, "bos_token_id", last_id));
+  BMOJO_ASSIGN(c.eos_id, SpecialId(config, "eos_token_id", last_id));
+  BMOJO_ASSIGN(c.pad_id, SpecialId(config, "pad_token_id", last_id));
   BMOJO_RETURN_IF_ERROR(ParsePattern(config, c));
   BMOJO_RETURN_IF_ERROR(ParseBmojoBlock(config, c));
   BMOJO_RETURN_IF_ERROR(ParseMambaBlock(config, c));

@@ -85,11 +85,13 @@ TEST(BmojoConfigTest, TokenIdsAndAllOneKindPatterns) {
   nlohmann::json json = TinyJson();
   json["eos_token_id"] = {7, 9};
   json["pad_token_id"] = 0;
+  json["bos_token_id"] = 151643;  // past the vocabulary: ignored
   json["hybrid_override_pattern"] = "BMF-BMF-BMF-BMF";
   absl::StatusOr<BmojoConfig> c = Parse(json);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->eos_id, 7);
   EXPECT_EQ(c->pad_id, 0);
+  EXPECT_EQ(c->bos_id, -1);
   EXPECT_EQ(c->num_bmojo_layers(), 4);
   json["hybrid_override_pattern"] = "*-*-*-*";
   c = Parse(json);
