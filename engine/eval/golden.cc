@@ -19,6 +19,8 @@ constexpr double kSumAbsPerVocab = 1e-4;     // |Δ sum| ≤ 1e-4·V
 constexpr double kGriffinSumsqScale = 2e-4;  // |Δ sumsq| ≤ 2e-4·√(V·sumsq)
 constexpr double kSrmSumsqRel = 1e-3;        // |Δ sumsq| ≤ 1e-3·sumsq
 constexpr double kSrmStateRel = 1e-4;        // |Δ| ≤ 1e-4·max(1, |ref|)
+constexpr double kBmojoSumsqRel = 1e-3;  // |Δ sumsq| ≤ 1e-3·max(1, |ref|)
+constexpr double kBmojoStateAbs = 1e-4;  // |Δ| ≤ 1e-4
 
 Checksum SumAndSquares(const std::vector<float>& logits) {
   double sum = 0.0, sumsq = 0.0;
@@ -121,10 +123,12 @@ void CheckChecksum(const std::string& what, const Checksum& got,
                    std::vector<std::string>& problems) {
   const double ref_sum = ref.first, ref_sumsq = ref.second;
   const double sum_limit = kSumAbsPerVocab * vocab;
-  const double sumsq_limit =
-      format == GoldenFormat::kGriffin
-          ? kGriffinSumsqScale * std::sqrt(vocab * ref_sumsq)
-          : kSrmSumsqRel * std::fabs(ref_sumsq);
+  double sumsq_limit = kSrmSumsqRel * std::fabs(ref_sumsq);
+  if (format == GoldenFormat::kGriffin) {
+    sumsq_limit = kGriffinSumsqScale * std::sqrt(vocab * ref_sumsq);
+  } else if (format == GoldenFormat::kBmojo) {
+    sumsq_limit = kBmojoSumsqRel * std::max(1.0, std::fabs(ref_sumsq));
+  }
   if (std::fabs(got.first - ref_sum) > sum_limit) {
     problems.push_back(absl::StrCat(what, " sum ", Fmt(got.first), " vs ",
                                     Fmt(ref_sum), " (limit ", sum_limit, ")"));
@@ -133,6 +137,104 @@ void CheckChecksum(const std::string& what, const Checksum& got,
     problems.push_back(absl::StrCat(what, " sumsq ", Fmt(got.second), " vs ",
                                     Fmt(ref_sumsq), " (limit ", sumsq_limit,
                                     ")"));
+  }
+}
+
+using Rows = std::vector<std::vector<double>>;
+
+// Griffin/Hawk: checksums and top-5 logits from the optional
+// sliding_window_reference block (the top-level fields are what every
+// reference file must carry). Throws json exceptions like every field.
+void ReadGriffinExtras(const nlohmann::json& c, GoldenCase& gc) {
+  if (!c.contains("sliding_window_reference")) return;
+  const nlohmann::json& ref = c.at("sliding_window_reference");
+  gc.position_checksums =
+      ref.at("position_checksums").get<std::vector<Checksum>>();
+  for (const nlohmann::json& step : ref.at("steps")) {
+    gc.step_top5.push_back({step.at("top5_ids").get<std::vector<int>>(),
+                            step.at("top5_logits").get<std::vector<double>>()});
+    gc.step_checksums.push_back(step.at("checksum").get<Checksum>());
+  }
+}
+
+// B'MOJO states: row b = SSM state of the b-th B'MOJO-F layer, then its
+// conv rows. Throws json exceptions like every other field.
+void ReadBmojoStates(const nlohmann::json& c, GoldenCase& gc) {
+  const Rows ssm = c.at("ssm_state_after_prompt").get<Rows>();
+  const Rows conv = c.at("conv_state_after_prompt").get<Rows>();
+  for (size_t b = 0; b < ssm.size(); ++b) {
+    std::vector<double> row = ssm[b];
+    if (b < conv.size()) row.insert(row.end(), conv[b].begin(), conv[b].end());
+    gc.ssm_state_width.push_back(ssm[b].size());
+    gc.state_after_prompt.push_back(std::move(row));
+  }
+}
+
+// SRM and B'MOJO: per-position and per-greedy-step checksums and the states
+// after the prompt.
+void ReadChecksumsAndStates(const nlohmann::json& c, GoldenFormat format,
+                            GoldenCase& gc) {
+  // Results of a chunked prefill have no per-position checksums.
+  const auto sums =
+      c.value("logit_sum", nlohmann::json::array()).get<std::vector<double>>();
+  const auto sumsqs = c.value("logit_sumsq", nlohmann::json::array())
+                          .get<std::vector<double>>();
+  for (size_t p = 0; p < sums.size() && p < sumsqs.size(); ++p) {
+    gc.position_checksums.push_back({sums[p], sumsqs[p]});
+  }
+  const auto step_sums = c.at("greedy_logit_sum").get<std::vector<double>>();
+  const auto step_sumsqs =
+      c.at("greedy_logit_sumsq").get<std::vector<double>>();
+  for (size_t k = 0; k < step_sums.size() && k < step_sumsqs.size(); ++k) {
+    gc.step_checksums.push_back({step_sums[k], step_sumsqs[k]});
+  }
+  if (format == GoldenFormat::kSrm) {
+    gc.state_after_prompt = c.at("state_after_prompt").get<Rows>();
+  } else {
+    ReadBmojoStates(c, gc);
+  }
+}
+
+// Blocks that hold every case's tokens at once (per-token state).
+int BlocksForCases(const std::vector<GoldenCase>& cases, int block_tokens) {
+  int blocks = 0;
+  for (const GoldenCase& gc : cases) {
+    const int tokens =
+        static_cast<int>(gc.prompt_ids.size()) + gc.greedy_tokens;
+    blocks += (tokens + block_tokens - 1) / block_tokens;
+  }
+  return blocks;
+}
+
+// The computed state in the golden file's shape when the sizes agree
+// ([layers][width]; B'MOJO split into its SSM and conv fields), else flat.
+void WriteState(GoldenFormat format, const GoldenCase& gc,
+                const std::vector<float>& state, nlohmann::json& c) {
+  const Rows& ref = gc.state_after_prompt;
+  size_t total = 0;
+  for (const auto& row : ref) total += row.size();
+  const bool bmojo = format == GoldenFormat::kBmojo;
+  if (ref.empty() || state.size() != total) {
+    c[bmojo ? "ssm_state_after_prompt" : "state_after_prompt"] = state;
+    return;
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  nlohmann::json ssm = nlohmann::json::array();
+  nlohmann::json conv = nlohmann::json::array();
+  auto at = state.begin();
+  for (size_t l = 0; l < ref.size(); ++l) {
+    const size_t width = ref[l].size();
+    const size_t split = bmojo ? gc.ssm_state_width[l] : width;
+    rows.push_back(std::vector<float>(at, at + width));
+    ssm.push_back(std::vector<float>(at, at + split));
+    conv.push_back(std::vector<float>(at + split, at + width));
+    at += width;
+  }
+  if (bmojo) {
+    c["ssm_state_after_prompt"] = ssm;
+    c["conv_state_after_prompt"] = conv;
+  } else {
+    c["state_after_prompt"] = rows;
   }
 }
 
@@ -153,13 +255,16 @@ absl::StatusOr<GoldenFile> LoadGoldenFile(const std::string& path) {
   const nlohmann::json& top = golden.json;
   if (top.value("schema", "") == "srm-golden/1") {
     golden.format = GoldenFormat::kSrm;
+  } else if (top.value("schema", "") == "bmojo-golden/1") {
+    golden.format = GoldenFormat::kBmojo;
   } else if (top.value("format", "") == "slabserve-golden/1") {
     golden.format = GoldenFormat::kGriffin;
   } else {
     return absl::InvalidArgumentError(
         absl::StrCat(path,
                      ": unknown golden format (expected 'format' "
-                     "slabserve-golden/1 or 'schema' srm-golden/1)"));
+                     "slabserve-golden/1 or 'schema' srm-golden/1 or "
+                     "bmojo-golden/1)"));
   }
   const auto cases = top.find("cases");
   if (cases == top.end() || !cases->is_array() || cases->empty()) {
@@ -179,35 +284,10 @@ absl::StatusOr<GoldenFile> LoadGoldenFile(const std::string& path) {
       gc.greedy_tokens = gc.greedy_ids.empty()
                              ? c.value("greedy_new_tokens", default_greedy)
                              : static_cast<int>(gc.greedy_ids.size());
-      if (golden.format == GoldenFormat::kGriffin &&
-          c.contains("sliding_window_reference")) {
-        // The extra diagnostics block is optional: the top-level fields are
-        // what every reference file must carry.
-        const nlohmann::json& ref = c.at("sliding_window_reference");
-        gc.position_checksums =
-            ref.at("position_checksums").get<std::vector<Checksum>>();
-        for (const nlohmann::json& step : ref.at("steps")) {
-          gc.step_top5.push_back(
-              {step.at("top5_ids").get<std::vector<int>>(),
-               step.at("top5_logits").get<std::vector<double>>()});
-          gc.step_checksums.push_back(step.at("checksum").get<Checksum>());
-        }
-      } else if (golden.format == GoldenFormat::kSrm) {
-        const auto sums = c.at("logit_sum").get<std::vector<double>>();
-        const auto sumsqs = c.at("logit_sumsq").get<std::vector<double>>();
-        for (size_t p = 0; p < sums.size() && p < sumsqs.size(); ++p) {
-          gc.position_checksums.push_back({sums[p], sumsqs[p]});
-        }
-        const auto step_sums =
-            c.at("greedy_logit_sum").get<std::vector<double>>();
-        const auto step_sumsqs =
-            c.at("greedy_logit_sumsq").get<std::vector<double>>();
-        for (size_t k = 0; k < step_sums.size() && k < step_sumsqs.size();
-             ++k) {
-          gc.step_checksums.push_back({step_sums[k], step_sumsqs[k]});
-        }
-        gc.state_after_prompt =
-            c.at("state_after_prompt").get<std::vector<std::vector<double>>>();
+      if (golden.format == GoldenFormat::kGriffin) {
+        ReadGriffinExtras(c, gc);
+      } else {
+        ReadChecksumsAndStates(c, golden.format, gc);
       }
       if (gc.prompt_ids.empty()) {
         return absl::InvalidArgumentError(
@@ -233,8 +313,10 @@ absl::StatusOr<std::vector<CaseResult>> RunCases(
     results[i].position_checksums.resize(cases[i].prompt_ids.size());
   }
   const int capacity = options.batched ? static_cast<int>(cases.size()) : 1;
+  const TokenStateLayout tokens = model.TokenLayout();
   absl::StatusOr<std::unique_ptr<StatePool>> pool =
-      StatePool::CreateWithCapacity(model.StateLayout(), capacity);
+      StatePool::CreateWithCapacity(model.StateLayout(), capacity, tokens,
+                                    BlocksForCases(cases, tokens.block_tokens));
   if (!pool.ok()) return pool.status();
   if (options.batched) {
     for (Run& run : runs) run.slot = (*pool)->Allocate();
@@ -309,7 +391,7 @@ CaseReport CompareCase(const GoldenFile& golden, size_t index,
     }
   }
 
-  if (golden.format == GoldenFormat::kSrm) {
+  if (golden.format != GoldenFormat::kGriffin) {
     std::vector<double> ref_state;
     for (const auto& row : gc.state_after_prompt) {
       ref_state.insert(ref_state.end(), row.begin(), row.end());
@@ -321,7 +403,9 @@ CaseReport CompareCase(const GoldenFile& golden, size_t index,
     } else {
       for (size_t i = 0; i < ref_state.size(); ++i) {
         const double limit =
-            kSrmStateRel * std::max(1.0, std::fabs(ref_state[i]));
+            golden.format == GoldenFormat::kSrm
+                ? kSrmStateRel * std::max(1.0, std::fabs(ref_state[i]))
+                : kBmojoStateAbs;
         if (!(std::fabs(result.state_after_prompt[i] - ref_state[i]) <=
               limit)) {
           problems.push_back(absl::StrCat("state after prompt [", i, "] ",
@@ -403,20 +487,7 @@ nlohmann::json ResultsJson(const GoldenFile& golden,
       c["greedy_top2_margin"] = margins;
       c["greedy_logit_sum"] = sums;
       c["greedy_logit_sumsq"] = sumsqs;
-      // Shaped like the golden state ([layers][width]) when sizes agree.
-      const auto& ref = golden.cases[i].state_after_prompt;
-      const size_t width = ref.empty() ? 0 : ref[0].size();
-      if (width > 0 && r.state_after_prompt.size() == ref.size() * width) {
-        nlohmann::json rows = nlohmann::json::array();
-        for (size_t l = 0; l < ref.size(); ++l) {
-          rows.push_back(std::vector<float>(
-              r.state_after_prompt.begin() + l * width,
-              r.state_after_prompt.begin() + (l + 1) * width));
-        }
-        c["state_after_prompt"] = rows;
-      } else {
-        c["state_after_prompt"] = r.state_after_prompt;
-      }
+      WriteState(golden.format, golden.cases[i], r.state_after_prompt, c);
     }
   }
   return out;

@@ -1,7 +1,7 @@
 // Golden-data evaluation: reads a golden.json (Griffin/Hawk
-// "slabserve-golden/1" or SRM "srm-golden/1"), runs its cases on a Model,
-// compares the results under the data's documented tolerances and writes them
-// back in the golden file's own structure.
+// "slabserve-golden/1", SRM "srm-golden/1" or B'MOJO "bmojo-golden/1"), runs
+// its cases on a Model, compares the results under the data's documented
+// tolerances and writes them back in the golden file's own structure.
 #ifndef SLABSERVE_ENGINE_EVAL_GOLDEN_H_
 #define SLABSERVE_ENGINE_EVAL_GOLDEN_H_
 
@@ -17,7 +17,7 @@
 
 namespace slabserve {
 
-enum class GoldenFormat { kGriffin, kSrm };
+enum class GoldenFormat { kGriffin, kSrm, kBmojo };
 
 // Sum and sum of squares of one logits row, in double.
 using Checksum = std::pair<double, double>;
@@ -36,7 +36,11 @@ struct GoldenCase {
   std::vector<Checksum> position_checksums;  // per prompt position
   std::vector<Checksum> step_checksums;      // per greedy step
   std::vector<GoldenTop5> step_top5;         // per greedy step (Griffin)
-  std::vector<std::vector<double>> state_after_prompt;  // [layers][width]
+  // [layers][width]: SRM state; B'MOJO: each B'MOJO-F layer's SSM state
+  // followed by its conv rows (the model's RecurrentStateForEval order).
+  std::vector<std::vector<double>> state_after_prompt;
+  // B'MOJO: the SSM part's width in each state_after_prompt row.
+  std::vector<size_t> ssm_state_width;
 };
 
 struct GoldenFile {

@@ -3,6 +3,8 @@
 //
 //   slabeval --model=DIR --golden=FILE --out=FILE [--batch]
 //            [--weights=model.bf16.safetensors] [--prefill_chunk=N]
+//            [--eidetic_capacity=M --eidetic_threshold=T
+//             --eidetic_topk_per_window=K]
 //
 // Prints one line per case (max |Δ logit| vs golden, greedy match) and exits
 // non-zero when any case is out of tolerance or anything fails.
@@ -27,6 +29,13 @@ ABSL_FLAG(bool, batch, false, "run all cases together as one batch");
 ABSL_FLAG(int, prefill_chunk, 1,
           "prompt tokens per step; 1 gives checksums at every prompt "
           "position, 0 feeds each prompt in one chunk");
+ABSL_FLAG(int, eidetic_capacity, 0,
+          "hybrid_qwen3: entries of the long-term eidetic memory per "
+          "B'MOJO-F layer (0: off, plain B'MOJO-F)");
+ABSL_FLAG(double, eidetic_threshold, 0.5,
+          "hybrid_qwen3: innovation score a token needs to enter the memory");
+ABSL_FLAG(int, eidetic_topk_per_window, 0,
+          "hybrid_qwen3: most memory admissions per W positions (0: any)");
 
 namespace slabserve {
 namespace {
@@ -52,6 +61,9 @@ int Main() {
   if (!golden.ok()) return Fail(golden.status().ToString());
   LoadOptions load_options;
   load_options.weights_file = absl::GetFlag(FLAGS_weights);
+  load_options.eidetic = {absl::GetFlag(FLAGS_eidetic_capacity),
+                          absl::GetFlag(FLAGS_eidetic_threshold),
+                          absl::GetFlag(FLAGS_eidetic_topk_per_window)};
   absl::StatusOr<std::unique_ptr<Model>> model =
       LoadModel(model_dir, load_options);
   if (!model.ok()) return Fail(model.status().ToString());

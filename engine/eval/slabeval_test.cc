@@ -92,6 +92,41 @@ TEST(SlabevalTest, RunsSrmGoldenFiles) {
   }
 }
 
+// B'MOJO golden files: per-position checksums and both states after the
+// prompt come back in the golden file's own fields.
+TEST(SlabevalTest, RunsBmojoGoldenFiles) {
+  const std::string bmojo = "tests/golden/bmojo_tiny";
+  for (const std::string mode : {" --batch", " --prefill_chunk=0"}) {
+    const std::string out = TmpPath("bmojo.json");
+    ASSERT_EQ(Slabeval("--model=" + bmojo + " --golden=" + bmojo +
+                           "/golden.json --out=" + out + mode,
+                       TmpPath("bmojo.txt")),
+              0)
+        << mode;
+    absl::StatusOr<GoldenFile> golden = LoadGoldenFile(bmojo + "/golden.json");
+    absl::StatusOr<GoldenFile> results = LoadGoldenFile(out);
+    ASSERT_TRUE(golden.ok()) << golden.status();
+    ASSERT_TRUE(results.ok()) << results.status();
+    ASSERT_EQ(results->format, GoldenFormat::kBmojo);
+    ASSERT_EQ(results->cases.size(), golden->cases.size());
+    for (size_t i = 0; i < golden->cases.size(); ++i) {
+      const GoldenCase& want = golden->cases[i];
+      const GoldenCase& got = results->cases[i];
+      EXPECT_EQ(got.greedy_ids, want.greedy_ids) << want.name;
+      EXPECT_EQ(got.ssm_state_width, want.ssm_state_width);
+      ASSERT_EQ(got.state_after_prompt.size(), want.state_after_prompt.size());
+      for (size_t l = 0; l < want.state_after_prompt.size(); ++l) {
+        ASSERT_EQ(got.state_after_prompt[l].size(),
+                  want.state_after_prompt[l].size());
+        for (size_t c = 0; c < want.state_after_prompt[l].size(); ++c) {
+          EXPECT_NEAR(got.state_after_prompt[l][c],
+                      want.state_after_prompt[l][c], 1e-4);
+        }
+      }
+    }
+  }
+}
+
 TEST(SlabevalTest, BadFlagsAndMismatchesExitNonZero) {
   const std::string out = TmpPath("bad.json");
   const std::string log = TmpPath("bad.txt");

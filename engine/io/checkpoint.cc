@@ -176,6 +176,23 @@ std::string Checkpoint::DType(const std::string& name) const {
   return TensorDTypeName(it->second->tensors().at(name).dtype);
 }
 
+absl::StatusOr<std::vector<int64_t>> Checkpoint::Shape(
+    const std::string& name) const {
+  const auto it = owner_.find(name);
+  if (it == owner_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat(weights_path_, ": missing tensor '", name, "'"));
+  }
+  return it->second->tensors().at(name).shape;
+}
+
+std::vector<std::string> Checkpoint::TensorNames() const {
+  std::vector<std::string> names;
+  names.reserve(owner_.size());
+  for (const auto& entry : owner_) names.push_back(entry.first);
+  return names;
+}
+
 absl::StatusOr<Weight> Checkpoint::Load(const std::string& name,
                                         const std::vector<int64_t>& shape) {
   const auto it = owner_.find(name);

@@ -50,6 +50,10 @@ class Checkpoint {
   bool Has(const std::string& name) const;
   // The stored dtype of a tensor ("F32", "BF16", "F16"), or "" if absent.
   std::string DType(const std::string& name) const;
+  // The stored shape of a tensor, or an error naming the file and tensor.
+  absl::StatusOr<std::vector<int64_t>> Shape(const std::string& name) const;
+  // Every tensor name, sorted.
+  std::vector<std::string> TensorNames() const;
   // The tensor widened to f32, checked against `shape`. Errors name the file
   // and tensor: missing, wrong shape, unsupported dtype.
   absl::StatusOr<Weight> Load(const std::string& name,

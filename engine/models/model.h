@@ -17,7 +17,7 @@
 namespace slabserve {
 
 struct ModelInfo {
-  std::string architecture;  // "griffin", "hawk", "srm"
+  std::string architecture;  // "griffin", "hawk", "srm", "bmojo"
   int vocab_size = 0;
   int num_layers = 0;
   int hidden_size = 0;

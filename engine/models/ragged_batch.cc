@@ -25,6 +25,24 @@ absl::Status CheckPoolLayout(const StatePool& pool,
   return absl::OkStatus();
 }
 
+absl::Status CheckPoolLayout(const StatePool& pool,
+                             const std::vector<StateSlabSpec>& layout,
+                             const TokenStateLayout& tokens) {
+  if (absl::Status s = CheckPoolLayout(pool, layout); !s.ok()) return s;
+  const TokenStateLayout& have = pool.token_layout();
+  bool same =
+      have.kinds.size() == tokens.kinds.size() &&
+      (tokens.kinds.empty() || have.block_tokens == tokens.block_tokens);
+  for (size_t i = 0; same && i < tokens.kinds.size(); ++i) {
+    same = have.kinds[i].bytes_per_token == tokens.kinds[i].bytes_per_token;
+  }
+  if (!same) {
+    return absl::FailedPreconditionError(
+        "state pool was not created with this model's TokenLayout()");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RaggedBatch::Validate(absl::Span<const SequenceChunk> batch,
                                    const StatePool& pool, const ModelInfo& info,
                                    const float* logits) {
@@ -101,6 +119,31 @@ absl::Status RaggedBatch::Build(absl::Span<const SequenceChunk> batch,
     if (chunk.want_logits) head_rows_.push_back(tokens() - 1);
   }
   begin_.push_back(tokens());
+  return absl::OkStatus();
+}
+
+absl::Status RaggedBatch::ReserveTokens(StatePool& pool) const {
+  if (!pool.has_token_state()) return absl::OkStatus();
+  int64_t needed = 0;
+  for (int s = 0; s < chunks(); ++s) {
+    const int blocks = pool.BlocksToGrow(slot_[s], start_[s] + length(s));
+    if (blocks > pool.free_blocks()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "chunk ", s, " (slot ", slot_[s], ") needs ", blocks,
+          " state blocks to reach position ", start_[s] + length(s), "; ",
+          pool.free_blocks(), " of ", pool.block_capacity(), " are free"));
+    }
+    needed += blocks;
+  }
+  if (needed > pool.free_blocks()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the batch needs ", needed, " state blocks; ", pool.free_blocks(),
+        " of ", pool.block_capacity(), " are free"));
+  }
+  for (int s = 0; s < chunks(); ++s) {
+    absl::Status status = pool.ReserveTokens(slot_[s], start_[s] + length(s));
+    if (!status.ok()) return status;
+  }
   return absl::OkStatus();
 }
 

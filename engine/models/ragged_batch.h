@@ -58,6 +58,12 @@ float* ThreadScratch(size_t floats);
 absl::Status CheckPoolLayout(const StatePool& pool,
                              const std::vector<StateSlabSpec>& layout);
 
+// FailedPrecondition unless `pool` was created with `layout` and the
+// per-token `tokens` layout.
+absl::Status CheckPoolLayout(const StatePool& pool,
+                             const std::vector<StateSlabSpec>& layout,
+                             const TokenStateLayout& tokens);
+
 // A validated batch flattened into rows: chunk s owns rows
 // [begin(s), end(s)), row i holds token(i) at absolute position(i) of
 // slot(chunk(i)). Its buffers are reused by the next Build, so a steady
@@ -85,6 +91,14 @@ class RaggedBatch {
   // Rows whose logits are wanted (each the last of its chunk), in batch
   // order: logits row r belongs to row head_rows()[r].
   const std::vector<int>& head_rows() const { return head_rows_; }
+
+  // Makes every chunk's new positions writable in the pool's per-token
+  // state (blocks taken, shared blocks copied) before any state changes.
+  // RESOURCE_EXHAUSTED, naming the chunk or the batch, with no block taken,
+  // when the batch needs more blocks than are free; the need is counted per
+  // chunk, so two forks of one block in a batch count a copy each. No-op
+  // without per-token state.
+  absl::Status ReserveTokens(StatePool& pool) const;
 
   // Moves every chunk's slot past its tokens.
   void AdvancePositions(StatePool& pool) const;

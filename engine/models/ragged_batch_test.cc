@@ -139,5 +139,53 @@ TEST(TaskGrainTest, SmallItemsShareATask) {
   EXPECT_EQ(hits, std::vector<int>(1000, 1));
 }
 
+// Blocks for every chunk are taken before any state changes, or none.
+TEST(RaggedBatchTokensTest, ReservesEveryChunkOrNothing) {
+  const TokenStateLayout tokens{{{"layer0.kv", 8}}, 4};
+  auto created = StatePool::CreateWithCapacity({{"state", 16}}, 3, tokens, 4);
+  ASSERT_TRUE(created.ok()) << created.status();
+  StatePool& pool = **created;
+  ModelInfo info;
+  info.architecture = "test";
+  info.vocab_size = 100;
+  const int a = pool.Allocate(), b = pool.Allocate();
+  const std::vector<int32_t> six(6, 1), nine(9, 1), two(2, 1);
+  RaggedBatch plan;
+  // 2 + 3 blocks: more than the 4 there are; nothing is taken.
+  ASSERT_TRUE(
+      plan.Build({{a, six, false}, {b, nine, false}}, pool, info, nullptr)
+          .ok());
+  const absl::Status status = plan.ReserveTokens(pool);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_NE(status.message().find("the batch needs 5 state blocks"),
+            std::string::npos)
+      << status;
+  EXPECT_EQ(pool.free_blocks(), 4);
+  // One chunk alone past the pool names its chunk and slot.
+  const std::vector<int32_t> many(17, 1);
+  ASSERT_TRUE(plan.Build({{b, many, false}}, pool, info, nullptr).ok());
+  EXPECT_NE(plan.ReserveTokens(pool).message().find("chunk 0 (slot 1)"),
+            std::string::npos);
+  // 2 + 1 blocks fit.
+  ASSERT_TRUE(
+      plan.Build({{a, six, false}, {b, two, false}}, pool, info, nullptr).ok());
+  EXPECT_TRUE(plan.ReserveTokens(pool).ok());
+  EXPECT_EQ(pool.BlocksHeld(a), 2);
+  EXPECT_EQ(pool.BlocksHeld(b), 1);
+}
+
+TEST(RaggedBatchTokensTest, PoolMustHaveTheModelsTokenLayout) {
+  const TokenStateLayout tokens{{{"layer0.kv", 8}}, 4};
+  auto with = StatePool::CreateWithCapacity({{"state", 16}}, 1, tokens, 4);
+  auto without = StatePool::CreateWithCapacity({{"state", 16}}, 1);
+  ASSERT_TRUE(with.ok() && without.ok());
+  EXPECT_TRUE(CheckPoolLayout(**with, {{"state", 16}}, tokens).ok());
+  EXPECT_EQ(CheckPoolLayout(**without, {{"state", 16}}, tokens).code(),
+            absl::StatusCode::kFailedPrecondition);
+  const TokenStateLayout wider{{{"layer0.kv", 16}}, 4};
+  EXPECT_EQ(CheckPoolLayout(**with, {{"state", 16}}, wider).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace slabserve

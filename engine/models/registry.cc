@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/io/checkpoint.h"
+#include "engine/models/bmojo.h"
 #include "engine/models/griffin.h"
 #include "engine/models/srm.h"
 
@@ -21,10 +22,13 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir,
     return LoadGriffin(*std::move(checkpoint));
   }
   if (*model_type == "srm") return LoadSrm(**checkpoint);
+  if (*model_type == "hybrid_qwen3") {
+    return LoadBmojo(**checkpoint, options.eidetic);
+  }
   return config.Error("model_type",
                       absl::StrCat("\"", *model_type,
                                    "\" is not supported (supported: "
-                                   "recurrent_gemma, srm)"));
+                                   "recurrent_gemma, srm, hybrid_qwen3)"));
 }
 
 }  // namespace slabserve

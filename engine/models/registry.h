@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "engine/models/bmojo_config.h"
 #include "engine/models/model.h"
 
 namespace slabserve {
@@ -15,9 +16,12 @@ struct LoadOptions {
   // Weights file inside the directory; empty: model.safetensors, or the
   // shards named by model.safetensors.index.json.
   std::string weights_file;
+  // hybrid_qwen3 only: the long-term eidetic memory (off by default).
+  EideticConfig eidetic;
 };
 
-// "recurrent_gemma" → Griffin/Hawk, "srm" → SRM; any other model_type is an
+// "recurrent_gemma" → Griffin/Hawk, "srm" → SRM, "hybrid_qwen3" → hybrid
+// Qwen3 with B'MOJO-F layers; any other model_type is an
 // error naming it and the supported ones.
 absl::StatusOr<std::unique_ptr<Model>> LoadModel(
     const std::string& dir, const LoadOptions& options = {});

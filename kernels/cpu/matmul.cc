@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <utility>
 
@@ -245,16 +246,18 @@ void MatMulPackedStrided(const float* x, size_t ldx, int rows,
                                  std::min(block_panels, panels) * kPanel;
   const int64_t grain =
       std::max<int64_t>(1, (int64_t{1} << 19) / flops_per_item);
-  ParallelFor(int64_t{row_blocks} * panel_blocks, grain,
-              [&](int64_t begin, int64_t end) {
-                for (int64_t b = begin; b < end; ++b) {
-                  const int pb = static_cast<int>(b / row_blocks);
-                  const int rb = static_cast<int>(b % row_blocks);
-                  const int r0 = rb * kBlockRows, p0 = pb * block_panels;
-                  product.RunBlock(r0, std::min(rows, r0 + kBlockRows), p0,
-                                   std::min(panels, p0 + block_panels));
-                }
-              });
+  auto blocks = [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int pb = static_cast<int>(b / row_blocks);
+      const int rb = static_cast<int>(b % row_blocks);
+      const int r0 = rb * kBlockRows, p0 = pb * block_panels;
+      product.RunBlock(r0, std::min(rows, r0 + kBlockRows), p0,
+                       std::min(panels, p0 + block_panels));
+    }
+  };
+  // By reference: the std::function stays in its small buffer, so a product
+  // allocates nothing.
+  ParallelFor(int64_t{row_blocks} * panel_blocks, grain, std::ref(blocks));
 }
 
 const char* MatMulInstructionSet() {

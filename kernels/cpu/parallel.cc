@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -112,11 +113,14 @@ void ParallelFor(int64_t n, int64_t min_grain,
     return;
   }
   int64_t per_task = (n + tasks - 1) / tasks;
-  pool.Run(static_cast<int>(tasks), [&](int i) {
+  auto task = [&](int i) {
     int64_t begin = i * per_task;
     int64_t end = std::min(n, begin + per_task);
     if (begin < end) fn(begin, end);
-  });
+  };
+  // A std::function holds a reference wrapper in place: no heap allocation
+  // per call, as steady-state steps must not allocate.
+  pool.Run(static_cast<int>(tasks), std::ref(task));
 }
 
 }  // namespace slabserve::cpu
