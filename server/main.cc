@@ -67,6 +67,12 @@ ABSL_FLAG(int, block_tokens, -1,
           "tokens per block of per-token state (0: the model's default)");
 ABSL_FLAG(std::string, swap_space, "",
           "host memory for preempted sequences' state, e.g. 4GiB");
+ABSL_FLAG(int, eidetic_capacity, -1,
+          "hybrid_qwen3: eidetic memory entries per B'MOJO layer (0: off)");
+ABSL_FLAG(double, eidetic_threshold, -1,
+          "hybrid_qwen3: innovation score a token needs to be kept, in [0, 1]");
+ABSL_FLAG(int, eidetic_topk_per_window, -1,
+          "hybrid_qwen3: most tokens kept per window (0: no cap)");
 ABSL_FLAG(int, threads, -1, "compute threads (0: one per hardware thread)");
 ABSL_FLAG(std::string, log_level, "", "trace|debug|info|warn|error|off");
 ABSL_FLAG(int, max_tokens_limit, -1, "largest max_tokens a request may ask");
@@ -129,6 +135,10 @@ absl::Status ApplyFlags(ServerConfig* config) {
   set_int(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
   set_int(FLAGS_block_tokens, [&](int v) { config->set_block_tokens(v); });
   set_int(FLAGS_threads, [&](int v) { config->set_threads(v); });
+  set_int(FLAGS_eidetic_capacity,
+          [&](int v) { config->set_eidetic_capacity(v); });
+  set_int(FLAGS_eidetic_topk_per_window,
+          [&](int v) { config->set_eidetic_topk_per_window(v); });
   set_int(FLAGS_max_tokens_limit,
           [&](int v) { config->set_max_tokens_limit(v); });
   set_int(FLAGS_max_n, [&](int v) { config->set_max_n(v); });
@@ -143,6 +153,10 @@ absl::Status ApplyFlags(ServerConfig* config) {
   }
   if (double listen = absl::GetFlag(FLAGS_drain_listen_seconds); listen != -1) {
     config->set_drain_listen_seconds(listen);
+  }
+  if (double threshold = absl::GetFlag(FLAGS_eidetic_threshold);
+      threshold != -1) {
+    config->set_eidetic_threshold(threshold);
   }
   if (double stall = absl::GetFlag(FLAGS_stream_stall_seconds); stall != -1) {
     config->set_stream_stall_seconds(stall);
@@ -344,6 +358,8 @@ int Run(const sigset_t& shutdown_signals) {
   }
   LoadOptions load_options;
   load_options.weights_file = config.weights_file();
+  load_options.eidetic = {config.eidetic_capacity(), config.eidetic_threshold(),
+                          config.eidetic_topk_per_window()};
   absl::StatusOr<std::unique_ptr<Model>> model =
       LoadModel(config.model_dir(), load_options);
   if (!model.ok()) {

@@ -282,5 +282,17 @@ TEST(EideticModelTest, CapacityZeroIsExactlyBmojoF) {
             RunSequence(*zero, *b, b->Allocate(), prompt, 7));
 }
 
+TEST(EideticModelTest, OtherFamiliesRefuseTheOption) {
+  LoadOptions options;
+  options.eidetic.capacity = 8;
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      LoadModel("tests/golden/griffin_tiny", options);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(model.status().message().find("hybrid_qwen3 option"),
+            std::string::npos)
+      << model.status();
+}
+
 }  // namespace
 }  // namespace slabserve

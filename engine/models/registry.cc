@@ -18,6 +18,11 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir,
   const Config& config = (*checkpoint)->config();
   absl::StatusOr<std::string> model_type = config.String("model_type");
   if (!model_type.ok()) return model_type.status();
+  if (*model_type != "hybrid_qwen3" && options.eidetic.enabled()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the eidetic memory (eidetic_capacity ", options.eidetic.capacity,
+        ") is a hybrid_qwen3 option; model_type is \"", *model_type, "\""));
+  }
   if (*model_type == "recurrent_gemma") {
     return LoadGriffin(*std::move(checkpoint));
   }
