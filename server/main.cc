@@ -375,9 +375,12 @@ int Run(const sigset_t& shutdown_signals) {
   options.on_step = [&metrics](const StepMetrics& step) {
     metrics.ObserveStep(step);
   };
-  absl::StatusOr<std::unique_ptr<Backend>> backend =
-      CreateBackend(config.backend(), model->get(),
-                    static_cast<size_t>(config.state_memory_bytes()));
+  BackendOptions backend_options;
+  backend_options.model_dir = config.model_dir();
+  backend_options.weights_file = config.weights_file();
+  absl::StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(
+      config.backend(), model->get(),
+      static_cast<size_t>(config.state_memory_bytes()), backend_options);
   if (!backend.ok()) {
     spdlog::error("cannot start the backend: {}",
                   std::string(backend.status().message()));

@@ -72,6 +72,34 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
+// Page-locked host memory, so copies from and to it are truly asynchronous.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer() { cudaFreeHost(data_); }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+
+  // Holds at least `bytes` afterwards; contents are lost when it grows.
+  absl::Status Reserve(size_t bytes) {
+    if (bytes <= bytes_) return absl::OkStatus();
+    cudaFreeHost(data_);
+    data_ = nullptr;
+    bytes_ = 0;
+    SLAB_CUDA_RETURN_IF_ERROR(cudaMallocHost(&data_, bytes));
+    bytes_ = bytes;
+    return absl::OkStatus();
+  }
+  template <typename T = void>
+  T* at(size_t offset_bytes) const {
+    return reinterpret_cast<T*>(static_cast<char*>(data_) + offset_bytes);
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 }  // namespace slabserve::cuda
 
 #endif  // SLABSERVE_ENGINE_BACKEND_CUDA_DEVICE_BUFFER_H_
