@@ -84,6 +84,16 @@ absl::Status CudaBackend::Init(size_t state_budget_bytes,
       cuda::LoadDeviceModel(options.model, stream_);
   if (!device_model.ok()) return device_model.status();
   device_model_ = *std::move(device_model);
+  const std::vector<size_t>& rows = device_model_->shape().slab_row_bytes;
+  bool same_layout = rows.size() == layout_.size();
+  for (size_t i = 0; same_layout && i < rows.size(); ++i) {
+    same_layout = rows[i] == layout_[i].bytes_per_slot;
+  }
+  if (!same_layout) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the device model of ", options.model.dir,
+                     " keeps a different state layout than the loaded model"));
+  }
   samplers_.resize(capacity);
   slot_logits_.assign(capacity, nullptr);
   slot_failed_.assign(capacity, false);

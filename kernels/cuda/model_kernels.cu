@@ -3,6 +3,7 @@
 #include "kernels/cuda/model_kernels.h"
 #include "kernels/math/elementwise.h"
 #include "kernels/math/rows.h"
+#include "kernels/math/sampling.h"
 
 namespace slabserve::cuda {
 namespace {
@@ -43,6 +44,20 @@ __global__ void EmbedKernel(DeviceBatch batch, const T* table, int dim,
 __global__ void ToBf16Kernel(const float* x, int64_t n, uint16_t* out) {
   const int64_t i = GlobalIndex();
   if (i < n) out[i] = math::Bf16Bits(x[i]);
+}
+
+template <typename T>
+__global__ void FillUniformKernel(T* x, int64_t n, float low, float high,
+                                  uint64_t seed) {
+  const int64_t i = GlobalIndex();
+  if (i >= n) return;
+  const float u = static_cast<float>(math::UniformDraw(seed, i));
+  const float value = low + (high - low) * u;
+  if constexpr (sizeof(T) == sizeof(float)) {
+    x[i] = value;
+  } else {
+    x[i] = math::Bf16Bits(value);
+  }
 }
 
 __global__ void AddBiasKernel(float* y, int rows, int n, const float* bias) {
@@ -245,6 +260,22 @@ cudaError_t ToBf16(const float* x, int64_t n, uint16_t* out,
                    cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   ToBf16Kernel<<<Blocks(n), kThreads, 0, stream>>>(x, n, out);
+  return cudaGetLastError();
+}
+
+cudaError_t FillUniform(float* x, int64_t n, float low, float high,
+                        uint64_t seed, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  FillUniformKernel<float>
+      <<<Blocks(n), kThreads, 0, stream>>>(x, n, low, high, seed);
+  return cudaGetLastError();
+}
+
+cudaError_t FillUniformBf16(uint16_t* x, int64_t n, float low, float high,
+                            uint64_t seed, cudaStream_t stream) {
+  if (n == 0) return cudaSuccess;
+  FillUniformKernel<uint16_t>
+      <<<Blocks(n), kThreads, 0, stream>>>(x, n, low, high, seed);
   return cudaGetLastError();
 }
 

@@ -41,6 +41,12 @@ cudaError_t EmbedTokensBf16(const DeviceBatch& batch, const uint16_t* table,
 // out[i] = x[i] rounded to bf16 (raw bits), the input of a BF16 product.
 cudaError_t ToBf16(const float* x, int64_t n, uint16_t* out,
                    cudaStream_t stream);
+// x[i] uniform in [low, high) from Philox keyed by seed (counter i), as f32
+// or as bf16 bits: random weights made on the device, for benchmarks.
+cudaError_t FillUniform(float* x, int64_t n, float low, float high,
+                        uint64_t seed, cudaStream_t stream);
+cudaError_t FillUniformBf16(uint16_t* x, int64_t n, float low, float high,
+                            uint64_t seed, cudaStream_t stream);
 // y[r] += bias for rows of width n.
 cudaError_t AddBias(float* y, int rows, int n, const float* bias,
                     cudaStream_t stream);

@@ -18,6 +18,17 @@
 
 namespace slabserve::cuda {
 
+// Sizes that the backend and benchmarks need without the CPU model.
+struct DeviceModelShape {
+  int vocab_size = 0;
+  std::vector<size_t> slab_row_bytes;  // per slot, in StateLayout order
+  int64_t matmul_params = 0;  // weights every token multiplies (no head)
+  int64_t head_params = 0;    // the LM head, per row that wants logits
+  int attention_layers = 0;
+  int attention_width = 0;  // query heads × head_dim
+  int window = 0;
+};
+
 // One device array per state slab: [capacity, row] floats.
 struct DeviceSlabs {
   std::vector<float*> slabs;
@@ -26,6 +37,7 @@ struct DeviceSlabs {
 class DeviceModel {
  public:
   virtual ~DeviceModel() = default;
+  virtual const DeviceModelShape& shape() const = 0;
   // Runs `batch` (in device memory) through the model, advancing each
   // chunk's slot state, and writes the logits of the `head_count` rows
   // listed in head_rows (device) to logits ([head_count, vocab]). Positions

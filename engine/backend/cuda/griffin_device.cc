@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/backend/cuda/device_linear.h"
+#include "engine/backend/cuda/weight_source.h"
 #include "engine/models/griffin_config.h"
 #include "kernels/math/elementwise.h"
 
@@ -78,21 +79,23 @@ class DeviceGriffin : public DeviceModel {
         stream_(stream),
         linear_(gemm_.get(), stream) {}
 
-  absl::Status Load(Checkpoint& checkpoint, GemmType type);
+  absl::Status Load(WeightSource& source, GemmType type);
+  const DeviceModelShape& shape() const override { return shape_; }
   absl::Status Forward(const DeviceBatch& batch, const int* head_rows,
                        int head_count, DeviceSlabs& state,
                        float* logits) override;
 
  private:
-  absl::Status LoadRecurrent(Checkpoint& ck, const std::string& prefix,
+  absl::Status LoadRecurrent(WeightSource& source, const std::string& prefix,
                              GemmType type, RecurrentLayer& w);
-  absl::Status LoadAttention(Checkpoint& ck, const std::string& prefix,
+  absl::Status LoadAttention(WeightSource& source, const std::string& prefix,
                              GemmType type, AttentionLayer& w);
   absl::Status Recurrent(const Layer& layer, const DeviceBatch& batch,
                          DeviceSlabs& state);
   absl::Status Attention(const Layer& layer, const DeviceBatch& batch,
                          DeviceSlabs& state);
   absl::Status Mlp(const Layer& layer, int tokens);
+  void ComputeShape();
 
   GriffinConfig config_;
   std::unique_ptr<Gemm> gemm_;
@@ -102,143 +105,124 @@ class DeviceGriffin : public DeviceModel {
   DeviceBuffer final_norm_;
   std::vector<Layer> layers_;
   Activations act_;
+  DeviceModelShape shape_;
 };
 
-absl::StatusOr<std::vector<float>> LoadFloats(
-    Checkpoint& ck, const std::string& name,
-    const std::vector<int64_t>& shape) {
-  absl::StatusOr<Weight> w = ck.Load(name, shape);
-  if (!w.ok()) return w.status();
-  return std::vector<float>(w->data(), w->data() + w->size());
-}
-
-absl::StatusOr<DeviceBuffer> LoadToDevice(Checkpoint& ck,
-                                          const std::string& name,
-                                          const std::vector<int64_t>& shape) {
-  std::vector<float> host;
-  SLAB_ASSIGN_OR_RETURN(host, LoadFloats(ck, name, shape));
-  return UploadFloats(host.data(), host.size());
-}
-
-// RMSNorm weights are offsets: 1 + w, folded in f32.
-absl::StatusOr<DeviceBuffer> LoadNorm(Checkpoint& ck, const std::string& name,
-                                      int dim) {
-  std::vector<float> w;
-  SLAB_ASSIGN_OR_RETURN(w, LoadFloats(ck, name, {dim}));
-  for (float& v : w) v = 1.0f + v;
-  return UploadFloats(w.data(), w.size());
-}
-
-absl::StatusOr<DeviceLinear> LoadLinear(Checkpoint& ck,
-                                        const std::string& prefix, int out,
-                                        int in, bool bias, GemmType type) {
-  std::vector<float> w, b;
-  SLAB_ASSIGN_OR_RETURN(w, LoadFloats(ck, prefix + ".weight", {out, in}));
-  if (bias) SLAB_ASSIGN_OR_RETURN(b, LoadFloats(ck, prefix + ".bias", {out}));
-  return UploadLinear(w.data(), out, in, bias ? b.data() : nullptr, type);
-}
-
-absl::Status DeviceGriffin::LoadRecurrent(Checkpoint& ck,
+absl::Status DeviceGriffin::LoadRecurrent(WeightSource& source,
                                           const std::string& prefix,
                                           GemmType type, RecurrentLayer& w) {
   const int D = config_.hidden_size, R = config_.lru_width;
   const int H = config_.num_heads, bw = R / H, K = config_.conv_width;
-  SLAB_ASSIGN_OR_RETURN(w.x,
-                        LoadLinear(ck, prefix + "linear_x", R, D, true, type));
-  SLAB_ASSIGN_OR_RETURN(w.y,
-                        LoadLinear(ck, prefix + "linear_y", R, D, true, type));
   SLAB_ASSIGN_OR_RETURN(
-      w.out, LoadLinear(ck, prefix + "linear_out", D, R, true, type));
-  std::vector<float> conv;
-  SLAB_ASSIGN_OR_RETURN(conv,
-                        LoadFloats(ck, prefix + "conv_1d.weight", {R, 1, K}));
-  std::vector<float> taps(static_cast<size_t>(K) * R);
-  for (int ch = 0; ch < R; ++ch) {
-    for (int k = 0; k < K; ++k) taps[k * R + ch] = conv[ch * K + k];
-  }
-  SLAB_ASSIGN_OR_RETURN(w.conv_taps, UploadFloats(taps.data(), taps.size()));
-  SLAB_ASSIGN_OR_RETURN(w.conv_bias,
-                        LoadToDevice(ck, prefix + "conv_1d.bias", {R}));
+      w.x, source.Linear({prefix + "linear_x"}, {R}, D, true, type));
+  SLAB_ASSIGN_OR_RETURN(
+      w.y, source.Linear({prefix + "linear_y"}, {R}, D, true, type));
+  SLAB_ASSIGN_OR_RETURN(
+      w.out, source.Linear({prefix + "linear_out"}, {D}, R, true, type));
+  SLAB_ASSIGN_OR_RETURN(w.conv_taps,
+                        source.Vector(prefix + "conv_1d.weight", {R, 1, K},
+                                      VectorKind::kConvTaps));
+  SLAB_ASSIGN_OR_RETURN(w.conv_bias, source.Vector(prefix + "conv_1d.bias", {R},
+                                                   VectorKind::kPlain));
   const std::string lru = prefix + "rg_lru.";
+  // Gate blocks stay as stored, [H, in, out]: BlockDiagonal's layout.
+  SLAB_ASSIGN_OR_RETURN(w.input_gate,
+                        source.Vector(lru + "input_gate_weight", {H, bw, bw},
+                                      VectorKind::kPlain));
   SLAB_ASSIGN_OR_RETURN(
-      w.input_gate, LoadToDevice(ck, lru + "input_gate_weight", {H, bw, bw}));
-  SLAB_ASSIGN_OR_RETURN(w.input_gate_bias,
-                        LoadToDevice(ck, lru + "input_gate_bias", {H, bw}));
+      w.input_gate_bias,
+      source.Vector(lru + "input_gate_bias", {H, bw}, VectorKind::kPlain));
+  SLAB_ASSIGN_OR_RETURN(w.recurrence_gate,
+                        source.Vector(lru + "recurrent_gate_weight",
+                                      {H, bw, bw}, VectorKind::kPlain));
   SLAB_ASSIGN_OR_RETURN(
-      w.recurrence_gate,
-      LoadToDevice(ck, lru + "recurrent_gate_weight", {H, bw, bw}));
-  SLAB_ASSIGN_OR_RETURN(w.recurrence_gate_bias,
-                        LoadToDevice(ck, lru + "recurrent_gate_bias", {H, bw}));
-  std::vector<float> lambda;
-  SLAB_ASSIGN_OR_RETURN(lambda, LoadFloats(ck, lru + "recurrent_param", {R}));
-  for (float& v : lambda) v = math::RgLruLogDecay(v);
-  SLAB_ASSIGN_OR_RETURN(w.log_decay, UploadFloats(lambda.data(), R));
+      w.recurrence_gate_bias,
+      source.Vector(lru + "recurrent_gate_bias", {H, bw}, VectorKind::kPlain));
+  SLAB_ASSIGN_OR_RETURN(w.log_decay, source.Vector(lru + "recurrent_param", {R},
+                                                   VectorKind::kLogDecay));
   return absl::OkStatus();
 }
 
-absl::Status DeviceGriffin::LoadAttention(Checkpoint& ck,
+absl::Status DeviceGriffin::LoadAttention(WeightSource& source,
                                           const std::string& prefix,
                                           GemmType type, AttentionLayer& w) {
   const int D = config_.hidden_size;
   const int qw = config_.num_heads * config_.head_dim;
   const int kvw = config_.num_kv_heads * config_.head_dim;
   const bool bias = config_.attention_bias;
-  SLAB_ASSIGN_OR_RETURN(w.q,
-                        LoadLinear(ck, prefix + "q_proj", qw, D, bias, type));
-  SLAB_ASSIGN_OR_RETURN(w.k,
-                        LoadLinear(ck, prefix + "k_proj", kvw, D, bias, type));
-  SLAB_ASSIGN_OR_RETURN(w.v,
-                        LoadLinear(ck, prefix + "v_proj", kvw, D, bias, type));
-  SLAB_ASSIGN_OR_RETURN(w.o,
-                        LoadLinear(ck, prefix + "o_proj", D, qw, true, type));
+  SLAB_ASSIGN_OR_RETURN(
+      w.q, source.Linear({prefix + "q_proj"}, {qw}, D, bias, type));
+  SLAB_ASSIGN_OR_RETURN(
+      w.k, source.Linear({prefix + "k_proj"}, {kvw}, D, bias, type));
+  SLAB_ASSIGN_OR_RETURN(
+      w.v, source.Linear({prefix + "v_proj"}, {kvw}, D, bias, type));
+  SLAB_ASSIGN_OR_RETURN(
+      w.o, source.Linear({prefix + "o_proj"}, {D}, qw, true, type));
   return absl::OkStatus();
 }
 
-// gate‖up as one [2F, D] product.
-absl::StatusOr<DeviceLinear> LoadGateUp(Checkpoint& ck, const std::string& mlp,
-                                        int F, int D, GemmType type) {
-  std::vector<float> gate, up, gate_bias, up_bias;
-  SLAB_ASSIGN_OR_RETURN(gate, LoadFloats(ck, mlp + "gate_proj.weight", {F, D}));
-  SLAB_ASSIGN_OR_RETURN(gate_bias, LoadFloats(ck, mlp + "gate_proj.bias", {F}));
-  SLAB_ASSIGN_OR_RETURN(up, LoadFloats(ck, mlp + "up_proj.weight", {F, D}));
-  SLAB_ASSIGN_OR_RETURN(up_bias, LoadFloats(ck, mlp + "up_proj.bias", {F}));
-  gate.insert(gate.end(), up.begin(), up.end());
-  gate_bias.insert(gate_bias.end(), up_bias.begin(), up_bias.end());
-  return UploadLinear(gate.data(), 2 * F, D, gate_bias.data(), type);
-}
-
-absl::Status DeviceGriffin::Load(Checkpoint& ck, GemmType type) {
+absl::Status DeviceGriffin::Load(WeightSource& source, GemmType type) {
   const int V = config_.vocab_size, D = config_.hidden_size;
   const int F = config_.mlp_width;
   SLAB_ASSIGN_OR_RETURN(
-      embedding_, LoadLinear(ck, "model.embed_tokens", V, D, false, type));
-  SLAB_ASSIGN_OR_RETURN(final_norm_,
-                        LoadNorm(ck, "model.final_norm.weight", D));
+      embedding_, source.Linear({"model.embed_tokens"}, {V}, D, false, type));
+  SLAB_ASSIGN_OR_RETURN(
+      final_norm_,
+      source.Vector("model.final_norm.weight", {D}, VectorKind::kNormOffset));
   layers_.resize(config_.num_layers);
-  int slab = 0;
   for (int i = 0; i < config_.num_layers; ++i) {
     Layer& layer = layers_[i];
     const std::string prefix = absl::StrCat("model.layers.", i, ".");
     layer.type = config_.layers[i];
-    layer.first_slab = slab;
-    slab += 2;
+    layer.first_slab = 2 * i;
     SLAB_ASSIGN_OR_RETURN(layer.temporal_norm,
-                          LoadNorm(ck, prefix + "temporal_pre_norm.weight", D));
+                          source.Vector(prefix + "temporal_pre_norm.weight",
+                                        {D}, VectorKind::kNormOffset));
     SLAB_ASSIGN_OR_RETURN(layer.channel_norm,
-                          LoadNorm(ck, prefix + "channel_pre_norm.weight", D));
+                          source.Vector(prefix + "channel_pre_norm.weight", {D},
+                                        VectorKind::kNormOffset));
     const std::string block = prefix + "temporal_block.";
     if (layer.type == GriffinBlock::kRecurrent) {
-      SLAB_RETURN_IF_ERROR(LoadRecurrent(ck, block, type, layer.recurrent));
+      SLAB_RETURN_IF_ERROR(LoadRecurrent(source, block, type, layer.recurrent));
     } else {
-      SLAB_RETURN_IF_ERROR(LoadAttention(ck, block, type, layer.attention));
+      SLAB_RETURN_IF_ERROR(LoadAttention(source, block, type, layer.attention));
     }
     const std::string mlp = prefix + "mlp_block.";
-    SLAB_ASSIGN_OR_RETURN(layer.gate_up, LoadGateUp(ck, mlp, F, D, type));
-    SLAB_ASSIGN_OR_RETURN(layer.down,
-                          LoadLinear(ck, mlp + "down_proj", D, F, true, type));
+    // gate‖up as one [2F, D] product.
+    SLAB_ASSIGN_OR_RETURN(layer.gate_up,
+                          source.Linear({mlp + "gate_proj", mlp + "up_proj"},
+                                        {F, F}, D, true, type));
+    SLAB_ASSIGN_OR_RETURN(
+        layer.down, source.Linear({mlp + "down_proj"}, {D}, F, true, type));
   }
-  // A re-saved tied head is checked by the CPU loader; not needed here.
-  return ck.CheckAllLoaded({"lm_head.weight"});
+  ComputeShape();
+  return source.Finish();
+}
+
+void DeviceGriffin::ComputeShape() {
+  const int64_t D = config_.hidden_size, R = config_.lru_width;
+  const int64_t F = config_.mlp_width, H = config_.num_heads;
+  const int64_t qw = H * config_.head_dim;
+  const int64_t kvw = int64_t{config_.num_kv_heads} * config_.head_dim;
+  const int64_t bw = R / H, K = config_.conv_width;
+  const int64_t W = config_.attention_window;
+  shape_.vocab_size = config_.vocab_size;
+  shape_.head_params = int64_t{config_.vocab_size} * D;
+  shape_.attention_width = static_cast<int>(qw);
+  shape_.window = static_cast<int>(W);
+  for (const Layer& layer : layers_) {
+    shape_.matmul_params += 3 * D * F;
+    if (layer.type == GriffinBlock::kRecurrent) {
+      shape_.matmul_params += 3 * D * R + 2 * H * bw * bw;
+      shape_.slab_row_bytes.push_back(sizeof(float) * (K - 1) * R);
+      shape_.slab_row_bytes.push_back(sizeof(float) * R);
+    } else {
+      shape_.matmul_params += 2 * D * qw + 2 * D * kvw;
+      ++shape_.attention_layers;
+      shape_.slab_row_bytes.push_back(sizeof(float) * W * kvw);
+      shape_.slab_row_bytes.push_back(sizeof(float) * W * kvw);
+    }
+  }
 }
 
 absl::Status DeviceGriffin::Recurrent(const Layer& layer,
@@ -361,16 +345,24 @@ absl::Status DeviceGriffin::Forward(const DeviceBatch& batch,
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<DeviceModel>> CreateDeviceGriffin(
+    const GriffinConfig& config, WeightSource& source, GemmType type,
+    cudaStream_t stream) {
+  std::unique_ptr<Gemm> gemm;
+  SLAB_ASSIGN_OR_RETURN(gemm, Gemm::Create(stream));
+  auto model = std::make_unique<DeviceGriffin>(config, std::move(gemm), stream);
+  SLAB_RETURN_IF_ERROR(model->Load(source, type));
+  return std::unique_ptr<DeviceModel>(std::move(model));
+}
+
 absl::StatusOr<std::unique_ptr<DeviceModel>> LoadDeviceGriffin(
     Checkpoint& checkpoint, GemmType type, cudaStream_t stream) {
   GriffinConfig config;
   SLAB_ASSIGN_OR_RETURN(config, ParseGriffinConfig(checkpoint.config()));
-  std::unique_ptr<Gemm> gemm;
-  SLAB_ASSIGN_OR_RETURN(gemm, Gemm::Create(stream));
-  auto model = std::make_unique<DeviceGriffin>(std::move(config),
-                                               std::move(gemm), stream);
-  SLAB_RETURN_IF_ERROR(model->Load(checkpoint, type));
-  return std::unique_ptr<DeviceModel>(std::move(model));
+  // A re-saved tied head is checked by the CPU loader; not needed here.
+  std::unique_ptr<WeightSource> source =
+      CheckpointWeights(checkpoint, {"lm_head.weight"});
+  return CreateDeviceGriffin(config, *source, type, stream);
 }
 
 }  // namespace slabserve::cuda

@@ -33,6 +33,7 @@ class DeviceSrm : public DeviceModel {
         linear_(gemm_.get(), stream) {}
 
   absl::Status Load(Checkpoint& ck, GemmType type);
+  const DeviceModelShape& shape() const override { return shape_; }
   absl::Status Forward(const DeviceBatch& batch, const int* head_rows,
                        int head_count, DeviceSlabs& state,
                        float* logits) override;
@@ -49,6 +50,7 @@ class DeviceSrm : public DeviceModel {
   DeviceLinear output_;     // [V, D]
   std::vector<Block> blocks_;
   DeviceBuffer h_, u_, p_, m_, head_in_;
+  DeviceModelShape shape_;
 };
 
 absl::StatusOr<std::vector<float>> Floats(Checkpoint& ck,
@@ -174,6 +176,13 @@ absl::Status DeviceSrm::Load(Checkpoint& ck, GemmType type) {
   for (int l = 0; l < config_.num_blocks; ++l) {
     SLAB_RETURN_IF_ERROR(LoadBlock(ck, l, type, blocks_[l]));
   }
+  shape_.vocab_size = V;
+  shape_.head_params = int64_t{V} * D;
+  // Per block: MLP (2·F·D), projections and out_proj (2·D²).
+  shape_.matmul_params =
+      int64_t{config_.num_blocks} *
+      (2 * int64_t{config_.expansion_factor} * D * D + 2 * int64_t{D} * D);
+  shape_.slab_row_bytes.assign(config_.num_blocks, sizeof(float) * D);
   return ck.CheckAllLoaded();
 }
 
