@@ -26,6 +26,7 @@ struct DeviceModelShape {
   int64_t head_params = 0;    // the LM head, per row that wants logits
   int attention_layers = 0;
   int attention_width = 0;  // query heads × head_dim
+  int64_t kv_width = 0;     // key (and value) floats per position
   int window = 0;
 };
 

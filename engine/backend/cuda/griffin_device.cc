@@ -209,6 +209,7 @@ void DeviceGriffin::ComputeShape() {
   shape_.vocab_size = config_.vocab_size;
   shape_.head_params = int64_t{config_.vocab_size} * D;
   shape_.attention_width = static_cast<int>(qw);
+  shape_.kv_width = kvw;
   shape_.window = static_cast<int>(W);
   for (const Layer& layer : layers_) {
     shape_.matmul_params += 3 * D * F;
