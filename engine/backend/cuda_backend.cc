@@ -186,7 +186,9 @@ void CudaBackend::Submit(StepPlan plan) {
     FailStep(broken_, pending);
     return;
   }
-  for (auto& [slot, logits] : restored_logits_) {
+  pending.restored = std::move(restored_logits_);
+  restored_logits_.clear();
+  for (auto& [slot, logits] : pending.restored) {
     slot_logits_[slot] = logits.get<float>();
   }
   absl::Status status = Forward(pending.plan, pending.result);
@@ -203,11 +205,12 @@ StepResult CudaBackend::Wait() {
       cuda::CudaStatus(cudaStreamSynchronize(stream_), "the step");
   if (!synced.ok()) FailStep(synced, pending);
   if (broken_.ok()) CollectSamples(pending);
-  EndStep(pending.plan);
+  EndStep(pending);
   return std::move(pending.result);
 }
 
-void CudaBackend::EndStep(const StepPlan& plan) {
+void CudaBackend::EndStep(Pending& pending) {
+  const StepPlan& plan = pending.plan;
   for (const PlannedChunk& chunk : plan.chunks) {
     slot_logits_[chunk.slot] = nullptr;
     slot_failed_[chunk.slot] = false;
@@ -216,8 +219,8 @@ void CudaBackend::EndStep(const StepPlan& plan) {
     slot_logits_[fork.to] = nullptr;
     slot_failed_[fork.to] = false;
   }
-  for (auto& [slot, logits] : restored_logits_) slot_logits_[slot] = nullptr;
-  restored_logits_.clear();
+  for (auto& [slot, logits] : pending.restored) slot_logits_[slot] = nullptr;
+  pending.restored.clear();
 }
 
 absl::Status CudaBackend::Forward(const StepPlan& plan, StepResult& result) {

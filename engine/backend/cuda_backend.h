@@ -84,6 +84,9 @@ class CudaBackend : public Backend {
     std::vector<int> sample_rows;  // by sample: row in the outputs, or -1
     int rows = 0;
     int top_n = 0;
+    // Logits restored before Submit, for this step only (a Restore while
+    // the step runs serves the next one).
+    absl::flat_hash_map<int, cuda::DeviceBuffer> restored;
   };
 
   CudaBackend(Model* model, cudaStream_t stream);
@@ -102,7 +105,7 @@ class CudaBackend : public Backend {
   void CollectSamples(Pending& pending);
   absl::Status CopySlot(int from, int to, const char* what);
   void FailStep(const absl::Status& status, Pending& pending);
-  void EndStep(const StepPlan& plan);
+  void EndStep(Pending& pending);
 
   Model* const model_;
   cudaStream_t stream_;

@@ -101,27 +101,25 @@ __global__ void LocalAttentionKernel(DeviceBatch batch, const float* q,
   }
 }
 
+// One thread per (chunk, element); each walks the chunk's last W positions.
 __global__ void WriteRingKernel(DeviceBatch batch, const float* k,
                                 const float* v, int kv_width, int window,
                                 float* key_ring_slab, float* value_ring_slab) {
   const int64_t idx =
       static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t per_chunk = static_cast<int64_t>(window) * kv_width;
-  if (idx >= batch.chunks * per_chunk) return;
-  const int s = static_cast<int>(idx / per_chunk);
-  const int offset = static_cast<int>((idx % per_chunk) / kv_width);
+  if (idx >= static_cast<int64_t>(batch.chunks) * kv_width) return;
+  const int s = static_cast<int>(idx / kv_width);
   const int e = static_cast<int>(idx % kv_width);
   const int t0 = batch.chunk_start[s];
-  const int length = batch.chunk_begin[s + 1] - batch.chunk_begin[s];
-  const int first = max(t0, t0 + length - window);
-  const int pos = first + offset;
-  if (pos >= t0 + length) return;
-  const int64_t from =
-      static_cast<int64_t>(batch.chunk_begin[s] + pos - t0) * kv_width + e;
-  const int64_t to = batch.chunk_slot[s] * per_chunk +
-                     static_cast<int64_t>(pos % window) * kv_width + e;
-  key_ring_slab[to] = k[from];
-  value_ring_slab[to] = v[from];
+  const int end = t0 + batch.chunk_begin[s + 1] - batch.chunk_begin[s];
+  const int64_t ring = static_cast<int64_t>(batch.chunk_slot[s]) * window;
+  for (int pos = max(t0, end - window); pos < end; ++pos) {
+    const int64_t from =
+        static_cast<int64_t>(batch.chunk_begin[s] + pos - t0) * kv_width + e;
+    const int64_t to = (ring + pos % window) * kv_width + e;
+    key_ring_slab[to] = k[from];
+    value_ring_slab[to] = v[from];
+  }
 }
 
 __global__ void SrmMixKernel(DeviceBatch batch, float* p, int D, int heads,
@@ -178,7 +176,7 @@ cudaError_t LocalAttention(const DeviceBatch& batch, const float* q,
 cudaError_t WriteRing(const DeviceBatch& batch, const float* k, const float* v,
                       int kv_width, int window, float* key_ring_slab,
                       float* value_ring_slab, cudaStream_t stream) {
-  const int64_t n = static_cast<int64_t>(batch.chunks) * window * kv_width;
+  const int64_t n = static_cast<int64_t>(batch.chunks) * kv_width;
   if (n == 0) return cudaSuccess;
   WriteRingKernel<<<Blocks(n), kThreads, 0, stream>>>(
       batch, k, v, kv_width, window, key_ring_slab, value_ring_slab);
