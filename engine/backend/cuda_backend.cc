@@ -97,7 +97,9 @@ absl::Status CudaBackend::Init(size_t state_budget_bytes,
   samplers_.resize(capacity);
   slot_logits_.assign(capacity, nullptr);
   slot_failed_.assign(capacity, false);
-  return cuda::CudaStatus(cudaStreamSynchronize(stream_), "loading weights");
+  // Weights were uploaded with synchronous copies on the legacy stream,
+  // which a non-blocking stream does not wait for.
+  return cuda::CudaStatus(cudaDeviceSynchronize(), "loading weights");
 }
 
 int CudaBackend::Allocate(const SlotSampling& sampling) {

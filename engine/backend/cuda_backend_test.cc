@@ -95,8 +95,9 @@ void ExpectClose(const std::vector<SampledToken>& cpu,
                  size_t exact_ids, const std::string& what) {
   ASSERT_EQ(cpu.size(), gpu.size()) << what;
   for (size_t t = 0; t < cpu.size(); ++t) {
-    if (t < exact_ids)
+    if (t < exact_ids) {
       ASSERT_EQ(cpu[t].id, gpu[t].id) << what << " token " << t;
+    }
     if (cpu[t].id != gpu[t].id) continue;
     EXPECT_NEAR(cpu[t].logprob, gpu[t].logprob, tolerance)
         << what << " token " << t;

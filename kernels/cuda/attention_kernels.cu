@@ -4,6 +4,7 @@
 
 #include "kernels/cuda/model_kernels.h"
 #include "kernels/math/elementwise.h"
+#include "kernels/math/ragged.h"
 
 namespace slabserve::cuda {
 namespace {
@@ -34,17 +35,18 @@ __device__ float BlockReduce(float value, float* scratch) {
   return result;
 }
 
-// Where position `pos` of chunk s's sequence keeps its key (or value) row:
-// the chunk's own rows from chunk_start on, the ring before.
+// The key (or value) row of position `pos` of chunk s's sequence: the
+// chunk's own rows from chunk_start on, the ring before.
 __device__ const float* KvRow(const DeviceBatch& batch, int s, int pos,
                               const float* chunk_rows, const float* ring,
                               int kv_width, int window) {
-  const int t0 = batch.chunk_start[s];
-  if (pos >= t0) {
+  const math::RowSource source =
+      math::KeySource(pos, batch.chunk_start[s], window);
+  if (source.in_chunk) {
     return chunk_rows +
-           static_cast<int64_t>(batch.chunk_begin[s] + pos - t0) * kv_width;
+           static_cast<int64_t>(batch.chunk_begin[s] + source.row) * kv_width;
   }
-  return ring + static_cast<int64_t>(pos % window) * kv_width;
+  return ring + static_cast<int64_t>(source.row) * kv_width;
 }
 
 __global__ void LocalAttentionKernel(DeviceBatch batch, const float* q,
@@ -60,7 +62,7 @@ __global__ void LocalAttentionKernel(DeviceBatch batch, const float* q,
   const int h = blockIdx.x % heads;
   const int s = batch.token_chunk[row];
   const int t = batch.token_position[row];
-  const int first = max(0, t - window + 1);
+  const int first = math::FirstKeyPosition(t, window);
   const int n = t - first + 1;
   const int kv_width = kv_heads * head_dim;
   const int kv_offset = (h / (heads / kv_heads)) * head_dim;
@@ -113,7 +115,7 @@ __global__ void WriteRingKernel(DeviceBatch batch, const float* k,
   const int t0 = batch.chunk_start[s];
   const int end = t0 + batch.chunk_begin[s + 1] - batch.chunk_begin[s];
   const int64_t ring = static_cast<int64_t>(batch.chunk_slot[s]) * window;
-  for (int pos = max(t0, end - window); pos < end; ++pos) {
+  for (int pos = math::FirstRingWrite(t0, end - t0, window); pos < end; ++pos) {
     const int64_t from =
         static_cast<int64_t>(batch.chunk_begin[s] + pos - t0) * kv_width + e;
     const int64_t to = (ring + pos % window) * kv_width + e;

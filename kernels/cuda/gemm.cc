@@ -16,10 +16,6 @@ absl::StatusOr<std::unique_ptr<Gemm>> Gemm::Create(cudaStream_t stream) {
   absl::Status status = CublasStatus(cublasCreate(&handle), "cublasCreate");
   if (!status.ok()) return status;
   status = CublasStatus(cublasSetStream(handle, stream), "cublasSetStream");
-  if (status.ok()) {
-    status = CublasStatus(cublasSetMathMode(handle, CUBLAS_PEDANTIC_MATH),
-                          "cublasSetMathMode");
-  }
   if (!status.ok()) {
     cublasDestroy(handle);
     return status;

@@ -2,6 +2,7 @@
 
 #include "kernels/cuda/model_kernels.h"
 #include "kernels/math/elementwise.h"
+#include "kernels/math/ragged.h"
 #include "kernels/math/rows.h"
 #include "kernels/math/sampling.h"
 
@@ -167,11 +168,12 @@ __global__ void RotaryKernel(DeviceBatch batch, float* x, int heads,
 __device__ float ConvInput(const DeviceBatch& batch, const float* u,
                            int u_stride, const float* tail, int R, int K, int i,
                            int back, int ch) {
-  const int s = batch.token_chunk[i];
-  const int j = i - batch.chunk_begin[s] - back;  // chunk row, < 0: tail
-  if (j >= 0)
-    return u[static_cast<int64_t>(batch.chunk_begin[s] + j) * u_stride + ch];
-  return tail[static_cast<int64_t>(K - 1 + j) * R + ch];
+  const int begin = batch.chunk_begin[batch.token_chunk[i]];
+  const math::RowSource source = math::ConvInputSource(i - begin, back, K);
+  if (source.in_chunk) {
+    return u[static_cast<int64_t>(begin + source.row) * u_stride + ch];
+  }
+  return tail[static_cast<int64_t>(source.row) * R + ch];
 }
 
 __global__ void CausalConvKernel(DeviceBatch batch, const float* u,
@@ -199,16 +201,14 @@ __global__ void ConvTailKernel(DeviceBatch batch, const float* u, int u_stride,
   const int ch = static_cast<int>(idx % R);
   float* tail =
       tail_slab + static_cast<int64_t>(batch.chunk_slot[s]) * (K - 1) * R;
-  const int end = batch.chunk_begin[s + 1];
-  const int length = end - batch.chunk_begin[s];
+  const int begin = batch.chunk_begin[s];
+  const int length = batch.chunk_begin[s + 1] - begin;
   float fresh[math::kMaxConvWidth];
-  // New row r (oldest first) is the input K−1−r tokens before the chunk's
-  // end: from the chunk when it is long enough, else from the old tail.
   for (int r = 0; r < K - 1; ++r) {
-    const int back = K - 1 - r;  // 1 = the chunk's last token
-    fresh[r] = back <= length
-                   ? u[static_cast<int64_t>(end - back) * u_stride + ch]
-                   : tail[static_cast<int64_t>(r + length) * R + ch];
+    const math::RowSource source = math::NewTailSource(r, length, K);
+    fresh[r] = source.in_chunk
+                   ? u[static_cast<int64_t>(begin + source.row) * u_stride + ch]
+                   : tail[static_cast<int64_t>(source.row) * R + ch];
   }
   for (int r = 0; r < K - 1; ++r)
     tail[static_cast<int64_t>(r) * R + ch] = fresh[r];
