@@ -172,11 +172,13 @@ void CudaBackend::Restore(int slot, const SlotSnapshot& snapshot) {
 }
 
 void CudaBackend::FailStep(const absl::Status& status, Pending& pending) {
-  if (broken_.ok()) broken_ = status;
+  // A sticky error (the context is lost) fails every later step too; an
+  // error the device recovers from (out of memory) fails this step only.
+  if (broken_.ok() && cudaDeviceSynchronize() != cudaSuccess) broken_ = status;
   StepResult& result = pending.result;
-  result.chunks.assign(pending.plan.chunks.size(), broken_);
+  result.chunks.assign(pending.plan.chunks.size(), status);
   result.snapshots.assign(pending.plan.snapshots.size(), nullptr);
-  result.samples.assign(pending.plan.samples.size(), broken_);
+  result.samples.assign(pending.plan.samples.size(), status);
   pending.sample_rows.assign(pending.plan.samples.size(), -1);
 }
 
@@ -186,6 +188,7 @@ void CudaBackend::Submit(StepPlan plan) {
   pending.plan = std::move(plan);
   if (!broken_.ok()) {
     FailStep(broken_, pending);
+    pending.failed = true;
     return;
   }
   pending.restored = std::move(restored_logits_);
@@ -197,7 +200,10 @@ void CudaBackend::Submit(StepPlan plan) {
   if (status.ok()) status = Snapshots(pending.plan, pending.result);
   if (status.ok()) status = Forks(pending.plan);
   if (status.ok()) status = Samples(pending);
-  if (!status.ok()) FailStep(status, pending);
+  if (!status.ok()) {
+    FailStep(status, pending);
+    pending.failed = true;
+  }
 }
 
 StepResult CudaBackend::Wait() {
@@ -205,8 +211,11 @@ StepResult CudaBackend::Wait() {
   pending_.reset();
   const absl::Status synced =
       cuda::CudaStatus(cudaStreamSynchronize(stream_), "the step");
-  if (!synced.ok()) FailStep(synced, pending);
-  if (broken_.ok()) CollectSamples(pending);
+  if (!synced.ok()) {
+    FailStep(synced, pending);
+  } else if (!pending.failed) {
+    CollectSamples(pending);
+  }
   EndStep(pending);
   return std::move(pending.result);
 }
@@ -242,8 +251,15 @@ absl::Status CudaBackend::Forward(const StepPlan& plan, StepResult& result) {
                                       *slots_, info(), &kValidationLogits);
       if (result.chunks[i].ok()) valid.push_back(chunks[i]);
     }
-    SLAB_RETURN_IF_ERROR(
-        batch_.Build(valid, *slots_, info(), &kValidationLogits));
+    // Chunks valid alone but not together (a slot twice): all fail.
+    const absl::Status together =
+        batch_.Build(valid, *slots_, info(), &kValidationLogits);
+    if (!together.ok()) {
+      for (absl::Status& chunk : result.chunks) {
+        if (chunk.ok()) chunk = together;
+      }
+      valid.clear();
+    }
   }
   const size_t vocab = info().vocab_size;
   SLAB_RETURN_IF_ERROR(

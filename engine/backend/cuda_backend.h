@@ -8,8 +8,9 @@
 // N+1 while the device runs step N. Allocate (zeroing) and Restore between
 // the two are enqueued on the same stream, behind the running step.
 //
-// A CUDA error is sticky: the step fails every chunk and sample with
-// UNAVAILABLE naming the error, and so does every later step.
+// A CUDA error fails the step's chunks and samples with UNAVAILABLE naming
+// the error; a sticky one (the device context is lost) fails every later
+// step the same way, so the server reports UNAVAILABLE instead of serving.
 #ifndef SLABSERVE_ENGINE_BACKEND_CUDA_BACKEND_H_
 #define SLABSERVE_ENGINE_BACKEND_CUDA_BACKEND_H_
 
@@ -84,6 +85,7 @@ class CudaBackend : public Backend {
     std::vector<int> sample_rows;  // by sample: row in the outputs, or -1
     int rows = 0;
     int top_n = 0;
+    bool failed = false;  // Submit already failed the whole step
     // Logits restored before Submit, for this step only (a Restore while
     // the step runs serves the next one).
     absl::flat_hash_map<int, cuda::DeviceBuffer> restored;
@@ -136,7 +138,7 @@ class CudaBackend : public Backend {
   std::vector<bool> slot_failed_;
   absl::flat_hash_map<int, cuda::DeviceBuffer> restored_logits_;
   std::optional<Pending> pending_;
-  absl::Status broken_;  // the first CUDA error; sticky
+  absl::Status broken_;  // the first sticky CUDA error
 };
 
 }  // namespace slabserve
