@@ -207,6 +207,14 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return invalid("prefix_cache_bytes must be >= 0, got ",
                    config.prefix_cache_bytes());
   }
+  if (config.block_tokens() < 0 || config.block_tokens() > 65536) {
+    return invalid("block_tokens must be in [0, 65536], got ",
+                   config.block_tokens());
+  }
+  if (config.swap_space_bytes() < 0) {
+    return invalid("swap_space_bytes must be >= 0, got ",
+                   config.swap_space_bytes());
+  }
   if (config.threads() < 0) {
     return invalid("threads must be >= 0, got ", config.threads());
   }

@@ -63,6 +63,8 @@ TEST(ConfigTest, ValidationNamesTheBadField) {
       {model + "state_memory_bytes: 0", "state_memory_bytes must be > 0"},
       {model + "step_token_budget: -1", "step_token_budget must be > 0"},
       {model + "max_batch: 0", "max_batch must be > 0"},
+      {model + "block_tokens: -1", "block_tokens must be in [0, 65536]"},
+      {model + "swap_space_bytes: -1", "swap_space_bytes must be >= 0"},
       {model + "log_level: \"loud\"", "log_level \"loud\" is not one of"},
       {model + "backend: \"gpu\"",
        "config: backend \"gpu\" is not one of auto, cpu, cuda"},

@@ -65,6 +65,10 @@ ABSL_FLAG(std::string, max_waiting_memory, "",
 ABSL_FLAG(int, step_token_budget, -1, "prompt + decode tokens per step");
 ABSL_FLAG(int, max_batch, -1, "sequences per step");
 ABSL_FLAG(std::string, prefix_cache, "", "prefix cache size, e.g. 64MiB");
+ABSL_FLAG(int, block_tokens, -1,
+          "tokens per block of per-token state (0: the model's default)");
+ABSL_FLAG(std::string, swap_space, "",
+          "host memory for preempted sequences' state, e.g. 4GiB");
 ABSL_FLAG(int, threads, -1, "compute threads (0: one per hardware thread)");
 ABSL_FLAG(std::string, log_level, "", "trace|debug|info|warn|error|off");
 ABSL_FLAG(int, max_tokens_limit, -1, "largest max_tokens a request may ask");
@@ -127,6 +131,7 @@ absl::Status ApplyFlags(ServerConfig* config) {
   set_int(FLAGS_step_token_budget,
           [&](int v) { config->set_step_token_budget(v); });
   set_int(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
+  set_int(FLAGS_block_tokens, [&](int v) { config->set_block_tokens(v); });
   set_int(FLAGS_threads, [&](int v) { config->set_threads(v); });
   set_int(FLAGS_max_tokens_limit,
           [&](int v) { config->set_max_tokens_limit(v); });
@@ -156,6 +161,8 @@ absl::Status ApplyFlags(ServerConfig* config) {
                         &ServerConfig::set_state_memory_bytes},
            ByteSizeFlag{&FLAGS_prefix_cache, "prefix_cache",
                         &ServerConfig::set_prefix_cache_bytes},
+           ByteSizeFlag{&FLAGS_swap_space, "swap_space",
+                        &ServerConfig::set_swap_space_bytes},
            ByteSizeFlag{&FLAGS_max_waiting_memory, "max_waiting_memory",
                         &ServerConfig::set_max_waiting_bytes},
            ByteSizeFlag{&FLAGS_openai_max_body, "openai_max_body",
@@ -375,6 +382,7 @@ int Run(const sigset_t& shutdown_signals) {
   options.step_token_budget = config.step_token_budget();
   options.max_batch = config.max_batch();
   options.prefix_cache_bytes = static_cast<size_t>(config.prefix_cache_bytes());
+  options.max_swap_bytes = static_cast<size_t>(config.swap_space_bytes());
   options.stream_buffer_tokens = config.stream_buffer_tokens();
   options.on_step = [&metrics](const StepMetrics& step) {
     metrics.ObserveStep(step);
@@ -383,6 +391,7 @@ int Run(const sigset_t& shutdown_signals) {
   backend_options.model_dir = config.model_dir();
   backend_options.weights_file = config.weights_file();
   backend_options.bf16_weights = config.device_weights() == "bf16";
+  backend_options.block_tokens = config.block_tokens();
   absl::StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(
       config.backend(), model->get(),
       static_cast<size_t>(config.state_memory_bytes()), backend_options);
@@ -406,6 +415,13 @@ int Run(const sigset_t& shutdown_signals) {
       config.model_dir(), info.architecture, info.num_layers, info.vocab_size,
       info.weights_dtype, backend_name, stats.state_bytes_per_sequence,
       stats.slot_capacity);
+  if (stats.block_capacity > 0) {
+    spdlog::info(
+        "per-token state: {} blocks of {} tokens ({} bytes each); {} bytes of "
+        "host swap space",
+        stats.block_capacity, stats.block_tokens, stats.state_bytes_per_block,
+        config.swap_space_bytes());
+  }
 
   ServiceOptions service_options;
   service_options.model_name = BaseName(config.model_dir());

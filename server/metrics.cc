@@ -40,8 +40,9 @@ std::vector<double> BatchBuckets() {
 
 // The gauges inference-aware gateways (Kubernetes Gateway API Inference
 // Extension) scrape from vLLM-compatible servers, so one endpoint picker can
-// route across slabserve and vLLM alike. A slot is slabserve's KV cache: the
-// usage is the fraction of slots holding a sequence.
+// route across slabserve and vLLM alike. Slots and per-token state blocks
+// are slabserve's KV cache: the usage is the fraction of state memory they
+// hold in use.
 void AppendGatewayGauges(const SchedulerStats& stats, std::string* out) {
   AppendGauge("vllm:num_requests_waiting",
               "Requests waiting for a slot (same as slabserve_waiting).",
@@ -49,13 +50,13 @@ void AppendGatewayGauges(const SchedulerStats& stats, std::string* out) {
   AppendGauge("vllm:num_requests_running",
               "Requests holding slots (same as slabserve_running).",
               stats.running, out);
-  double usage =
-      stats.slot_capacity > 0
-          ? static_cast<double>(stats.slots_in_use) / stats.slot_capacity
-          : 0.0;
+  const double usage = stats.state_bytes_capacity > 0
+                           ? static_cast<double>(stats.state_bytes_in_use) /
+                                 static_cast<double>(stats.state_bytes_capacity)
+                           : 0.0;
   AppendGauge("vllm:kv_cache_usage_perc",
-              "Fraction of state memory in use (slots in use / capacity), "
-              "0 to 1.",
+              "Fraction of state memory in use (slots and per-token state "
+              "blocks), 0 to 1.",
               usage, out);
 }
 
@@ -156,13 +157,31 @@ std::string ServerMetrics::Render(const SchedulerStats& stats) const {
               stats.slots_in_use, &out);
   AppendGauge("slabserve_free_slots", "Slots free for new sequences.",
               stats.slot_capacity - stats.slots_in_use, &out);
+  AppendGauge("slabserve_block_capacity",
+              "Per-token state blocks the state memory holds (0: the model "
+              "keeps no per-token state).",
+              stats.block_capacity, &out);
+  AppendGauge("slabserve_blocks_in_use",
+              "Per-token state blocks held by sequences and cached prefixes.",
+              stats.blocks_in_use, &out);
+  AppendGauge("slabserve_free_blocks", "Per-token state blocks free.",
+              stats.block_capacity - stats.blocks_in_use, &out);
   AppendGauge("slabserve_state_memory_bytes",
-              "State memory held by sequences in slots.",
+              "State memory in use (slots and per-token state blocks).",
               static_cast<double>(stats.state_bytes_in_use), &out);
-  AppendGauge(
-      "slabserve_state_memory_capacity_bytes", "State memory of all slots.",
-      static_cast<double>(stats.state_bytes_per_sequence) * stats.slot_capacity,
-      &out);
+  AppendGauge("slabserve_state_memory_capacity_bytes",
+              "State memory of all slots and blocks.",
+              static_cast<double>(stats.state_bytes_capacity), &out);
+  AppendCounter("slabserve_preemptions_total",
+                "Requests preempted (swapped out to host memory, or ended "
+                "past the swap budget) for lack of state blocks.",
+                static_cast<double>(stats.preemptions), &out);
+  AppendGauge("slabserve_swapped_requests",
+              "Preempted requests waiting in host memory to resume.",
+              stats.swapped, &out);
+  AppendGauge("slabserve_swap_memory_bytes",
+              "Host memory held by preempted requests' state.",
+              static_cast<double>(stats.swap_bytes), &out);
   AppendGatewayGauges(stats, &out);
   return out;
 }

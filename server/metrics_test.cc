@@ -92,7 +92,14 @@ TEST(ServerMetricsTest, RendersCountersHistogramsAndGauges) {
   stats.running = 4;
   stats.waiting = 2;
   stats.state_bytes_per_sequence = 100;
-  stats.state_bytes_in_use = 400;
+  stats.block_capacity = 20;
+  stats.blocks_in_use = 5;
+  stats.state_bytes_per_block = 40;
+  stats.state_bytes_in_use = 400 + 200;
+  stats.state_bytes_capacity = 1000 + 800;
+  stats.preemptions = 3;
+  stats.swapped = 1;
+  stats.swap_bytes = 4096;
   std::string out = metrics.Render(stats);
   EXPECT_THAT(out, HasSubstr("slabserve_requests_total{status=\"ok\"} 2\n"));
   EXPECT_THAT(out,
@@ -104,8 +111,17 @@ TEST(ServerMetricsTest, RendersCountersHistogramsAndGauges) {
   EXPECT_THAT(out, HasSubstr("slabserve_step_time_seconds_count 1\n"));
   EXPECT_THAT(out, HasSubstr("slabserve_free_slots 6\n"));
   EXPECT_THAT(out, HasSubstr("slabserve_waiting 2\n"));
-  EXPECT_THAT(out, HasSubstr("slabserve_state_memory_bytes 400\n"));
-  EXPECT_THAT(out, HasSubstr("slabserve_state_memory_capacity_bytes 1000\n"));
+  EXPECT_THAT(out, HasSubstr("slabserve_state_memory_bytes 600\n"));
+  EXPECT_THAT(out, HasSubstr("slabserve_state_memory_capacity_bytes 1800\n"));
+  EXPECT_THAT(out, HasSubstr("slabserve_block_capacity 20\n"));
+  EXPECT_THAT(out, HasSubstr("slabserve_blocks_in_use 5\n"));
+  EXPECT_THAT(out, HasSubstr("slabserve_free_blocks 15\n"));
+  EXPECT_THAT(out, HasSubstr("# TYPE slabserve_preemptions_total counter\n"
+                             "slabserve_preemptions_total 3\n"));
+  EXPECT_THAT(out, HasSubstr("slabserve_swapped_requests 1\n"));
+  EXPECT_THAT(out, HasSubstr("slabserve_swap_memory_bytes 4096\n"));
+  // Slots and blocks alike: 600 of 1800 bytes.
+  EXPECT_THAT(out, HasSubstr("vllm:kv_cache_usage_perc 0.33333333333333331\n"));
 }
 
 TEST(ServerMetricsTest, RendersGatewayGaugesUnderVllmNames) {
@@ -115,6 +131,8 @@ TEST(ServerMetricsTest, RendersGatewayGaugesUnderVllmNames) {
   stats.slots_in_use = 2;
   stats.running = 2;
   stats.waiting = 5;
+  stats.state_bytes_in_use = 2 * 64;
+  stats.state_bytes_capacity = 8 * 64;
   std::string out = metrics.Render(stats);
   EXPECT_THAT(out, HasSubstr("# TYPE vllm:num_requests_waiting gauge\n"
                              "vllm:num_requests_waiting 5\n"));
@@ -124,6 +142,7 @@ TEST(ServerMetricsTest, RendersGatewayGaugesUnderVllmNames) {
                              "vllm:kv_cache_usage_perc 0.25\n"));
 
   stats.slots_in_use = 8;
+  stats.state_bytes_in_use = 8 * 64;
   EXPECT_THAT(metrics.Render(stats), HasSubstr("vllm:kv_cache_usage_perc 1\n"));
   // No slots at all (a model whose state exceeds the budget): 0, never NaN.
   EXPECT_THAT(metrics.Render(SchedulerStats{}),

@@ -258,6 +258,11 @@ grpc::Status SlabserveService::GetModelInfoImpl(v1::ModelInfo* response) {
   response->set_eos_token_id(info.eos_id);
   response->set_max_tokens_limit(options_.limits.max_tokens_limit);
   response->set_weights_dtype(info.weights_dtype);
+  response->set_block_tokens(stats.block_tokens);
+  response->set_block_capacity(stats.block_capacity);
+  response->set_blocks_in_use(stats.blocks_in_use);
+  response->set_state_bytes_per_block(
+      static_cast<int64_t>(stats.state_bytes_per_block));
   return grpc::Status::OK;
 }
 

@@ -8,16 +8,20 @@
 namespace slabserve {
 namespace {
 
-// A host snapshot: the pool's copy of the slot and, for a whole prompt, the
-// logits of its last token.
+// A host snapshot: the pool's copy of the slot's rows, its blocks shared by
+// reference and, for a whole prompt, the logits of its last token.
 class CpuSnapshot : public SlotSnapshot {
  public:
   CpuSnapshot(StateSnapshot state, std::vector<float> logits)
       : state_(std::move(state)), logits_(std::move(logits)) {}
   size_t bytes() const override {
-    return state_.bytes.size() + logits_.size() * sizeof(float);
+    return state_.bytes.size() + state_.token_bytes.size() +
+           logits_.size() * sizeof(float);
   }
   bool has_logits() const override { return !logits_.empty(); }
+  int blocks() const override {
+    return static_cast<int>(state_.shared.blocks().size());
+  }
   const StateSnapshot& state() const { return state_; }
   const std::vector<float>& logits() const { return logits_; }
 
@@ -26,15 +30,61 @@ class CpuSnapshot : public SlotSnapshot {
   std::vector<float> logits_;
 };
 
+// Swapped-out slots: a full copy of their state (blocks included), their
+// samplers and any logits a restored snapshot left for a slot's next step.
+class CpuSwapped : public SwappedSlots {
+ public:
+  struct Slot {
+    Sampler sampler;
+    int top_logprobs;
+    std::vector<float> logits;
+  };
+  CpuSwapped(SlotGroupCopy state, std::vector<Slot> slots)
+      : state_(std::move(state)), slots_(std::move(slots)) {}
+  int slots() const override { return static_cast<int>(slots_.size()); }
+  size_t bytes() const override {
+    size_t total = sizeof(*this) + state_.bytes.size() +
+                   state_.token_bytes.size() +
+                   state_.positions.size() * sizeof(int32_t);
+    for (const auto& table : state_.tables) {
+      total += table.size() * sizeof(int32_t);
+    }
+    for (const Slot& slot : slots_) {
+      total += slot.sampler.bytes() + slot.logits.size() * sizeof(float);
+    }
+    return total;
+  }
+  int blocks() const override { return state_.blocks; }
+  const SlotGroupCopy& state() const { return state_; }
+  const std::vector<Slot>& slot_state() const { return slots_; }
+
+ private:
+  SlotGroupCopy state_;
+  std::vector<Slot> slots_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(
-    Model* model, size_t state_budget_bytes) {
+    Model* model, size_t state_budget_bytes, int block_tokens) {
   if (model == nullptr) return absl::InvalidArgumentError("model is null");
-  absl::StatusOr<std::unique_ptr<StatePool>> pool =
-      StatePool::CreateWithBudget(model->StateLayout(), state_budget_bytes);
+  if (block_tokens < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block_tokens must not be negative, got ", block_tokens));
+  }
+  TokenStateLayout tokens = model->TokenLayout();
+  if (block_tokens > 0) tokens.block_tokens = block_tokens;
+  absl::StatusOr<std::unique_ptr<StatePool>> pool = StatePool::CreateWithBudget(
+      model->StateLayout(), state_budget_bytes, std::move(tokens));
   if (!pool.ok()) return pool.status();
-  return std::unique_ptr<CpuBackend>(new CpuBackend(model, *std::move(pool)));
+  return CreateWithPool(model, *std::move(pool));
+}
+
+absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::CreateWithPool(
+    Model* model, std::unique_ptr<StatePool> pool) {
+  if (model == nullptr) return absl::InvalidArgumentError("model is null");
+  if (pool == nullptr) return absl::InvalidArgumentError("pool is null");
+  return std::unique_ptr<CpuBackend>(new CpuBackend(model, std::move(pool)));
 }
 
 CpuBackend::CpuBackend(Model* model, std::unique_ptr<StatePool> pool)
@@ -59,14 +109,59 @@ void CpuBackend::Release(int slot) {
   restored_logits_.erase(slot);
 }
 
-void CpuBackend::Restore(int slot, const SlotSnapshot& snapshot) {
+absl::Status CpuBackend::Restore(int slot, const SlotSnapshot& snapshot) {
   const auto& host = static_cast<const CpuSnapshot&>(snapshot);
-  pool_->Restore(slot, host.state());
+  if (absl::Status status = pool_->Restore(slot, host.state()); !status.ok()) {
+    return status;
+  }
   if (host.has_logits()) {
     restored_logits_[slot] = host.logits();
   } else {
     restored_logits_.erase(slot);
   }
+  return absl::OkStatus();
+}
+
+std::unique_ptr<SwappedSlots> CpuBackend::SwapOut(
+    const std::vector<int>& slots) {
+  std::vector<CpuSwapped::Slot> samplers;
+  for (int slot : slots) {
+    const SlotSampler& sampler = *samplers_[slot];
+    std::vector<float> logits;
+    if (auto restored = restored_logits_.find(slot);
+        restored != restored_logits_.end()) {
+      logits = restored->second;
+    }
+    samplers.push_back(
+        {sampler.sampler, sampler.top_logprobs, std::move(logits)});
+  }
+  auto copy = std::make_unique<CpuSwapped>(pool_->SaveGroup(slots),
+                                           std::move(samplers));
+  for (int slot : slots) Release(slot);
+  return copy;
+}
+
+absl::StatusOr<std::vector<int>> CpuBackend::SwapIn(const SwappedSlots& copy) {
+  const auto& host = static_cast<const CpuSwapped&>(copy);
+  if (host.slots() > pool_->free_slots()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "swapping in needs ", host.slots(), " slots; ", pool_->free_slots(),
+        " of ", pool_->capacity(), " are free"));
+  }
+  std::vector<int> slots;
+  for (int i = 0; i < host.slots(); ++i) slots.push_back(pool_->Allocate());
+  if (absl::Status status = pool_->RestoreGroup(slots, host.state());
+      !status.ok()) {
+    for (int slot : slots) pool_->Release(slot);
+    return status;
+  }
+  for (int i = 0; i < host.slots(); ++i) {
+    const CpuSwapped::Slot& saved = host.slot_state()[i];
+    samplers_[slots[i]] = std::make_unique<SlotSampler>(
+        SlotSampler{saved.sampler, saved.top_logprobs});
+    if (!saved.logits.empty()) restored_logits_[slots[i]] = saved.logits;
+  }
+  return slots;
 }
 
 void CpuBackend::Submit(StepPlan plan) { pending_ = RunStep(plan); }
@@ -82,7 +177,7 @@ StepResult CpuBackend::RunStep(const StepPlan& plan) {
     slot_logits_[slot] = logits.data();
   }
   StepResult result;
-  result.chunks = RunForward(plan);
+  result.chunks = RunForward(plan, ReserveBlocks(plan));
   RunSnapshots(plan, result);
   RunForks(plan);
   RunSamples(plan, result);
@@ -101,35 +196,55 @@ StepResult CpuBackend::RunStep(const StepPlan& plan) {
   return result;
 }
 
-std::vector<absl::Status> CpuBackend::RunForward(const StepPlan& plan) {
+std::vector<absl::Status> CpuBackend::ReserveBlocks(const StepPlan& plan) {
+  std::vector<absl::Status> errors(plan.chunks.size());
+  if (!pool_->has_token_state()) return errors;
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    const PlannedChunk& chunk = plan.chunks[i];
+    // The model reports a bad slot; only allocated ones have tables.
+    if (!pool_->IsAllocated(chunk.slot)) continue;
+    errors[i] = pool_->ReserveTokens(
+        chunk.slot, pool_->position(chunk.slot) +
+                        static_cast<int64_t>(chunk.tokens.size()));
+  }
+  return errors;
+}
+
+std::vector<absl::Status> CpuBackend::RunForward(
+    const StepPlan& plan, std::vector<absl::Status> errors) {
   const size_t vocab = info().vocab_size;
   std::vector<SequenceChunk> chunks;
-  std::vector<float*> rows;  // by chunk; null: no logits kept
+  std::vector<size_t> planned;  // by batched chunk: its index in the plan
+  std::vector<float*> rows(plan.chunks.size(), nullptr);  // null: no logits
   size_t kept = 0;
-  for (const PlannedChunk& chunk : plan.chunks) kept += chunk.keep_logits;
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    kept += errors[i].ok() && plan.chunks[i].keep_logits;
+  }
   logits_.resize(kept * vocab);
   kept = 0;
-  for (const PlannedChunk& chunk : plan.chunks) {
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    const PlannedChunk& chunk = plan.chunks[i];
+    if (!errors[i].ok()) continue;
     chunks.push_back({chunk.slot, chunk.tokens, chunk.keep_logits});
-    rows.push_back(chunk.keep_logits ? &logits_[kept++ * vocab] : nullptr);
+    planned.push_back(i);
+    if (chunk.keep_logits) rows[i] = &logits_[kept++ * vocab];
   }
-  std::vector<absl::Status> errors(chunks.size());
   if (!chunks.empty()) {
     absl::Status status = model_->Forward(chunks, *pool_, logits_.data());
     if (!status.ok()) {
       // A failed pass changed no state, so each chunk can be retried alone
       // to find the culprits; the others go on as if nothing happened.
-      errors.assign(chunks.size(), status);
-      if (chunks.size() > 1) {
-        for (size_t i = 0; i < chunks.size(); ++i) {
-          errors[i] = model_->Forward(absl::MakeConstSpan(&chunks[i], 1),
-                                      *pool_, rows[i]);
-        }
+      for (size_t k = 0; k < chunks.size(); ++k) {
+        errors[planned[k]] =
+            chunks.size() == 1
+                ? status
+                : model_->Forward(absl::MakeConstSpan(&chunks[k], 1), *pool_,
+                                  rows[planned[k]]);
       }
     }
   }
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    const int slot = chunks[i].slot;
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    const int slot = plan.chunks[i].slot;
     slot_failed_[slot] = !errors[i].ok();
     slot_logits_[slot] = errors[i].ok() ? rows[i] : nullptr;
   }
@@ -146,8 +261,9 @@ void CpuBackend::RunSnapshots(const StepPlan& plan, StepResult& result) {
     }
     std::vector<float> kept;
     if (wanted.with_logits) kept.assign(logits, logits + vocab);
+    // Blocks by reference: caching a long prefix copies no per-token state.
     result.snapshots.push_back(std::make_shared<CpuSnapshot>(
-        pool_->Save(wanted.slot), std::move(kept)));
+        pool_->Share(wanted.slot), std::move(kept)));
   }
 }
 
@@ -160,7 +276,7 @@ void CpuBackend::RunForks(const StepPlan& plan) {
     slot_failed_[fork.to] = slot_failed_[fork.from];
     slot_logits_[fork.to] = nullptr;
     if (slot_failed_[fork.from]) continue;
-    pool_->Copy(fork.from, fork.to);
+    pool_->Copy(fork.from, fork.to);  // shares blocks: copies no KV
     if (const float* logits = slot_logits_[fork.from]; logits != nullptr) {
       fork_rows_.emplace_back(logits, logits + vocab);
       slot_logits_[fork.to] = fork_rows_.back().data();

@@ -86,7 +86,7 @@ TEST(CpuBackendTest, ForkedAndRestoredSlotsSampleLikeTheModelDirectly) {
 
   // A restored whole-prompt snapshot samples with no forward pass.
   const int restored = (*backend)->Allocate(Sampling(8));
-  (*backend)->Restore(restored, *result.snapshots[0]);
+  ASSERT_TRUE((*backend)->Restore(restored, *result.snapshots[0]).ok());
   StepPlan sample_only;
   sample_only.samples = {restored};
   (*backend)->Submit(std::move(sample_only));

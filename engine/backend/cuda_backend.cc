@@ -20,6 +20,34 @@ class CudaSnapshot : public SlotSnapshot {
   int32_t position = 0;
 };
 
+}  // namespace
+
+// Swapped-out slots in host memory: rows, position, sampler and any
+// restored logits per slot.
+class CudaSwapped : public SwappedSlots {
+ public:
+  struct Slot {
+    CudaBackend::SlotSampler sampler;
+    int32_t position = 0;
+    std::vector<char> state;
+    std::vector<float> logits;
+  };
+  int slots() const override { return static_cast<int>(saved.size()); }
+  size_t bytes() const override {
+    size_t total = sizeof(*this);
+    for (const Slot& slot : saved) {
+      total +=
+          sizeof(Slot) + slot.state.size() + slot.logits.size() * sizeof(float);
+    }
+    return total;
+  }
+  int blocks() const override { return 0; }
+
+  std::vector<Slot> saved;
+};
+
+namespace {
+
 // A stand-in logits pointer for validating a batch on the host (the
 // device writes the real logits).
 float kValidationLogits = 0.0f;
@@ -54,6 +82,11 @@ CudaBackend::~CudaBackend() {
 
 absl::Status CudaBackend::Init(size_t state_budget_bytes,
                                const CudaBackendOptions& options) {
+  if (!model_->TokenLayout().kinds.empty()) {
+    return absl::FailedPreconditionError(
+        "backend 'cuda' does not hold per-token state (full-attention keys "
+        "and values in blocks) yet; use backend \"cpu\"");
+  }
   layout_ = model_->StateLayout();
   bytes_per_slot_ = sizeof(int32_t);  // the position, as StatePool counts
   for (const StateSlabSpec& slab : layout_) {
@@ -141,34 +174,101 @@ absl::Status CudaBackend::CopySlot(int from, int to, const char* what) {
   return absl::OkStatus();
 }
 
-void CudaBackend::Restore(int slot, const SlotSnapshot& snapshot) {
+absl::Status CudaBackend::Restore(int slot, const SlotSnapshot& snapshot) {
   const auto& device = static_cast<const CudaSnapshot&>(snapshot);
-  slots_->set_position(slot, device.position);
   size_t offset = 0;
-  absl::Status status;
-  for (size_t i = 0; i < layout_.size() && status.ok(); ++i) {
+  for (size_t i = 0; i < layout_.size(); ++i) {
     const size_t row = layout_[i].bytes_per_slot;
-    status = cuda::CudaStatus(
+    SLAB_CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(slab_storage_[i].get<char>() + row * slot,
                         device.state.get<char>() + offset, row,
-                        cudaMemcpyDeviceToDevice, stream_),
-        "restoring a snapshot");
+                        cudaMemcpyDeviceToDevice, stream_));
     offset += row;
   }
+  slots_->set_position(slot, device.position);
   restored_logits_.erase(slot);
-  if (status.ok() && device.has_logits()) {
+  if (device.has_logits()) {
     cuda::DeviceBuffer logits;
-    status = logits.Reserve(device.logits.bytes());
-    if (status.ok()) {
-      status =
-          cuda::CudaStatus(cudaMemcpyAsync(logits.get(), device.logits.get(),
-                                           device.logits.bytes(),
-                                           cudaMemcpyDeviceToDevice, stream_),
-                           "restoring logits");
-    }
+    SLAB_RETURN_IF_ERROR(logits.Reserve(device.logits.bytes()));
+    SLAB_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(
+        logits.get(), device.logits.get(), device.logits.bytes(),
+        cudaMemcpyDeviceToDevice, stream_));
     restored_logits_[slot] = std::move(logits);
   }
+  return absl::OkStatus();
+}
+
+std::unique_ptr<SwappedSlots> CudaBackend::SwapOut(
+    const std::vector<int>& slots) {
+  auto copy = std::make_unique<CudaSwapped>();
+  absl::Status status =
+      cuda::CudaStatus(cudaStreamSynchronize(stream_), "swapping out");
+  for (int slot : slots) {
+    CudaSwapped::Slot saved{*samplers_[slot], slots_->position(slot), {}, {}};
+    saved.state.resize(bytes_per_slot_ - sizeof(int32_t));
+    size_t offset = 0;
+    for (size_t i = 0; i < layout_.size() && status.ok(); ++i) {
+      const size_t row = layout_[i].bytes_per_slot;
+      status =
+          cuda::CudaStatus(cudaMemcpy(saved.state.data() + offset,
+                                      slab_storage_[i].get<char>() + row * slot,
+                                      row, cudaMemcpyDeviceToHost),
+                           "swapping out");
+      offset += row;
+    }
+    if (auto restored = restored_logits_.find(slot);
+        restored != restored_logits_.end() && status.ok()) {
+      saved.logits.resize(restored->second.bytes() / sizeof(float));
+      status = cuda::CudaStatus(
+          cudaMemcpy(saved.logits.data(), restored->second.get(),
+                     restored->second.bytes(), cudaMemcpyDeviceToHost),
+          "swapping out logits");
+    }
+    copy->saved.push_back(std::move(saved));
+  }
+  // A copy that failed cannot come back: later steps report the error.
   if (!status.ok() && broken_.ok()) broken_ = status;
+  for (int slot : slots) Release(slot);
+  return copy;
+}
+
+absl::StatusOr<std::vector<int>> CudaBackend::SwapIn(const SwappedSlots& copy) {
+  SLAB_RETURN_IF_ERROR(broken_);
+  const auto& host = static_cast<const CudaSwapped&>(copy);
+  if (host.slots() > slots_->free_slots()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "swapping in needs ", host.slots(), " slots; ", slots_->free_slots(),
+        " of ", slots_->capacity(), " are free"));
+  }
+  SLAB_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+  std::vector<int> slots;
+  for (const CudaSwapped::Slot& saved : host.saved) {
+    const int slot = slots_->Allocate();
+    slots.push_back(slot);
+    samplers_[slot] = std::make_unique<SlotSampler>(saved.sampler);
+    slots_->set_position(slot, saved.position);
+    size_t offset = 0;
+    absl::Status status;
+    for (size_t i = 0; i < layout_.size() && status.ok(); ++i) {
+      const size_t row = layout_[i].bytes_per_slot;
+      status = cuda::CudaStatus(
+          cudaMemcpy(slab_storage_[i].get<char>() + row * slot,
+                     saved.state.data() + offset, row, cudaMemcpyHostToDevice),
+          "swapping in");
+      offset += row;
+    }
+    if (status.ok() && !saved.logits.empty()) {
+      cuda::DeviceBuffer logits;
+      status = logits.Upload(saved.logits.data(),
+                             sizeof(float) * saved.logits.size());
+      restored_logits_[slot] = std::move(logits);
+    }
+    if (!status.ok()) {
+      for (int taken : slots) Release(taken);
+      return status;
+    }
+  }
+  return slots;
 }
 
 void CudaBackend::FailStep(const absl::Status& status, Pending& pending) {

@@ -56,7 +56,10 @@ class CudaBackend : public Backend {
 
   int Allocate(const SlotSampling& sampling) override;
   void Release(int slot) override;
-  void Restore(int slot, const SlotSnapshot& snapshot) override;
+  absl::Status Restore(int slot, const SlotSnapshot& snapshot) override;
+  // Synchronous copies through host memory (no step is in flight then).
+  std::unique_ptr<SwappedSlots> SwapOut(const std::vector<int>& slots) override;
+  absl::StatusOr<std::vector<int>> SwapIn(const SwappedSlots& copy) override;
   // Device slabs are allocated once and kept.
   size_t ReleaseUnusedMemory() override { return 0; }
 
@@ -65,6 +68,7 @@ class CudaBackend : public Backend {
 
  private:
   // What a slot samples with, and the token history its penalties need.
+ public:
   struct SlotSampler {
     SamplingParams params;
     uint64_t seed = 0;
@@ -72,6 +76,8 @@ class CudaBackend : public Backend {
     uint64_t draws = 0;
     absl::flat_hash_map<int32_t, int> prompt, generated;
   };
+
+ private:
   // Where a step's sampling results sit in results_ (bytes), for `rows`
   // sampled rows with `top_n` top logprobs each.
   struct ResultLayout {

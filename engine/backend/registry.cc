@@ -81,7 +81,7 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(
     return CreateCuda(model, state_budget_bytes, options);
   }
   absl::StatusOr<std::unique_ptr<CpuBackend>> cpu =
-      CpuBackend::Create(model, state_budget_bytes);
+      CpuBackend::Create(model, state_budget_bytes, options.block_tokens);
   if (!cpu.ok()) return cpu.status();
   return std::unique_ptr<Backend>(*std::move(cpu));
 }

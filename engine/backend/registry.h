@@ -25,6 +25,8 @@ struct BackendOptions {
   std::string model_dir;
   std::string weights_file;
   bool bf16_weights = false;  // cuda: BF16 projections, F32 accumulation
+  // > 0: overrides the model's tokens per block of per-token state (cpu).
+  int block_tokens = 0;
 };
 
 // OK when this build can create backend `name`: FAILED_PRECONDITION for

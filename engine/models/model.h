@@ -66,6 +66,9 @@ class Model {
 
   // The per-sequence state, one slab per entry; constant size per slot.
   virtual std::vector<StateSlabSpec> StateLayout() const = 0;
+  // State that grows with the sequence (full-attention keys and values), in
+  // blocks of the pool's block table; none by default.
+  virtual TokenStateLayout TokenLayout() const { return {}; }
 
   // Runs every chunk of `batch` as one batch. Each chunk continues its slot
   // from pool.position(slot) (0 = a fresh sequence) and advances it by its

@@ -94,6 +94,12 @@ absl::Status ValidateSamplingParams(const SamplingParams& params) {
 Sampler::Sampler(const SamplingParams& params, uint64_t seed)
     : params_(params), rng_(seed) {}
 
+size_t Sampler::bytes() const {
+  constexpr size_t kEntry = sizeof(std::pair<int32_t, int>) + 1;  // + control
+  return sizeof(Sampler) +
+         kEntry * (generated_counts_.capacity() + prompt_counts_.capacity());
+}
+
 void Sampler::ObservePrompt(absl::Span<const int32_t> prompt) {
   for (int32_t id : prompt) ++prompt_counts_[id];
 }

@@ -51,6 +51,8 @@ class Sampler {
   // Picks the next token from `logits` (modified in place by penalties).
   // `top_logprobs` < 0: no log-probabilities at all.
   SampledToken Sample(absl::Span<float> logits, int top_logprobs);
+  // Memory it holds (its generator and token counts), for swap accounting.
+  size_t bytes() const;
 
  private:
   // A random draw from the tempered, filtered distribution of `logits`.

@@ -81,6 +81,16 @@ void PrefixCache::Insert(absl::Span<const int32_t> tokens,
   by_hash_[hash] = lru_.begin();
   ++entries_per_length_[static_cast<int>(tokens.size())];
   bytes_ += cost;
+  pinned_blocks_ += lru_.front().snapshot->blocks();
+}
+
+bool PrefixCache::EvictOnePinningBlocks() {
+  for (auto it = lru_.rbegin(); it != lru_.rend(); ++it) {
+    if (it->snapshot->blocks() == 0) continue;
+    Erase(std::next(it).base());
+    return true;
+  }
+  return false;
 }
 
 void PrefixCache::Erase(Entries::iterator it) {
@@ -88,6 +98,7 @@ void PrefixCache::Erase(Entries::iterator it) {
   by_hash_.erase(PrefixHashes(it->tokens).back());
   if (--entries_per_length_[length] == 0) entries_per_length_.erase(length);
   bytes_ -= Cost(*it);
+  pinned_blocks_ -= it->snapshot->blocks();
   lru_.erase(it);
 }
 

@@ -51,8 +51,17 @@ class PrefixCache {
   void Insert(absl::Span<const int32_t> tokens,
               std::shared_ptr<const SlotSnapshot> snapshot);
 
+  // Evicts the least recently used entry whose snapshot holds per-token
+  // state blocks; whether there was one.
+  bool EvictOnePinningBlocks();
+
+  // What the entries hold themselves (blocks they share are counted by the
+  // backend's block pool, not here).
   size_t bytes() const { return bytes_; }
   int entries() const { return static_cast<int>(lru_.size()); }
+  // Blocks the entries hold references to (a block shared by several
+  // entries, or with a slot, is counted by each).
+  int pinned_blocks() const { return pinned_blocks_; }
 
  private:
   using Entries = std::list<CachedPrefix>;  // most recently used first
@@ -64,6 +73,7 @@ class PrefixCache {
 
   const size_t capacity_bytes_;
   size_t bytes_ = 0;
+  int pinned_blocks_ = 0;
   Entries lru_;
   absl::flat_hash_map<uint64_t, Entries::iterator> by_hash_;
   std::map<int, int> entries_per_length_;  // candidate lengths for Lookup

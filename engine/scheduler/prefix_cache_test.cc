@@ -5,24 +5,27 @@
 namespace slabserve {
 namespace {
 
-// The cache sees only a snapshot's size and whether it holds logits.
+// The cache sees only a snapshot's size, whether it holds logits and the
+// blocks it pins.
 class TestSnapshot : public SlotSnapshot {
  public:
-  TestSnapshot(int32_t position, size_t bytes, bool logits)
-      : position_(position), bytes_(bytes), logits_(logits) {}
+  TestSnapshot(int32_t position, size_t bytes, bool logits, int blocks)
+      : position_(position), bytes_(bytes), logits_(logits), blocks_(blocks) {}
   size_t bytes() const override { return bytes_; }
   bool has_logits() const override { return logits_; }
+  int blocks() const override { return blocks_; }
   int32_t position() const { return position_; }
 
  private:
   int32_t position_;
   size_t bytes_;
   bool logits_;
+  int blocks_;
 };
 
 std::shared_ptr<const SlotSnapshot> State(int32_t position, size_t bytes,
-                                          bool logits = false) {
-  return std::make_shared<TestSnapshot>(position, bytes, logits);
+                                          bool logits = false, int blocks = 0) {
+  return std::make_shared<TestSnapshot>(position, bytes, logits, blocks);
 }
 
 int32_t Position(const CachedPrefix* entry) {
@@ -70,6 +73,24 @@ TEST(PrefixCacheTest, EvictsLeastRecentlyUsedWithinTheByteBound) {
   cache.Insert({5}, State(1, 10 * entry_bytes));
   EXPECT_EQ(cache.Lookup({5, 7}), nullptr);
   EXPECT_EQ(cache.entries(), 3);
+}
+
+TEST(PrefixCacheTest, EvictsTheLeastRecentlyUsedEntriesThatPinBlocks) {
+  PrefixCache cache(1 << 20);
+  cache.Insert({1}, State(1, 16, false, 3));
+  cache.Insert({2}, State(1, 16, false, 0));  // constant-size state only
+  cache.Insert({3}, State(1, 16, false, 5));
+  cache.Insert({4}, State(1, 16, false, 2));
+  EXPECT_EQ(cache.pinned_blocks(), 10);
+  ASSERT_NE(cache.Lookup(std::vector<int32_t>{1, 0}), nullptr);  // now recent
+  EXPECT_TRUE(cache.EvictOnePinningBlocks());  // {3}: oldest pinning
+  EXPECT_EQ(cache.pinned_blocks(), 5);
+  EXPECT_EQ(cache.Lookup(std::vector<int32_t>{3, 0}), nullptr);
+  EXPECT_TRUE(cache.EvictOnePinningBlocks());  // {4}
+  EXPECT_TRUE(cache.EvictOnePinningBlocks());  // {1}
+  EXPECT_FALSE(cache.EvictOnePinningBlocks());
+  EXPECT_EQ(cache.pinned_blocks(), 0);
+  EXPECT_EQ(cache.entries(), 1);  // {2} pins nothing and stays
 }
 
 }  // namespace

@@ -8,10 +8,12 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "engine/scheduler/prefill_shares.h"
+#include "engine/scheduler/preemption.h"
 #include "engine/scheduler/prefix_cache.h"
+#include "engine/scheduler/request_state.h"
 #include "engine/scheduler/request_stream.h"
 #include "engine/scheduler/request_validation.h"
+#include "engine/scheduler/step_planner.h"
 
 namespace slabserve {
 
@@ -38,56 +40,6 @@ namespace {
 // How long the step loop waits idle before it returns free slots' memory.
 constexpr absl::Duration kIdleBeforeRelease = absl::Seconds(2);
 
-// One of a request's n completions; its sampler lives in the backend, with
-// its slot.
-struct Completion {
-  int slot = -1;  // reserved at admission, released when finished
-  int generated = 0;
-  int32_t next_token = 0;  // sampled, fed in the next step
-  bool finished = false;
-};
-
-struct Request {
-  GenerationRequest spec;
-  std::shared_ptr<BufferedRequestStream> stream;
-  absl::Time arrival;
-  bool started = false;  // a prefill step ran (or the cache answered)
-  absl::Time prefill_start;
-  bool has_first_token = false;
-  absl::Time first_token;
-  int prefilled = 0;  // prompt tokens in the first completion's slot
-  int cached = 0;     // of those, restored from the prefix cache
-  bool prompt_done = false;
-  std::vector<Completion> completions;
-  int unfinished = 0;
-  int completion_tokens = 0;
-  // This step's events, by completion index, until Flush sends them.
-  std::vector<StreamEvent> pending;
-  std::vector<bool> dirty;
-
-  int prompt_length() const { return static_cast<int>(spec.prompt.size()); }
-  size_t waiting_bytes = 0;  // counted against max_waiting_bytes while queued
-};
-
-// A step for the backend and, for each of its entries, whom it serves.
-struct PlannedStep {
-  struct Owner {
-    Request* request;
-    int completion;  // chunks: -1 for a prompt chunk
-    int length = 1;  // chunks: tokens fed
-  };
-  struct SnapshotOwner {
-    Request* request;
-    int prefix_length;  // prompt tokens in the snapshot
-  };
-  StepPlan plan;
-  std::vector<Owner> chunk_owners;             // parallel to plan.chunks
-  std::vector<SnapshotOwner> snapshot_owners;  // parallel to plan.snapshots
-  std::vector<Owner> sample_owners;            // parallel to plan.samples
-  int decode_tokens = 0;
-  int prefill_tokens = 0;
-};
-
 }  // namespace
 
 size_t WaitingBytes(const GenerationRequest& request) {
@@ -106,13 +58,19 @@ class SchedulerImpl : public Scheduler {
       : backend_(std::move(backend)),
         info_(backend_->info()),
         options_(std::move(options)),
-        wakeup_(std::make_shared<Wakeup>()) {
-    if (options_.prefix_cache_bytes > 0) {
-      prefix_cache_ =
-          std::make_unique<PrefixCache>(options_.prefix_cache_bytes);
-    }
+        prefix_cache_(
+            options_.prefix_cache_bytes > 0
+                ? std::make_unique<PrefixCache>(options_.prefix_cache_bytes)
+                : nullptr),
+        wakeup_(std::make_shared<Wakeup>()),
+        planner_(options_, prefix_cache_ != nullptr),
+        blocks_(backend_.get(), prefix_cache_.get(), options_.max_swap_bytes) {
     stats_.slot_capacity = backend_->capacity();
     stats_.state_bytes_per_sequence = backend_->bytes_per_slot();
+    stats_.block_tokens = backend_->block_tokens();
+    stats_.block_capacity = backend_->block_capacity();
+    stats_.state_bytes_per_block = backend_->bytes_per_block();
+    stats_.state_bytes_capacity = backend_->bytes_capacity();
     thread_ = std::thread([this] { Loop(); });
   }
 
@@ -130,6 +88,9 @@ class SchedulerImpl : public Scheduler {
     if (absl::Status status =
             ValidateGenerationRequest(spec, info_, backend_->capacity());
         !status.ok()) {
+      return status;
+    }
+    if (absl::Status status = blocks_.CheckFits(spec); !status.ok()) {
       return status;
     }
     auto request = std::make_unique<Request>();
@@ -211,14 +172,12 @@ class SchedulerImpl : public Scheduler {
   // Plans a step, runs it on the backend and commits what it sampled.
   // Returns whether it ran one.
   bool Step(absl::Time now);
-  // Every decoding sequence whose reader keeps up (up to max_batch, round
-  // robin beyond) feeds its last sampled token.
-  void PlanDecodes(PlannedStep& step);
-  // Prompt chunks fill the rest of the token budget in admission order.
-  void PlanPrompts(PlannedStep& step, absl::Time now);
-  // The prompt is in the first slot: fork the other completions from it and
-  // sample every completion's first token.
-  void PlanFirstTokens(Request& request, PlannedStep& step);
+  // Puts swapped requests back into slots, best first, while they fit;
+  // returns whether every one is back.
+  bool Resume();
+  // A plan whose blocks fit (see BlockManager): cached prefixes are evicted
+  // and requests preempted until it does or nothing more can be freed.
+  PlannedStep PlanWithBlocks();
   // Ends requests whose chunks failed, caches snapshots, emits tokens.
   void Commit(const PlannedStep& step, StepResult result, absl::Time now);
   void PublishStep(const PlannedStep& step, absl::Duration step_time);
@@ -233,11 +192,14 @@ class SchedulerImpl : public Scheduler {
   const std::unique_ptr<Backend> backend_;
   const ModelInfo info_;
   const SchedulerOptions options_;
-  std::unique_ptr<PrefixCache> prefix_cache_;  // null when off
+  // Before blocks_, which holds it; after backend_, whose blocks it pins.
+  const std::unique_ptr<PrefixCache> prefix_cache_;  // null when off
   const std::shared_ptr<Wakeup> wakeup_;
+  StepPlanner planner_;
+  BlockManager blocks_;
   std::vector<std::unique_ptr<Request>> running_;  // in admission order
   std::vector<std::unique_ptr<Request>> ended_;    // left the queue ended
-  size_t decode_cursor_ = 0;  // round robin when more than max_batch wait
+  uint64_t next_admission_ = 0;
   absl::Time last_busy_ = absl::InfinitePast();
   bool memory_released_ = true;  // nothing to release before any work
 
@@ -320,21 +282,38 @@ void SchedulerImpl::Reap(absl::Time now, bool everything) {
   }
 }
 
+bool SchedulerImpl::Resume() {
+  while (Request* request = blocks_.NextToResume(running_)) {
+    absl::StatusOr<bool> resumed = blocks_.TryResume(*request, running_);
+    if (!resumed.ok()) {
+      FinishRequest(*request, FinishReason::kNone, resumed.status());
+    } else if (!*resumed) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool SchedulerImpl::Admit(absl::Time now) {
+  // Preempted requests come back before anything new is admitted.
+  if (!Resume()) return false;
   bool admitted = false;
   while (true) {
     std::unique_ptr<Request> request;
     {
       absl::MutexLock lock(&mu_);
-      // Strict order: a request needing more slots than are free waits, and
-      // so does everything behind it (no starvation of large n).
+      // Strict order: a request needing more slots (or blocks) than are
+      // free waits, and so does everything behind it (no starvation of
+      // large n or long prompts).
       if (waiting_.empty() ||
-          waiting_.begin()->second->spec.n > backend_->free_slots()) {
+          waiting_.begin()->second->spec.n > backend_->free_slots() ||
+          !blocks_.CanAdmit(waiting_.begin()->second->spec, running_)) {
         break;
       }
       request = Dequeue(waiting_.begin());
     }
     admitted = true;
+    request->admission = next_admission_++;
     const GenerationRequest& spec = request->spec;
     for (int i = 0; i < spec.n; ++i) {
       request->completions[i].slot =
@@ -343,10 +322,12 @@ bool SchedulerImpl::Admit(absl::Time now) {
     }
     if (prefix_cache_ != nullptr) {
       const CachedPrefix* hit = prefix_cache_->Lookup(spec.prompt);
-      if (hit != nullptr) {
-        // A whole-prompt hit restores its logits too: the next step samples
-        // the first tokens without a forward pass.
-        backend_->Restore(request->completions[0].slot, *hit->snapshot);
+      // A whole-prompt hit restores its logits too: the next step samples
+      // the first tokens without a forward pass. A hit whose per-token
+      // state does not fit now is a miss.
+      if (hit != nullptr &&
+          backend_->Restore(request->completions[0].slot, *hit->snapshot)
+              .ok()) {
         request->prefilled = request->cached =
             static_cast<int>(hit->tokens.size());
         if (request->prefilled == request->prompt_length()) {
@@ -360,11 +341,25 @@ bool SchedulerImpl::Admit(absl::Time now) {
   return admitted;
 }
 
+PlannedStep SchedulerImpl::PlanWithBlocks() {
+  PlannedStep step = planner_.Plan(running_);
+  while (blocks_.enabled()) {
+    if (blocks_.EvictUntilFree(blocks_.BlocksNeeded(step))) break;
+    Request* victim = blocks_.PickVictim(running_);
+    // Alone, a request that outgrew the pool fails its chunk in the backend.
+    if (victim == nullptr) break;
+    if (absl::Status status = blocks_.SwapOut(*victim); !status.ok()) {
+      FinishRequest(*victim, FinishReason::kNone, std::move(status));
+    }
+    step = planner_.Plan(running_);
+  }
+  return step;
+}
+
 bool SchedulerImpl::Step(absl::Time now) {
-  PlannedStep step;
-  PlanDecodes(step);
-  PlanPrompts(step, now);
+  PlannedStep step = PlanWithBlocks();
   if (step.plan.empty()) return false;
+  planner_.Apply(step, now);
   const absl::Time start = absl::Now();
   backend_->Submit(std::move(step.plan));
   StepResult result = backend_->Wait();
@@ -372,96 +367,6 @@ bool SchedulerImpl::Step(absl::Time now) {
   Commit(step, std::move(result), sampled_at);
   PublishStep(step, absl::Now() - start);
   return true;
-}
-
-void SchedulerImpl::PlanDecodes(PlannedStep& step) {
-  std::vector<std::pair<Request*, int>> ready;
-  for (const std::unique_ptr<Request>& request : running_) {
-    if (!request->prompt_done || request->unfinished == 0) continue;
-    if (request->stream->full()) continue;
-    for (int i = 0; i < request->spec.n; ++i) {
-      if (!request->completions[i].finished)
-        ready.emplace_back(request.get(), i);
-    }
-  }
-  const size_t max_batch = static_cast<size_t>(options_.max_batch);
-  const size_t decodes = std::min(ready.size(), max_batch);
-  if (ready.size() > max_batch) decode_cursor_ %= ready.size();
-  for (size_t k = 0; k < decodes; ++k) {
-    const size_t pick =
-        ready.size() > max_batch ? (decode_cursor_ + k) % ready.size() : k;
-    auto [request, index] = ready[pick];
-    const Completion& completion = request->completions[index];
-    step.plan.chunks.push_back(
-        {completion.slot, {completion.next_token}, /*keep_logits=*/true});
-    step.chunk_owners.push_back({request, index});
-    step.plan.samples.push_back(completion.slot);
-    step.sample_owners.push_back({request, index});
-  }
-  if (ready.size() > max_batch) decode_cursor_ += decodes;
-  step.decode_tokens = static_cast<int>(decodes);
-}
-
-void SchedulerImpl::PlanPrompts(PlannedStep& step, absl::Time now) {
-  // A floor keeps prompts moving when decodes alone exceed the budget.
-  const int budget = options_.step_token_budget;
-  const int prefill_budget =
-      std::max(budget - step.decode_tokens, std::max(1, budget / 4));
-  const size_t max_batch = static_cast<size_t>(options_.max_batch);
-  std::vector<Request*> prefilling;
-  std::vector<int> remaining;
-  for (const std::unique_ptr<Request>& request : running_) {
-    if (request->prompt_done || request->unfinished == 0) continue;
-    if (request->prefilled == request->prompt_length()) {
-      PlanFirstTokens(*request, step);  // restored whole from the cache
-      continue;
-    }
-    prefilling.push_back(request.get());
-    remaining.push_back(request->prompt_length() - request->prefilled);
-  }
-  const std::vector<int> shares = FairPrefillShares(remaining, prefill_budget);
-  for (size_t i = 0; i < prefilling.size(); ++i) {
-    Request* request = prefilling[i];
-    if (shares[i] == 0 || step.plan.chunks.size() >= max_batch) continue;
-    int length = shares[i];
-    if (prefix_cache_ != nullptr && length < remaining[i]) {
-      // Stop on a block boundary so the state there can be cached.
-      const int end = (request->prefilled + length) / kPrefixCacheBlockTokens *
-                      kPrefixCacheBlockTokens;
-      if (end > request->prefilled) length = end - request->prefilled;
-    }
-    const bool last = length == remaining[i];
-    const int slot = request->completions[0].slot;
-    const int end = request->prefilled + length;
-    const auto begin = request->spec.prompt.begin();
-    step.plan.chunks.push_back(
-        {slot, std::vector<int32_t>(begin + request->prefilled, begin + end),
-         last});
-    step.chunk_owners.push_back({request, -1, length});
-    if (prefix_cache_ != nullptr &&
-        (last || end % kPrefixCacheBlockTokens == 0)) {
-      step.plan.snapshots.push_back({slot, /*with_logits=*/last});
-      step.snapshot_owners.push_back({request, end});
-    }
-    if (last) PlanFirstTokens(*request, step);
-    if (!request->started) {
-      request->started = true;
-      request->prefill_start = now;
-    }
-    step.prefill_tokens += length;
-  }
-}
-
-void SchedulerImpl::PlanFirstTokens(Request& request, PlannedStep& step) {
-  request.prompt_done = true;
-  const int first_slot = request.completions[0].slot;
-  for (int i = 1; i < request.spec.n; ++i) {
-    step.plan.forks.push_back({first_slot, request.completions[i].slot});
-  }
-  for (int i = 0; i < request.spec.n; ++i) {
-    step.plan.samples.push_back(request.completions[i].slot);
-    step.sample_owners.push_back({&request, i});
-  }
 }
 
 void SchedulerImpl::Commit(const PlannedStep& step, StepResult result,
@@ -515,7 +420,9 @@ void SchedulerImpl::PublishStep(const PlannedStep& step,
     stats_.last_step_time = metrics.step_time;
     metrics.waiting = static_cast<int>(waiting_.size());
   }
-  metrics.running = static_cast<int>(running_.size());
+  metrics.running = static_cast<int>(
+      std::count_if(running_.begin(), running_.end(),
+                    [](const auto& request) { return !request->swapped; }));
   if (options_.on_step) options_.on_step(metrics);
 }
 
@@ -566,7 +473,7 @@ void SchedulerImpl::FinishCompletion(Request& request, int index,
   event.finish = reason;
   event.error = std::move(error);
   request.dirty[index] = true;
-  --request.unfinished;
+  if (--request.unfinished == 0) blocks_.Drop(request);
 }
 
 void SchedulerImpl::FinishRequest(Request& request, FinishReason reason,
@@ -587,8 +494,14 @@ void SchedulerImpl::Flush(absl::Time now) {
   {
     absl::MutexLock lock(&mu_);
     stats_.slots_in_use = backend_->used();
+    stats_.blocks_in_use = backend_->blocks_in_use();
     stats_.state_bytes_in_use = backend_->bytes_in_use();
-    stats_.running = static_cast<int>(running_.size());
+    stats_.swapped = static_cast<int>(std::count_if(
+        running_.begin(), running_.end(),
+        [](const auto& request) { return request->swapped != nullptr; }));
+    stats_.running = static_cast<int>(running_.size()) - stats_.swapped;
+    stats_.swap_bytes = blocks_.swap_bytes();
+    stats_.preemptions = blocks_.preemptions();
     PublishQueueStats();
   }
   auto send = [&](Request& request, bool last) {

@@ -113,6 +113,11 @@ struct SchedulerOptions {
   // multiple.
   size_t prefix_cache_bytes = 0;
   int stream_buffer_tokens = 256;  // per request, before it is paused
+  // Host memory for the state of requests preempted when per-token state
+  // blocks run out (engine/scheduler/preemption.h has the policy). A victim
+  // whose copy would pass it ends with RESOURCE_EXHAUSTED instead; 0: no
+  // swapping, every victim ends.
+  size_t max_swap_bytes = size_t{1} << 30;
   // Called on the step loop thread after every backend step; must be quick
   // and must not call back into the scheduler.
   std::function<void(const StepMetrics&)> on_step;
@@ -125,7 +130,19 @@ struct SchedulerStats {
   int waiting = 0;           // requests queued
   size_t waiting_bytes = 0;  // what they hold, as WaitingBytes() counts
   size_t state_bytes_per_sequence = 0;
+  // Per-token state blocks (all zero for a model without per-token state).
+  int block_tokens = 0;  // tokens per block
+  int block_capacity = 0;
+  int blocks_in_use = 0;  // by slots and by cached prefixes
+  size_t state_bytes_per_block = 0;
+  // Slots and blocks in use, and all of them.
   size_t state_bytes_in_use = 0;
+  size_t state_bytes_capacity = 0;
+  // Requests preempted to host memory for lack of blocks, and the bytes
+  // their copies hold; preemptions counts every one since start.
+  int swapped = 0;
+  size_t swap_bytes = 0;
+  int64_t preemptions = 0;
   int64_t steps = 0;
   int last_batch_size = 0;
   absl::Duration last_step_time;
@@ -143,7 +160,8 @@ class Scheduler {
   virtual ~Scheduler() = default;
 
   // INVALID_ARGUMENT for a bad request (empty prompt, unknown token id,
-  // bad sampling values, too long for the model), RESOURCE_EXHAUSTED when
+  // bad sampling values, too long for the model, a prompt needing more
+  // per-token state blocks than the pool holds), RESOURCE_EXHAUSTED when
   // queuing it would pass max_waiting_bytes, UNAVAILABLE after Drain().
   virtual absl::StatusOr<std::shared_ptr<RequestStream>> Submit(
       GenerationRequest request) = 0;

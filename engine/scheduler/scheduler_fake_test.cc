@@ -1,18 +1,23 @@
 // The scheduler's own logic over FakeBackend, whose tokens are known in
 // advance: admission, fork, the prefix cache, cancellation, deadlines,
-// failing steps and slot accounting. No model math runs here.
+// failing steps, slot accounting, and with simulated per-token blocks,
+// admission by blocks, preemption by swap and resumption. No model math runs
+// here.
 #include <memory>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/time/clock.h"
 #include "engine/backend/fake_backend.h"
 #include "engine/scheduler/scheduler.h"
 #include "engine/scheduler/test_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace slabserve {
 namespace {
 
+using ::slabserve::testing::CompletionResult;
 using ::slabserve::testing::ReadAll;
 using ::slabserve::testing::RequestResult;
 using ::slabserve::testing::RunToEnd;
@@ -23,10 +28,15 @@ struct Harness {
   FakeBackend* backend;  // owned by the scheduler
   std::unique_ptr<Scheduler> scheduler;
 
-  // Every slot is back, in the scheduler's stats and in the backend.
+  // Every slot and block is back, in the scheduler's stats and in the
+  // backend, and nothing is left swapped out.
   void ExpectNoSlotsInUse() const {
-    EXPECT_EQ(scheduler->stats().slots_in_use, 0);
-    EXPECT_EQ(scheduler->stats().state_bytes_in_use, 0u);
+    const SchedulerStats stats = scheduler->stats();
+    EXPECT_EQ(stats.slots_in_use, 0);
+    EXPECT_EQ(stats.blocks_in_use, 0);
+    EXPECT_EQ(stats.state_bytes_in_use, 0u);
+    EXPECT_EQ(stats.swapped, 0);
+    EXPECT_EQ(stats.swap_bytes, 0u);
     EXPECT_EQ(backend->used(), 0);
   }
 };
@@ -299,6 +309,263 @@ TEST(SchedulerFakeTest, FailedStepEndsItsRequestsWithTheBackendsError) {
   EXPECT_EQ(RunToEnd(*h.scheduler, next).completions[0].ids(),
             Expected(next.prompt, 0, 4));
   h.ExpectNoSlotsInUse();
+}
+
+// A backend with simulated per-token state: `blocks` blocks of 4 tokens.
+FakeBackendOptions WithBlocks(int blocks, int capacity = 8) {
+  FakeBackendOptions options;
+  options.capacity = capacity;
+  options.block_tokens = 4;
+  options.blocks = blocks;
+  return options;
+}
+
+// Waits (bounded) until `done` holds for the scheduler's stats.
+template <typename Predicate>
+bool AwaitStats(const Scheduler& scheduler, Predicate done) {
+  for (int i = 0; i < 2000; ++i) {
+    if (done(scheduler.stats())) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
+}
+
+TEST(SchedulerFakeTest, APromptNeedingMoreBlocksThanThePoolIsRejected) {
+  Harness h = Make(WithBlocks(20));
+  absl::StatusOr<std::shared_ptr<RequestStream>> stream =
+      h.scheduler->Submit(Request(81, 4));  // 21 blocks of 4
+  EXPECT_EQ(stream.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(stream.status().message(),
+            "prompt of 81 tokens needs 21 state blocks of 4 tokens; the state "
+            "memory holds only 20");
+  EXPECT_EQ(h.scheduler->stats().block_capacity, 20);
+  GenerationRequest fits = Request(80, 1);  // the whole pool, alone
+  EXPECT_EQ(RunToEnd(*h.scheduler, fits).completions[0].ids(),
+            Expected(fits.prompt, 0, 1));
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, AdmissionWaitsForThePromptsBlocks) {
+  SchedulerOptions options;
+  options.stream_buffer_tokens = 2;  // unread streams pause, keeping blocks
+  Harness h = Make(WithBlocks(20), options);
+  GenerationRequest holder = Request(40, 6, 1);  // 10 blocks, then 11
+  auto held = h.scheduler->Submit(holder);
+  ASSERT_TRUE(held.ok());
+  ASSERT_TRUE(AwaitStats(*h.scheduler, [](const SchedulerStats& stats) {
+    return stats.blocks_in_use == 11;
+  }));
+  // 10 prompt blocks + the watermark of 1 do not fit the 9 free: it waits
+  // though slots are free.
+  GenerationRequest second = Request(40, 3, 2);
+  auto waiting = h.scheduler->Submit(second);
+  ASSERT_TRUE(waiting.ok());
+  absl::SleepFor(absl::Milliseconds(50));
+  SchedulerStats stats = h.scheduler->stats();
+  EXPECT_EQ(stats.running, 1);
+  EXPECT_EQ(stats.waiting, 1);
+  EXPECT_EQ(stats.slots_in_use, 1);
+  EXPECT_EQ(ReadAll(**held, 1).completions[0].ids(),
+            Expected(holder.prompt, 0, 6));
+  EXPECT_EQ(ReadAll(**waiting, 1).completions[0].ids(),
+            Expected(second.prompt, 0, 3));
+  EXPECT_EQ(h.scheduler->stats().preemptions, 0);
+  h.ExpectNoSlotsInUse();
+}
+
+// Requests that together outgrow the pool, each with its own seed; every
+// one must still produce exactly its own tokens.
+struct Crowd {
+  std::vector<GenerationRequest> requests;
+  std::vector<std::shared_ptr<RequestStream>> streams;
+
+  void Submit(Scheduler& scheduler, GenerationRequest request) {
+    auto stream = scheduler.Submit(request);
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    requests.push_back(std::move(request));
+    streams.push_back(*stream);
+  }
+  void ExpectExact() {
+    for (size_t i = 0; i < streams.size(); ++i) {
+      const GenerationRequest& request = requests[i];
+      RequestResult result = ReadAll(*streams[i], request.n);
+      for (int c = 0; c < request.n; ++c) {
+        EXPECT_TRUE(result.completions[c].error.ok())
+            << result.completions[c].error;
+        EXPECT_EQ(result.completions[c].ids(),
+                  Expected(request.prompt, request.sampling.seed + c,
+                           request.max_new_tokens))
+            << "request " << i << " completion " << c;
+      }
+    }
+  }
+};
+
+TEST(SchedulerFakeTest, PreemptsTheMostRecentlyAdmittedAndResumesExactly) {
+  // Three sequences of 8 + 20 tokens need 7 blocks each; 12 hold two.
+  Harness h = Make(WithBlocks(12));
+  h.backend->HoldSteps();  // all three are admitted before any decodes
+  Crowd crowd;
+  for (int i = 0; i < 3; ++i) {
+    GenerationRequest request = Request(8, 20, 10 + i);
+    request.sampling.seed = 100 + i;
+    request.top_logprobs = 1;
+    crowd.Submit(*h.scheduler, request);
+  }
+  h.backend->ReleaseSteps();
+  crowd.ExpectExact();
+  const std::vector<uint64_t> victims = h.backend->swapped_seeds();
+  ASSERT_FALSE(victims.empty());
+  EXPECT_EQ(victims[0], 102u);  // the last admitted goes first
+  // The first admitted is never the most recent while others run.
+  EXPECT_EQ(std::count(victims.begin(), victims.end(), 100u), 0);
+  EXPECT_EQ(h.backend->swaps_in(), static_cast<int64_t>(victims.size()));
+  EXPECT_EQ(h.scheduler->stats().preemptions,
+            static_cast<int64_t>(victims.size()));
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, PreemptsTheLowestPriorityFirst) {
+  Harness h = Make(WithBlocks(12));
+  h.backend->HoldSteps();
+  Crowd crowd;
+  for (int i = 0; i < 3; ++i) {
+    GenerationRequest request = Request(8, 20, 20 + i);
+    request.sampling.seed = 200 + i;
+    request.priority = i == 0 ? 0 : 5;  // the first admitted is the least
+    crowd.Submit(*h.scheduler, request);
+  }
+  // A fork of three completions, preempted and resumed as one.
+  GenerationRequest forked = Request(8, 12, 23);
+  forked.sampling.seed = 300;
+  forked.n = 3;
+  forked.priority = 1;
+  crowd.Submit(*h.scheduler, forked);
+  h.backend->ReleaseSteps();
+  crowd.ExpectExact();
+  const std::vector<uint64_t> victims = h.backend->swapped_seeds();
+  ASSERT_FALSE(victims.empty());
+  EXPECT_EQ(victims[0], 200u);
+  EXPECT_GT(std::count(victims.begin(), victims.end(), 200u), 0);
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, AVictimPastTheSwapBudgetEndsWithAClearError) {
+  SchedulerOptions options;
+  options.max_swap_bytes = 0;  // no swapping: every victim ends
+  Harness h = Make(WithBlocks(12), options);
+  h.backend->HoldSteps();
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<GenerationRequest> requests;
+  for (int i = 0; i < 3; ++i) {
+    requests.push_back(Request(8, 20, 30 + i));
+    requests.back().sampling.seed = 400 + i;
+    streams.push_back(*h.scheduler->Submit(requests.back()));
+  }
+  h.backend->ReleaseSteps();
+  int ended_by_budget = 0;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    const CompletionResult result = ReadAll(*streams[i], 1).completions[0];
+    const std::vector<int32_t> expected =
+        Expected(requests[i].prompt, 400 + i, 20);
+    if (result.error.ok()) {
+      EXPECT_EQ(result.ids(), expected);
+      continue;
+    }
+    ++ended_by_budget;
+    EXPECT_EQ(result.error.code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_THAT(std::string(result.error.message()),
+                ::testing::HasSubstr("do not fit the host swap budget"));
+    // What it produced before it ended is still its own.
+    EXPECT_EQ(result.ids(),
+              std::vector<int32_t>(expected.begin(),
+                                   expected.begin() + result.tokens.size()));
+  }
+  EXPECT_GT(ended_by_budget, 0);
+  EXPECT_LT(ended_by_budget, 3);
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, ASequenceOutgrowingThePoolAloneEndsWithAnError) {
+  Harness h = Make(WithBlocks(4));
+  GenerationRequest request = Request(8, 100, 40);
+  RequestResult result = RunToEnd(*h.scheduler, request);
+  // 16 tokens fill the 4 blocks: the prefill's token and 8 decodes.
+  EXPECT_EQ(result.completions[0].error.code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(result.completions[0].ids(), Expected(request.prompt, 0, 9));
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, ACancelledSwappedRequestFreesItsHostCopy) {
+  SchedulerOptions options;
+  options.stream_buffer_tokens = 8;  // unread streams pause, keeping blocks
+  Harness h = Make(WithBlocks(5), options);
+  GenerationRequest high = Request(4, 12, 50);
+  high.priority = 1;
+  auto kept = h.scheduler->Submit(high);
+  ASSERT_TRUE(kept.ok());
+  auto victim = h.scheduler->Submit(Request(4, 12, 51));
+  ASSERT_TRUE(victim.ok());
+  // Both grow toward 3 blocks before their readers pause them: 6 > 5.
+  ASSERT_TRUE(AwaitStats(*h.scheduler, [](const SchedulerStats& stats) {
+    return stats.swapped == 1 && stats.swap_bytes > 0;
+  }));
+  (*victim)->Cancel();
+  EXPECT_EQ(ReadAll(**victim, 1).completions[0].finish,
+            FinishReason::kCancelled);
+  EXPECT_EQ(ReadAll(**kept, 1).completions[0].ids(),
+            Expected(high.prompt, 0, 12));
+  EXPECT_EQ(h.scheduler->stats().preemptions, 1);
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, SwappedRequestsResumeBeforeNewAdmissions) {
+  SchedulerOptions options;
+  options.stream_buffer_tokens = 8;  // unread streams pause, keeping blocks
+  Harness h = Make(WithBlocks(5), options);
+  GenerationRequest high = Request(4, 12, 52);
+  high.priority = 1;
+  auto kept = h.scheduler->Submit(high);
+  GenerationRequest low = Request(4, 12, 53);
+  auto swapped = h.scheduler->Submit(low);
+  ASSERT_TRUE(kept.ok() && swapped.ok());
+  ASSERT_TRUE(AwaitStats(*h.scheduler, [](const SchedulerStats& stats) {
+    return stats.swapped == 1;
+  }));
+  // A short prompt whose block is free still waits behind the swapped one.
+  GenerationRequest late = Request(4, 2, 54);
+  late.priority = 2;
+  auto queued = h.scheduler->Submit(late);
+  ASSERT_TRUE(queued.ok());
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(h.scheduler->stats().waiting, 1);
+  EXPECT_EQ(h.scheduler->stats().swapped, 1);
+  EXPECT_EQ(ReadAll(**kept, 1).completions[0].ids(),
+            Expected(high.prompt, 0, 12));
+  EXPECT_EQ(ReadAll(**swapped, 1).completions[0].ids(),
+            Expected(low.prompt, 0, 12));
+  EXPECT_EQ(ReadAll(**queued, 1).completions[0].ids(),
+            Expected(late.prompt, 0, 2));
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, CachedPrefixesShareBlocksAndGiveThemUpUnderPressure) {
+  SchedulerOptions options;
+  options.prefix_cache_bytes = 1 << 20;
+  Harness h = Make(WithBlocks(40), options);
+  GenerationRequest first = Request(100, 2, 60);  // 25 blocks
+  RunToEnd(*h.scheduler, first);
+  // The cache pins the prompt's blocks (shared, not copied).
+  EXPECT_EQ(h.scheduler->stats().blocks_in_use, 25);
+  RequestResult warm = RunToEnd(*h.scheduler, first);
+  EXPECT_EQ(warm.usage.cached_prompt_tokens, 100);
+  EXPECT_EQ(warm.completions[0].ids(), Expected(first.prompt, 0, 2));
+  // A different prompt that needs 30 blocks: the cached ones are evicted.
+  GenerationRequest other = Request(120, 2, 61);
+  EXPECT_EQ(RunToEnd(*h.scheduler, other).completions[0].ids(),
+            Expected(other.prompt, 0, 2));
+  EXPECT_EQ(h.scheduler->stats().preemptions, 0);
 }
 
 }  // namespace

@@ -83,7 +83,7 @@ TEST(StatePoolTest, SaveRestoreAndCopyAreExact) {
   pool->set_position(a, 17);
   StateSnapshot snapshot = pool->Save(a);
   EXPECT_EQ(snapshot.bytes.size(), pool->bytes_per_slot() - 4);
-  pool->Restore(b, snapshot);
+  ASSERT_TRUE(pool->Restore(b, snapshot).ok());
   pool->Copy(a, c);
   for (int slot : {b, c}) {
     EXPECT_EQ(pool->position(slot), 17);

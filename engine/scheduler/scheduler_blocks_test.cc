@@ -1,0 +1,144 @@
+// The scheduler over a CpuBackend whose model keeps per-token state in
+// blocks (TokenTestModel: its logits depend on every past token through
+// them). Preempted-and-resumed sequences and prefix-cache hits must give,
+// bit for bit, what an unconstrained run gives.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend/cpu_backend.h"
+#include "engine/backend/token_test_model.h"
+#include "engine/scheduler/scheduler.h"
+#include "engine/scheduler/test_util.h"
+#include "gtest/gtest.h"
+
+namespace slabserve {
+namespace {
+
+using ::slabserve::testing::RandomRequest;
+using ::slabserve::testing::ReadAll;
+using ::slabserve::testing::RequestResult;
+using ::slabserve::testing::RunToEnd;
+
+std::unique_ptr<Scheduler> MakeScheduler(Model& model, int slots, int blocks,
+                                         const SchedulerOptions& options) {
+  auto pool = StatePool::CreateWithCapacity(model.StateLayout(), slots,
+                                            model.TokenLayout(), blocks);
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  auto backend = CpuBackend::CreateWithPool(&model, *std::move(pool));
+  EXPECT_TRUE(backend.ok()) << backend.status();
+  auto scheduler = Scheduler::Create(*std::move(backend), options);
+  EXPECT_TRUE(scheduler.ok()) << scheduler.status();
+  return *std::move(scheduler);
+}
+
+// Tokens, logprobs and top lists equal bit for bit.
+void ExpectSameResult(const RequestResult& expected,
+                      const RequestResult& actual, const std::string& what) {
+  ASSERT_EQ(expected.completions.size(), actual.completions.size()) << what;
+  for (size_t c = 0; c < expected.completions.size(); ++c) {
+    const auto& want = expected.completions[c];
+    const auto& got = actual.completions[c];
+    EXPECT_TRUE(got.error.ok()) << what << ": " << got.error;
+    EXPECT_EQ(want.finish, got.finish) << what << " completion " << c;
+    ASSERT_EQ(want.ids(), got.ids()) << what << " completion " << c;
+    for (size_t t = 0; t < want.tokens.size(); ++t) {
+      EXPECT_EQ(want.tokens[t].logprob, got.tokens[t].logprob)
+          << what << " completion " << c << " token " << t;
+      ASSERT_EQ(want.tokens[t].top.size(), got.tokens[t].top.size());
+      for (size_t k = 0; k < want.tokens[t].top.size(); ++k) {
+        EXPECT_EQ(want.tokens[t].top[k].id, got.tokens[t].top[k].id);
+        EXPECT_EQ(want.tokens[t].top[k].logprob, got.tokens[t].top[k].logprob);
+      }
+    }
+  }
+}
+
+// Sampled with temperature, penalties and seeds: any change to a slot's
+// state or sampler between steps shows.
+std::vector<GenerationRequest> Crowd() {
+  std::vector<GenerationRequest> requests;
+  for (int i = 0; i < 6; ++i) {
+    GenerationRequest request = RandomRequest(20 + 3 * i, 100, 70 + i);
+    request.sampling.temperature = 0.9f;
+    request.sampling.repetition_penalty = 1.2f;
+    request.sampling.seed = 500 + i;
+    request.top_logprobs = 2;
+    request.n = i == 2 ? 2 : 1;
+    request.priority = i % 2;
+    requests.push_back(request);
+  }
+  return requests;
+}
+
+std::vector<RequestResult> RunTogether(
+    Scheduler& scheduler, const std::vector<GenerationRequest>& requests) {
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (const GenerationRequest& request : requests) {
+    auto stream = scheduler.Submit(request);
+    EXPECT_TRUE(stream.ok()) << stream.status();
+    if (stream.ok()) streams.push_back(*stream);
+  }
+  std::vector<RequestResult> results;
+  for (size_t i = 0; i < streams.size(); ++i) {
+    results.push_back(ReadAll(*streams[i], requests[i].n));
+  }
+  return results;
+}
+
+TEST(SchedulerBlocksTest, PreemptedAndResumedEqualsNeverPreempted) {
+  TokenTestModel model;  // 4 tokens per block
+  const std::vector<GenerationRequest> requests = Crowd();
+  // Room for everyone at once: nobody is preempted.
+  std::unique_ptr<Scheduler> roomy = MakeScheduler(model, 16, 1000, {});
+  const std::vector<RequestResult> expected = RunTogether(*roomy, requests);
+  EXPECT_EQ(roomy->stats().preemptions, 0);
+  // Room for one or two: sequences are swapped out and back again and again.
+  std::unique_ptr<Scheduler> tight = MakeScheduler(model, 16, 70, {});
+  const std::vector<RequestResult> actual = RunTogether(*tight, requests);
+  ASSERT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    ExpectSameResult(expected[i], actual[i], "request " + std::to_string(i));
+  }
+  const SchedulerStats stats = tight->stats();
+  EXPECT_GT(stats.preemptions, 0);
+  EXPECT_EQ(stats.swapped, 0);
+  EXPECT_EQ(stats.swap_bytes, 0u);
+  EXPECT_EQ(stats.slots_in_use, 0);
+  EXPECT_EQ(stats.blocks_in_use, 0);
+  EXPECT_EQ(stats.block_capacity, 70);
+  EXPECT_EQ(stats.block_tokens, 4);
+}
+
+TEST(SchedulerBlocksTest, PrefixCacheHitsGiveTheResultsOfRecomputation) {
+  TokenTestModel model;
+  GenerationRequest first = RandomRequest(150, 12, 80);
+  first.sampling.temperature = 0.8f;
+  first.sampling.seed = 9;
+  first.top_logprobs = 5;
+  first.n = 2;
+  GenerationRequest shares = first;  // the first 130 tokens, then its own
+  shares.prompt.resize(130);
+  for (int i = 0; i < 25; ++i) shares.prompt.push_back(100 + i);
+
+  std::unique_ptr<Scheduler> uncached = MakeScheduler(model, 8, 200, {});
+  const RequestResult want_first = RunToEnd(*uncached, first);
+  const RequestResult want_shares = RunToEnd(*uncached, shares);
+
+  SchedulerOptions options;
+  options.prefix_cache_bytes = 1 << 20;
+  options.step_token_budget = 64;
+  std::unique_ptr<Scheduler> cached = MakeScheduler(model, 8, 200, options);
+  ExpectSameResult(want_first, RunToEnd(*cached, first), "cold");
+  // Cached prefixes pin blocks, shared with nobody now.
+  EXPECT_GT(cached->stats().blocks_in_use, 0);
+  const RequestResult warm = RunToEnd(*cached, first);
+  EXPECT_EQ(warm.usage.cached_prompt_tokens, 150);
+  ExpectSameResult(want_first, warm, "whole prompt cached");
+  const RequestResult partial = RunToEnd(*cached, shares);
+  EXPECT_EQ(partial.usage.cached_prompt_tokens, 128);
+  ExpectSameResult(want_shares, partial, "prefix cached");
+}
+
+}  // namespace
+}  // namespace slabserve
