@@ -1,5 +1,6 @@
 // The CUDA backend against the CPU backend on every golden model, batch
-// invariance on the device, and the scheduler's crowd through it. Every
+// invariance on the device, snapshot/restore and swap, and the scheduler's
+// crowd through it. Every
 // test skips without a CUDA device.
 //
 // Tolerances: F32 weights give the CPU's greedy ids exactly and
@@ -144,6 +145,55 @@ TEST(CudaBackendTest, ResultsDoNotDependOnTheBatch) {
       EXPECT_EQ(alone[0][t].logprob, together[31][t].logprob)
           << name << " token " << t;
     }
+  }
+}
+
+// Swapping a sequence out to host memory and back, or snapshotting and
+// restoring it, continues it bit for bit.
+TEST(CudaBackendTest, SwapAndRestoreContinueExactly) {
+  SKIP_WITHOUT_DEVICE();
+  for (const char* name : kModels) {
+    auto model = LoadModel(Dir(name));
+    ASSERT_TRUE(model.ok()) << model.status();
+    std::unique_ptr<Backend> gpu = Cuda(model->get(), name);
+    ASSERT_NE(gpu, nullptr);
+    const std::vector<int32_t> prompt = Prompt(11, 6);
+    const auto straight = Decode(*gpu, {prompt}, 8);
+    SlotSampling sampling;
+    sampling.top_logprobs = 5;
+    sampling.prompt = prompt;
+    int slot = gpu->Allocate(sampling);
+    StepPlan plan;
+    plan.chunks.push_back({slot, prompt, true});
+    plan.snapshots.push_back({slot, true});
+    gpu->Submit(std::move(plan));
+    StepResult first = gpu->Wait();
+    ASSERT_TRUE(first.chunks[0].ok()) << first.chunks[0];
+    ASSERT_NE(first.snapshots[0], nullptr);
+    // Restore the snapshot (with logits) into a fresh slot and swap that one
+    // out and back in before sampling.
+    gpu->Release(slot);
+    slot = gpu->Allocate(sampling);
+    ASSERT_TRUE(gpu->Restore(slot, *first.snapshots[0]).ok());
+    std::unique_ptr<SwappedSlots> swapped = gpu->SwapOut({slot});
+    auto back = gpu->SwapIn(*swapped);
+    ASSERT_TRUE(back.ok()) << back.status();
+    slot = (*back)[0];
+    std::vector<SampledToken> tokens;
+    for (int step = 0; step < 8; ++step) {
+      StepPlan next;
+      if (step > 0) next.chunks.push_back({slot, {tokens.back().id}, true});
+      next.samples.push_back(slot);
+      gpu->Submit(std::move(next));
+      StepResult result = gpu->Wait();
+      ASSERT_TRUE(result.samples[0].ok()) << result.samples[0].status();
+      tokens.push_back(*result.samples[0]);
+    }
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      EXPECT_EQ(straight[0][t].id, tokens[t].id) << name << " token " << t;
+      EXPECT_EQ(straight[0][t].logprob, tokens[t].logprob) << name;
+    }
+    gpu->Release(slot);
   }
 }
 
