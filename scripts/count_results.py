@@ -1,11 +1,17 @@
 """Counts CI results and prints one line "N passed, N failed, N skipped".
 
-usage: count_results.py [--bazel LOG TESTLOGS]... [--verdicts LOG]...
+usage: count_results.py [--bazel LOG TESTLOGS]... [--bazel-log LOG]...
+                        [--verdicts LOG]...
 
 --bazel: a `bazel test` run's output and its testlogs folder; every test
 case in the test.xml files counts, plus targets that never produced results
 (build failures, timeouts) and failed targets whose XML holds no failing
-case. --verdicts: a log of lines "<check>: PASSED" / "<check>: FAILED"
+case. A target the run skipped (incompatible, e.g. CUDA tests without
+--config=cuda) counts as one skipped test unless another run left its
+test.xml, whose cases then count instead. --bazel-log: the output of a
+further `bazel test` run (e.g. --config=cuda) writing into the previous
+--bazel testlogs folder, whose cases that folder already counts: only its
+log-level failures count. --verdicts: a log of lines "<check>: PASSED" / "<check>: FAILED"
 (first run, fuzzers, format check); each such line counts once.
 """
 import glob
@@ -20,7 +26,7 @@ def has_failure(root):
                for c in root.iter("testcase"))
 
 
-def count_bazel(log, testlogs):
+def count_xml(testlogs):
     passed = failed = skipped = 0
     for path in glob.glob(os.path.join(testlogs, "**/test.xml"), recursive=True):
         try:
@@ -36,6 +42,12 @@ def count_bazel(log, testlogs):
                 skipped += 1
             else:
                 passed += 1
+    return passed, failed, skipped
+
+
+def count_log(log, testlogs):
+    """Failures and skips a run's output shows beyond its test.xml files."""
+    failed = skipped = 0
     failed += len(re.findall(r"^//\S+\s+(FAILED TO BUILD|NO STATUS)", log, re.M))
     for target in re.findall(r"^//(\S+)\s+FAILED in", log, re.M):
         path = os.path.join(testlogs, target.replace(":", "/"), "test.xml")
@@ -44,8 +56,11 @@ def count_bazel(log, testlogs):
                 failed += 1
         except (OSError, ET.ParseError):
             pass  # already counted above
-    skipped += len(re.findall(r"^//\S+\s+SKIPPED", log, re.M))
-    return passed, failed, skipped
+    for target in re.findall(r"^//(\S+)\s+SKIPPED", log, re.M):
+        path = os.path.join(testlogs, target.replace(":", "/"), "test.xml")
+        if not os.path.exists(path):
+            skipped += 1
+    return 0, failed, skipped
 
 
 def count_verdicts(log):
@@ -56,12 +71,21 @@ def count_verdicts(log):
 
 def main(argv):
     totals = [0, 0, 0]
+    testlogs = None
     i = 0
     while i < len(argv):
         if argv[i] == "--bazel":
             log = open(argv[i + 1], errors="replace").read()
-            counts = count_bazel(log, argv[i + 2])
+            testlogs = argv[i + 2]
+            counts = [a + b for a, b in zip(count_xml(testlogs),
+                                            count_log(log, testlogs))]
             i += 3
+        elif argv[i] == "--bazel-log":
+            if testlogs is None:
+                sys.exit("--bazel-log needs an earlier --bazel")
+            counts = count_log(open(argv[i + 1], errors="replace").read(),
+                               testlogs)
+            i += 2
         elif argv[i] == "--verdicts":
             counts = count_verdicts(open(argv[i + 1], errors="replace").read())
             i += 2

@@ -276,6 +276,10 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return invalid("backend \"", config.backend(), "\" is not one of ",
                    absl::StrJoin(kBackendNames, ", "));
   }
+  if (config.device_weights() != "f32" && config.device_weights() != "bf16") {
+    return invalid("device_weights \"", config.device_weights(),
+                   "\" is not one of f32, bf16");
+  }
   return absl::OkStatus();
 }
 

@@ -56,6 +56,8 @@ ABSL_FLAG(std::string, openai_max_body, "",
 ABSL_FLAG(std::string, openai_port_file, "",
           "write the bound OpenAI API port to this file once serving");
 ABSL_FLAG(std::string, backend, "", "where the model runs: cpu, cuda or auto");
+ABSL_FLAG(std::string, device_weights, "",
+          "projection weights on a device backend: f32 or bf16");
 ABSL_FLAG(std::string, state_memory, "",
           "state memory budget, e.g. 512MiB or 2GiB");
 ABSL_FLAG(std::string, max_waiting_memory, "",
@@ -130,6 +132,8 @@ absl::Status ApplyFlags(ServerConfig* config) {
   set_string(FLAGS_api_keys_file,
              [&](auto v) { config->set_api_keys_file(v); });
   set_string(FLAGS_backend, [&](auto v) { config->set_backend(v); });
+  set_string(FLAGS_device_weights,
+             [&](auto v) { config->set_device_weights(v); });
   set_int(FLAGS_step_token_budget,
           [&](int v) { config->set_step_token_budget(v); });
   set_int(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
@@ -399,9 +403,14 @@ int Run(const sigset_t& shutdown_signals) {
   options.on_step = [&metrics](const StepMetrics& step) {
     metrics.ObserveStep(step);
   };
+  BackendOptions backend_options;
+  backend_options.model_dir = config.model_dir();
+  backend_options.weights_file = config.weights_file();
+  backend_options.bf16_weights = config.device_weights() == "bf16";
+  backend_options.block_tokens = config.block_tokens();
   absl::StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(
       config.backend(), model->get(),
-      static_cast<size_t>(config.state_memory_bytes()), config.block_tokens());
+      static_cast<size_t>(config.state_memory_bytes()), backend_options);
   if (!backend.ok()) {
     spdlog::error("cannot start the backend: {}",
                   std::string(backend.status().message()));

@@ -12,15 +12,19 @@ def if_cuda(deps):
         "//conditions:default": [],
     })
 
-def cuda_library(name, srcs, hdrs = [], deps = [], **kwargs):
-    """Compiles each .cu with nvcc (sm_80, sm_90 + PTX) into one cc_library."""
+def cuda_library(name, srcs, hdrs = [], device_hdrs = [], deps = [], **kwargs):
+    """Compiles each .cu with nvcc (sm_80, sm_90 + PTX) into one cc_library.
+
+    `device_hdrs`: headers of other packages that the .cu files include (the
+    nvcc genrule sees only the files it lists); their libraries go in `deps`.
+    """
     objs = []
     for src in srcs:
         base = src.split("/")[-1][:-len(".cu")]
         obj = "_cuda_objs/%s/%s.pic.o" % (name, base)
         native.genrule(
             name = "%s_%s_nvcc" % (name, base),
-            srcs = [src] + hdrs,
+            srcs = [src] + hdrs + device_hdrs,
             outs = [obj],
             cmd = ("/usr/local/cuda/bin/nvcc -std=c++17 -O3 -Xcompiler=-fPIC " +
                    "-gencode=arch=compute_80,code=sm_80 " +

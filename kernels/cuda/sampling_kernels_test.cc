@@ -1,0 +1,158 @@
+// Device sampling against the host formulas it shares (kernels/math) and
+// the CPU sampler's definitions. Skips without a CUDA device.
+#include "kernels/cuda/sampling_kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/cuda/test_util.h"
+#include "kernels/math/sampling.h"
+
+namespace slabserve::cuda {
+namespace {
+
+std::vector<float> Logits(int rows, int vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 3.0f);
+  std::vector<float> v(static_cast<size_t>(rows) * vocab);
+  for (float& x : v) x = dist(rng);
+  v[5] = v[7] = 100.0f;  // a tie in row 0: the lowest id wins
+  return v;
+}
+
+std::vector<int32_t> BestFirst(const float* row, int vocab) {
+  std::vector<int32_t> ids(vocab);
+  for (int i = 0; i < vocab; ++i) ids[i] = i;
+  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+    return math::Better(row[a], a, row[b], b);
+  });
+  return ids;
+}
+
+TEST(SamplingKernelsTest, TopTokensAndLogSumExp) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const int rows = 3, vocab = 5000, n = 10;
+  const std::vector<float> logits = Logits(rows, vocab, 1);
+  DeviceVector<float> dl(logits), dvalues(rows * n);
+  DeviceVector<int32_t> dids(rows * n);
+  DeviceVector<double> dz(rows);
+  ASSERT_EQ(
+      TopTokens(dl.get(), rows, vocab, n, dids.get(), dvalues.get(), nullptr),
+      cudaSuccess);
+  ASSERT_EQ(RowLogSumExp(dl.get(), rows, vocab, dz.get(), nullptr),
+            cudaSuccess);
+  const std::vector<int32_t> ids = dids.Read();
+  const std::vector<double> z = dz.Read();
+  for (int r = 0; r < rows; ++r) {
+    const float* row = &logits[static_cast<size_t>(r) * vocab];
+    const std::vector<int32_t> want = BestFirst(row, vocab);
+    for (int j = 0; j < n; ++j) EXPECT_EQ(ids[r * n + j], want[j]);
+    double max = row[want[0]], sum = 0.0;
+    for (int i = 0; i < vocab; ++i) sum += std::exp(row[i] - max);
+    EXPECT_NEAR(z[r], max + std::log(sum), 1e-9 * std::fabs(z[r]));
+  }
+  EXPECT_EQ(ids[0], 5);
+}
+
+TEST(SamplingKernelsTest, DrawsMatchHostDrawForTheSameCounter) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const int vocab = 3000;
+  std::vector<RowSampling> params(6);
+  params[0].temperature = 0.0f;
+  params[1].temperature = 0.8f;
+  params[1].top_k = 40;
+  params[2].temperature = 1.1f;
+  params[2].top_k = 200;
+  params[2].top_p = 0.7f;
+  params[3].temperature = 1.0f;
+  params[3].top_k = 100;
+  params[3].min_p = 0.05f;
+  params[4].temperature = 0.9f;  // whole vocabulary in id order
+  params[5].temperature = 1.0f;
+  params[5].top_p = 0.9f;  // needs top-k on the device: refused
+  const int rows = static_cast<int>(params.size());
+  for (int r = 0; r < rows; ++r) {
+    params[r].seed = 77 + r;
+    params[r].draw_index = 3 * r;
+  }
+  const std::vector<float> logits = Logits(rows, vocab, 2);
+  const std::vector<int> entry_begin(rows + 1, 0);
+  DeviceVector<float> dl(logits);
+  DeviceVector<RowSampling> dp(params);
+  DeviceVector<int> dbegin(entry_begin);
+  DeviceVector<PenaltyEntry> dentries(1);
+  DeviceVector<int32_t> dids(rows);
+  DeviceVector<float> dlogprob(rows);
+  DeviceVector<double> dz(rows);
+  ASSERT_EQ(RowLogSumExp(dl.get(), rows, vocab, dz.get(), nullptr),
+            cudaSuccess);
+  ASSERT_EQ(
+      SampleRows(dl.get(), rows, vocab, dp.get(), dbegin.get(), dentries.get(),
+                 dz.get(), dids.get(), dlogprob.get(), nullptr),
+      cudaSuccess);
+  const std::vector<int32_t> ids = dids.Read();
+  const std::vector<double> z = dz.Read();
+  const std::vector<float> logprob = dlogprob.Read();
+  for (int r = 0; r < 5; ++r) {
+    const RowSampling& p = params[r];
+    const float* row = &logits[static_cast<size_t>(r) * vocab];
+    std::vector<int32_t> order = BestFirst(row, vocab);
+    int32_t want = order[0];
+    if (p.temperature > 0.0f) {
+      if (p.top_k > 0) {
+        order.resize(p.top_k);
+      } else {
+        for (int i = 0; i < vocab; ++i) order[i] = i;
+      }
+      std::vector<float> values;
+      for (int32_t id : order) values.push_back(row[id]);
+      std::vector<double> weights(order.size());
+      std::vector<int32_t> kept(order.size());
+      want = math::DrawFromCandidates(
+          values.data(), order.data(), static_cast<int>(order.size()),
+          p.temperature, p.min_p, p.top_p,
+          math::UniformDraw(p.seed, p.draw_index), weights.data(), kept.data());
+    }
+    EXPECT_EQ(ids[r], want) << "row " << r;
+    EXPECT_NEAR(logprob[r], row[want] - z[r], 1e-5) << "row " << r;
+  }
+  EXPECT_EQ(ids[5], -1);
+}
+
+TEST(SamplingKernelsTest, PenaltiesApplyBeforeTheDraw) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const int vocab = 50;
+  std::vector<float> logits(vocab, 0.0f);
+  logits[3] = 5.0f;
+  logits[4] = 4.0f;
+  RowSampling p;
+  p.repetition_penalty = 2.0f;  // 5 → 2.5: token 4 wins
+  std::vector<PenaltyEntry> entries = {{3, 1, 0, 0.0f}};
+  const std::vector<int> begin = {0, 1};
+  DeviceVector<float> dl(logits);
+  DeviceVector<RowSampling> dp(std::vector<RowSampling>{p});
+  DeviceVector<int> dbegin(begin);
+  DeviceVector<PenaltyEntry> dentries(entries);
+  DeviceVector<int32_t> dids(1);
+  DeviceVector<float> dlogprob(1);
+  DeviceVector<double> dz(1);
+  ASSERT_EQ(RowLogSumExp(dl.get(), 1, vocab, dz.get(), nullptr), cudaSuccess);
+  ASSERT_EQ(ApplyPenalties(dl.get(), 1, vocab, dp.get(), dbegin.get(),
+                           dentries.get(), nullptr),
+            cudaSuccess);
+  ASSERT_EQ(
+      SampleRows(dl.get(), 1, vocab, dp.get(), dbegin.get(), dentries.get(),
+                 dz.get(), dids.get(), dlogprob.get(), nullptr),
+      cudaSuccess);
+  EXPECT_EQ(dids.Read()[0], 4);
+  EXPECT_FLOAT_EQ(dl.Read()[3],
+                  math::PenalizedLogit(5.0f, true, 0, 2.0f, 0, 0));
+  EXPECT_EQ(dentries.Read()[0].raw, 5.0f);
+}
+
+}  // namespace
+}  // namespace slabserve::cuda

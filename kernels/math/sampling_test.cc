@@ -1,0 +1,162 @@
+// Device sampling's formulas against engine/sampling/sampler.cc: the same
+// penalties bit for bit, and the same draw for the same uniform number and
+// candidate order; plus Philox4x32-10's published known-answer vectors.
+#include "kernels/math/sampling.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "engine/sampling/sampler.h"
+
+namespace slabserve::math {
+namespace {
+
+std::vector<float> RandomLogits(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 3.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(PhiloxTest, KnownAnswerVectors) {
+  // Random123's kat_vectors for philox4x32 with 10 rounds.
+  struct Case {
+    Philox4x32 counter;
+    uint32_t key0, key1;
+    Philox4x32 expected;
+  };
+  const Case cases[] = {
+      {{{0, 0, 0, 0}},
+       0,
+       0,
+       {{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}}},
+      {{{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}},
+       0xffffffff,
+       0xffffffff,
+       {{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}}},
+      {{{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}},
+       0xa4093822,
+       0x299f31d0,
+       {{0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}}},
+  };
+  for (const Case& c : cases) {
+    const Philox4x32 out = Philox4x32x10(c.counter, c.key0, c.key1);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(out.v[i], c.expected.v[i]) << i;
+  }
+}
+
+TEST(PhiloxTest, UniformDrawsAreInRangeAndIndependentOfEachOther) {
+  double sum = 0.0;
+  std::set<double> seen;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const double u = UniformDraw(42, i);
+    ASSERT_GE(u, 0.0);
+    ASSERT_LT(u, 1.0);
+    sum += u;
+    seen.insert(u);
+  }
+  EXPECT_NEAR(sum / n, 0.5, 0.01);
+  EXPECT_EQ(seen.size(), static_cast<size_t>(n));
+  EXPECT_EQ(UniformDraw(42, 7), UniformDraw(42, 7));
+  EXPECT_NE(UniformDraw(42, 7), UniformDraw(43, 7));
+}
+
+TEST(SamplingMathTest, PenaltiesMatchSamplerBitwise) {
+  SamplingParams params;
+  params.repetition_penalty = 1.3f;
+  params.presence_penalty = 0.4f;
+  params.frequency_penalty = 0.25f;
+  Sampler sampler(params, 1);
+  const std::vector<int32_t> prompt = {3, 5, 5, 9};
+  sampler.ObservePrompt(prompt);
+  const int vocab = 40;
+  std::map<int32_t, int> generated;
+  for (int step = 0; step < 12; ++step) {
+    const std::vector<float> raw = RandomLogits(vocab, 100 + step);
+    std::vector<float> row = raw;
+    const SampledToken token = sampler.Sample(absl::MakeSpan(row), -1);
+    int32_t best = 0;
+    for (int32_t id = 0; id < vocab; ++id) {
+      const bool in_prompt =
+          std::find(prompt.begin(), prompt.end(), id) != prompt.end();
+      const float expected = PenalizedLogit(
+          raw[id], in_prompt, generated[id], params.repetition_penalty,
+          params.presence_penalty, params.frequency_penalty);
+      ASSERT_EQ(std::memcmp(&expected, &row[id], sizeof(float)), 0)
+          << "step " << step << " id " << id;
+      if (Better(expected, id, row[best], best)) best = id;
+    }
+    EXPECT_EQ(token.id, best);  // greedy: the best, ties to the lowest id
+    ++generated[token.id];
+  }
+  EXPECT_EQ(PenalizedLogit(-2.5f, true, 3, 1.0f, 0.0f, 0.0f), -2.5f);
+}
+
+// The sampler's candidate order: best first when top-k or top-p is on,
+// otherwise every id in id order.
+std::vector<int32_t> CandidateOrder(const std::vector<float>& logits,
+                                    const SamplingParams& params) {
+  std::vector<int32_t> ids(logits.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  if (params.top_k > 0 || params.top_p < 1.0f) {
+    std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+      return Better(logits[a], a, logits[b], b);
+    });
+    if (params.top_k > 0)
+      ids.resize(std::min<size_t>(params.top_k, ids.size()));
+  }
+  return ids;
+}
+
+TEST(SamplingMathTest, DrawMatchesSamplerForTheSameUniform) {
+  const int vocab = 300;
+  std::vector<SamplingParams> settings(6);
+  settings[0].temperature = 1.0f;
+  settings[1].temperature = 0.7f;
+  settings[1].top_k = 20;
+  settings[2].temperature = 1.2f;
+  settings[2].top_p = 0.8f;
+  settings[3].temperature = 0.9f;
+  settings[3].min_p = 0.05f;
+  settings[4].temperature = 1.0f;
+  settings[4].top_k = 50;
+  settings[4].top_p = 0.5f;
+  settings[4].min_p = 0.02f;
+  settings[5].temperature = 2.0f;
+  settings[5].top_k = 1;
+  for (size_t s = 0; s < settings.size(); ++s) {
+    const SamplingParams& params = settings[s];
+    const uint64_t seed = 1000 + s;
+    Sampler sampler(params, seed);
+    // The sampler's uniform: the top 53 bits of its mt19937_64.
+    std::mt19937_64 rng(seed);
+    for (int step = 0; step < 50; ++step) {
+      const std::vector<float> logits = RandomLogits(vocab, 7 * step + s);
+      std::vector<float> row = logits;
+      const int32_t expected = sampler.Sample(absl::MakeSpan(row), -1).id;
+      const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+      const std::vector<int32_t> ids = CandidateOrder(logits, params);
+      std::vector<float> values;
+      for (int32_t id : ids) values.push_back(logits[id]);
+      std::vector<double> weights(ids.size());
+      std::vector<int32_t> kept(ids.size());
+      EXPECT_EQ(DrawFromCandidates(
+                    values.data(), ids.data(), static_cast<int>(ids.size()),
+                    params.temperature, params.min_p, params.top_p, u,
+                    weights.data(), kept.data()),
+                expected)
+          << "setting " << s << " step " << step;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace slabserve::math
