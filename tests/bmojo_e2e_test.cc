@@ -64,7 +64,8 @@ TEST_F(BmojoE2eTest, GreedyTokenIdsMatchGolden) {
   ASSERT_EQ(cases.size(), 4u);
   for (const GoldenCase& c : cases) {
     GenerateResult result = Generate(
-        *stub_, GreedyRequest(c.prompt_ids, static_cast<int>(c.greedy_ids.size())));
+        *stub_,
+        GreedyRequest(c.prompt_ids, static_cast<int>(c.greedy_ids.size())));
     ASSERT_TRUE(result.status.ok()) << result.status.error_message();
     EXPECT_THAT(result.completions.at(0).ids, ElementsAreArray(c.greedy_ids))
         << c.name;
@@ -105,8 +106,9 @@ TEST_F(BmojoE2eTest, PreemptedStreamsEqualTheirSoloRuns) {
   std::vector<GenerateResult> crowd(kStreams);
   std::vector<std::thread> threads;
   for (int i = 0; i < kStreams; ++i) {
-    threads.emplace_back(
-        [&, i] { crowd[i] = Generate(*stub_, requests[i], absl::Seconds(120)); });
+    threads.emplace_back([&, i] {
+      crowd[i] = Generate(*stub_, requests[i], absl::Seconds(120));
+    });
   }
   for (std::thread& thread : threads) thread.join();
   for (int i = 0; i < kStreams; ++i) {

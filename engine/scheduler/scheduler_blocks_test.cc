@@ -1,7 +1,9 @@
 // The scheduler over a CpuBackend whose model keeps per-token state in
-// blocks (TokenTestModel: its logits depend on every past token through
-// them). Preempted-and-resumed sequences and prefix-cache hits must give,
-// bit for bit, what an unconstrained run gives.
+// blocks: TokenTestModel (its logits depend on every past token through
+// them) and the B'MOJO hybrid bmojo_tiny. Preempted-and-resumed sequences
+// and prefix-cache hits must give, bit for bit, what an unconstrained run
+// gives.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,10 +58,11 @@ void ExpectSameResult(const RequestResult& expected,
 
 // Sampled with temperature, penalties and seeds: any change to a slot's
 // state or sampler between steps shows.
-std::vector<GenerationRequest> Crowd() {
+std::vector<GenerationRequest> Crowd(int max_new_tokens) {
   std::vector<GenerationRequest> requests;
   for (int i = 0; i < 6; ++i) {
-    GenerationRequest request = RandomRequest(20 + 3 * i, 100, 70 + i);
+    GenerationRequest request =
+        RandomRequest(20 + 3 * i, max_new_tokens, 70 + i);
     request.sampling.temperature = 0.9f;
     request.sampling.repetition_penalty = 1.2f;
     request.sampling.seed = 500 + i;
@@ -86,15 +89,48 @@ std::vector<RequestResult> RunTogether(
   return results;
 }
 
-TEST(SchedulerBlocksTest, PreemptedAndResumedEqualsNeverPreempted) {
-  TokenTestModel model;  // 4 tokens per block
-  const std::vector<GenerationRequest> requests = Crowd();
+// A model with per-token state and pool sizes that fit it.
+struct BlockModelCase {
+  std::string name;
+  std::function<Model&()> model;
+  int roomy_blocks;  // the crowd runs at once
+  int tight_blocks;  // one or two requests at a time
+  // Per crowd request: each must still fit the tight pool alone.
+  int max_new_tokens;
+};
+
+Model& TokenModel() {
+  static TokenTestModel* model = new TokenTestModel;  // 4 tokens per block
+  return *model;
+}
+
+Model& BmojoModel() {
+  return *::slabserve::testing::TinyModel("bmojo_tiny");  // 16 per block
+}
+
+class SchedulerBlocksTest : public ::testing::TestWithParam<BlockModelCase> {};
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, SchedulerBlocksTest,
+    ::testing::Values(BlockModelCase{"token_test_model", TokenModel, 1000, 70,
+                                     100},
+                      BlockModelCase{"bmojo_tiny", BmojoModel, 400, 14, 60}),
+    [](const ::testing::TestParamInfo<BlockModelCase>& info) {
+      return info.param.name;
+    });
+
+TEST_P(SchedulerBlocksTest, PreemptedAndResumedEqualsNeverPreempted) {
+  Model& model = GetParam().model();
+  const std::vector<GenerationRequest> requests =
+      Crowd(GetParam().max_new_tokens);
   // Room for everyone at once: nobody is preempted.
-  std::unique_ptr<Scheduler> roomy = MakeScheduler(model, 16, 1000, {});
+  std::unique_ptr<Scheduler> roomy =
+      MakeScheduler(model, 16, GetParam().roomy_blocks, {});
   const std::vector<RequestResult> expected = RunTogether(*roomy, requests);
   EXPECT_EQ(roomy->stats().preemptions, 0);
   // Room for one or two: sequences are swapped out and back again and again.
-  std::unique_ptr<Scheduler> tight = MakeScheduler(model, 16, 70, {});
+  std::unique_ptr<Scheduler> tight =
+      MakeScheduler(model, 16, GetParam().tight_blocks, {});
   const std::vector<RequestResult> actual = RunTogether(*tight, requests);
   ASSERT_EQ(actual.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
@@ -106,12 +142,12 @@ TEST(SchedulerBlocksTest, PreemptedAndResumedEqualsNeverPreempted) {
   EXPECT_EQ(stats.swap_bytes, 0u);
   EXPECT_EQ(stats.slots_in_use, 0);
   EXPECT_EQ(stats.blocks_in_use, 0);
-  EXPECT_EQ(stats.block_capacity, 70);
-  EXPECT_EQ(stats.block_tokens, 4);
+  EXPECT_EQ(stats.block_capacity, GetParam().tight_blocks);
+  EXPECT_EQ(stats.block_tokens, model.TokenLayout().block_tokens);
 }
 
-TEST(SchedulerBlocksTest, PrefixCacheHitsGiveTheResultsOfRecomputation) {
-  TokenTestModel model;
+TEST_P(SchedulerBlocksTest, PrefixCacheHitsGiveTheResultsOfRecomputation) {
+  Model& model = GetParam().model();
   GenerationRequest first = RandomRequest(150, 12, 80);
   first.sampling.temperature = 0.8f;
   first.sampling.seed = 9;

@@ -322,15 +322,27 @@ void StatePool::ReleaseBlocks(int slot) {
   block_tables_[slot].clear();
 }
 
-StateSnapshot StatePool::Save(int slot) const {
-  StateSnapshot snapshot;
-  snapshot.position = positions_[slot];
-  snapshot.bytes.resize(bytes_per_slot_ - sizeof(int32_t));
-  char* out = snapshot.bytes.data();
+char* StatePool::CopyRowsOut(int slot, char* out) const {
   for (size_t i = 0; i < layout_.size(); ++i) {
     std::memcpy(out, Row<char>(i, slot), layout_[i].bytes_per_slot);
     out += layout_[i].bytes_per_slot;
   }
+  return out;
+}
+
+const char* StatePool::CopyRowsIn(const char* in, int slot) {
+  for (size_t i = 0; i < layout_.size(); ++i) {
+    std::memcpy(Row<char>(i, slot), in, layout_[i].bytes_per_slot);
+    in += layout_[i].bytes_per_slot;
+  }
+  return in;
+}
+
+StateSnapshot StatePool::Save(int slot) const {
+  StateSnapshot snapshot;
+  snapshot.position = positions_[slot];
+  snapshot.bytes.resize(bytes_per_slot_ - sizeof(int32_t));
+  CopyRowsOut(slot, snapshot.bytes.data());
   const std::vector<int32_t>& table = block_tables_[slot];
   snapshot.token_bytes.resize(bytes_per_block_ * table.size());
   for (size_t b = 0; b < table.size(); ++b) {
@@ -344,11 +356,7 @@ StateSnapshot StatePool::Share(int slot) {
   StateSnapshot snapshot;
   snapshot.position = positions_[slot];
   snapshot.bytes.resize(bytes_per_slot_ - sizeof(int32_t));
-  char* out = snapshot.bytes.data();
-  for (size_t i = 0; i < layout_.size(); ++i) {
-    std::memcpy(out, Row<char>(i, slot), layout_[i].bytes_per_slot);
-    out += layout_[i].bytes_per_slot;
-  }
+  CopyRowsOut(slot, snapshot.bytes.data());
   for (int32_t block : block_tables_[slot]) Ref(block);
   snapshot.shared = SharedBlocks(this, block_tables_[slot]);
   return snapshot;
@@ -377,11 +385,7 @@ absl::Status StatePool::Restore(int slot, const StateSnapshot& snapshot) {
     std::memcpy(Block(table.back()),
                 &snapshot.token_bytes[bytes_per_block_ * b], bytes_per_block_);
   }
-  const char* in = snapshot.bytes.data();
-  for (size_t i = 0; i < layout_.size(); ++i) {
-    std::memcpy(Row<char>(i, slot), in, layout_[i].bytes_per_slot);
-    in += layout_[i].bytes_per_slot;
-  }
+  CopyRowsIn(snapshot.bytes.data(), slot);
   positions_[slot] = snapshot.position;
   return absl::OkStatus();
 }
@@ -394,10 +398,7 @@ SlotGroupCopy StatePool::SaveGroup(const std::vector<int>& slots) const {
   char* out = copy.bytes.data();
   for (int slot : slots) {
     copy.positions.push_back(positions_[slot]);
-    for (size_t i = 0; i < layout_.size(); ++i) {
-      std::memcpy(out, Row<char>(i, slot), layout_[i].bytes_per_slot);
-      out += layout_[i].bytes_per_slot;
-    }
+    out = CopyRowsOut(slot, out);
     std::vector<int32_t>& table = copy.tables.emplace_back();
     for (int32_t block : block_tables_[slot]) {
       auto [it, fresh] = index.emplace(block, copy.blocks);
@@ -443,10 +444,7 @@ absl::Status StatePool::RestoreGroup(const std::vector<int>& slots,
   const char* in = copy.bytes.data();
   for (size_t k = 0; k < slots.size(); ++k) {
     const int slot = slots[k];
-    for (size_t i = 0; i < layout_.size(); ++i) {
-      std::memcpy(Row<char>(i, slot), in, layout_[i].bytes_per_slot);
-      in += layout_[i].bytes_per_slot;
-    }
+    in = CopyRowsIn(in, slot);
     positions_[slot] = copy.positions[k];
     for (int32_t b : copy.tables[k]) {
       Ref(taken[b]);

@@ -209,6 +209,9 @@ class StatePool {
             TokenStateLayout tokens, int blocks);
   absl::Status MapMemory();
   void Zero(int slot);
+  // Every slab row of `slot` to or from consecutive bytes; returns the end.
+  char* CopyRowsOut(int slot, char* out) const;
+  const char* CopyRowsIn(const char* in, int slot);
   char* TokenAddress(int kind, int slot, int64_t position);
   char* Block(int32_t block) { return blocks_ + bytes_per_block_ * block; }
   // A free block with one reference, or -1.

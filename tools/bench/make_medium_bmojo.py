@@ -14,11 +14,10 @@ Needs numpy only.
 """
 
 import argparse
-import json
-import os
-import struct
 
 import numpy as np
+
+from random_checkpoint import write_checkpoint
 
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM = 512, 8, 2, 64
 LAYERS, WINDOW, VOCAB, INTERMEDIATE = 8, 64, 4096, 1536
@@ -106,33 +105,13 @@ def make_tensors(rng):
     return {name: np.asarray(a, dtype="<f4") for name, a in t.items()}
 
 
-def save_safetensors(path, tensors):
-    header, offset = {"__metadata__": {"format": "pt"}}, 0
-    for name in sorted(tensors):
-        size = tensors[name].nbytes
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + size]}
-        offset += size
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for name in sorted(tensors):
-            f.write(tensors[name].tobytes())
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir")
     parser.add_argument("--seed", type=int, default=17)
     args = parser.parse_args()
     tensors = make_tensors(np.random.default_rng(args.seed))
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "config.json"), "w") as f:
-        json.dump(CONFIG, f, indent=2, sort_keys=True)
-    save_safetensors(os.path.join(args.out_dir, "model.safetensors"), tensors)
-    params = sum(a.size for a in tensors.values())
+    params = write_checkpoint(args.out_dir, CONFIG, tensors)
     print(f"{args.out_dir}: {len(tensors)} tensors, {params:,} parameters")
 
 

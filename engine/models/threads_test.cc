@@ -1,14 +1,15 @@
-// A long B'MOJO-F hybrid sequence is spread over the worker threads (conv,
-// projections and attention by token and head, the scan by head); its
-// logits must not depend on the thread count. The pool's size is fixed per
-// process, so each count runs in a child process forked before this one starts
-// any thread.
+// A long sequence is spread over the worker threads (Griffin: conv, gates
+// and attention by token, the scan by channel block; B'MOJO: projections and
+// attention by token and head, the scan by head); its logits must not
+// depend on the thread count. The pool's size is fixed per process, so each
+// count runs in a child process forked before this one starts any thread.
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "engine/models/registry.h"
@@ -19,24 +20,23 @@
 namespace slabserve {
 namespace {
 
+constexpr int kVocab = 512;  // every model below
+
 // Logits of a 300-token prefill (alone, then beside another sequence) and of
 // three decode steps; empty on failure.
-std::vector<float> RunModel(const EideticConfig& eidetic) {
-  LoadOptions options;
-  options.eidetic = eidetic;
-  absl::StatusOr<std::unique_ptr<Model>> model =
-      LoadModel("tests/golden/bmojo_tiny", options);
-  if (!model.ok()) return {};
-  const int V = (*model)->info().vocab_size;
+std::vector<float> RunModel(const std::string& dir,
+                            const LoadOptions& options) {
+  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(dir, options);
+  if (!model.ok() || (*model)->info().vocab_size != kVocab) return {};
   auto pool = StatePool::CreateWithCapacity((*model)->StateLayout(), 3,
                                             (*model)->TokenLayout(), 64);
   if (!pool.ok()) return {};
   std::vector<int32_t> prompt(300);
-  for (int i = 0; i < 300; ++i) prompt[i] = (i * 131 + 7) % V;
-  std::vector<float> out, logits(2 * V);
+  for (int i = 0; i < 300; ++i) prompt[i] = (i * 131 + 7) % kVocab;
+  std::vector<float> out, logits(2 * kVocab);
   const int alone = (*pool)->Allocate();
   if (!(*model)->Prefill(alone, prompt, **pool, logits.data()).ok()) return {};
-  out.insert(out.end(), logits.begin(), logits.begin() + V);
+  out.insert(out.end(), logits.begin(), logits.begin() + kVocab);
   const int crowded = (*pool)->Allocate(), other = (*pool)->Allocate();
   const std::vector<SequenceChunk> batch = {{other, {prompt.data(), 17}, true},
                                             {crowded, prompt, true}};
@@ -45,29 +45,21 @@ std::vector<float> RunModel(const EideticConfig& eidetic) {
   for (int32_t token : {5, 77, 300}) {
     const int32_t one[] = {token};
     if (!(*model)->Prefill(alone, one, **pool, logits.data()).ok()) return {};
-    out.insert(out.end(), logits.begin(), logits.begin() + V);
+    out.insert(out.end(), logits.begin(), logits.begin() + kVocab);
   }
   return out;
 }
 
-// RunModel with `threads` worker threads, B'MOJO-F then with the eidetic
-// memory on.
-std::vector<float> RunWithThreads(int threads) {
-  cpu::SetNumThreads(threads);
-  std::vector<float> out = RunModel({});
-  const std::vector<float> eidetic = RunModel({32, 0.5, 2});
-  if (out.empty() || eidetic.empty()) return {};
-  out.insert(out.end(), eidetic.begin(), eidetic.end());
-  return out;
-}
-
-std::vector<float> InChild(int threads) {
+// RunModel in a child process with `threads` worker threads.
+std::vector<float> InChild(int threads, const std::string& dir,
+                           const LoadOptions& options) {
   int fds[2];
   if (pipe(fds) != 0) return {};
   const pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    const std::vector<float> result = RunWithThreads(threads);
+    cpu::SetNumThreads(threads);
+    const std::vector<float> result = RunModel(dir, options);
     const size_t bytes = result.size() * sizeof(float);
     const bool ok =
         write(fds[1], &bytes, sizeof(bytes)) == sizeof(bytes) &&
@@ -93,17 +85,30 @@ std::vector<float> InChild(int threads) {
   return result;
 }
 
-TEST(BmojoThreadsTest, LogitsDoNotDependOnTheThreadCount) {
-  const std::vector<float> one = InChild(1);
-  ASSERT_EQ(one.size(), 12u * 512);
+void ExpectSameAtEveryThreadCount(const std::string& dir,
+                                  const LoadOptions& options) {
+  const std::vector<float> one = InChild(1, dir, options);
+  ASSERT_EQ(one.size(), 6u * kVocab);
   // The 300-token prompt alone and beside another sequence.
-  for (size_t run : {0u, 6u * 512}) {
-    EXPECT_TRUE(std::equal(one.begin() + run, one.begin() + run + 512,
-                           one.begin() + run + 1024));
-  }
+  EXPECT_TRUE(std::equal(one.begin(), one.begin() + kVocab,
+                         one.begin() + 2 * kVocab));
   for (int threads : {2, 3}) {
-    EXPECT_EQ(InChild(threads), one) << threads << " threads";
+    EXPECT_EQ(InChild(threads, dir, options), one) << threads << " threads";
   }
+}
+
+TEST(ThreadsTest, GriffinLogitsDoNotDependOnTheThreadCount) {
+  ExpectSameAtEveryThreadCount("tests/golden/griffin_tiny", {});
+}
+
+TEST(ThreadsTest, BmojoLogitsDoNotDependOnTheThreadCount) {
+  ExpectSameAtEveryThreadCount("tests/golden/bmojo_tiny", {});
+}
+
+TEST(ThreadsTest, BmojoEideticLogitsDoNotDependOnTheThreadCount) {
+  LoadOptions options;
+  options.eidetic = {32, 0.5, 2};
+  ExpectSameAtEveryThreadCount("tests/golden/bmojo_tiny", options);
 }
 
 }  // namespace
