@@ -3,9 +3,9 @@
 usage: count_results.py [--bazel LOG TESTLOGS]... [--verdicts LOG]...
 
 --bazel: a `bazel test` run's output and its testlogs folder; every test
-case in the test.xml files counts, plus targets that never produced results
-(build failures, timeouts) and failed targets whose XML holds no failing
-case. --verdicts: a log of lines "<check>: PASSED" / "<check>: FAILED"
+case in the test.xml files of the targets the run reported counts, plus
+targets that never produced results (build failures, timeouts) and failed
+targets whose XML holds no failing case. --verdicts: a log of lines "<check>: PASSED" / "<check>: FAILED"
 (first run, fuzzers, format check); each such line counts once.
 """
 import glob
@@ -20,9 +20,23 @@ def has_failure(root):
                for c in root.iter("testcase"))
 
 
+def result_files(log, testlogs):
+    """test.xml files of the targets this run reported (a testlogs folder
+    also keeps results of targets that earlier runs tested)."""
+    targets = set(re.findall(r"^//(\S+)\s+(?:\(cached\) )?[A-Z]", log, re.M))
+    if not targets:
+        return glob.glob(os.path.join(testlogs, "**/test.xml"), recursive=True)
+    paths = []
+    for target in sorted(targets):
+        folder = os.path.join(testlogs, target.replace(":", "/"))
+        paths += (glob.glob(os.path.join(folder, "test.xml")) or
+                  glob.glob(os.path.join(folder, "run_*_of_*", "test.xml")))
+    return paths
+
+
 def count_bazel(log, testlogs):
     passed = failed = skipped = 0
-    for path in glob.glob(os.path.join(testlogs, "**/test.xml"), recursive=True):
+    for path in result_files(log, testlogs):
         try:
             root = ET.parse(path).getroot()
         except ET.ParseError:
