@@ -33,6 +33,7 @@
 #include "server/api_keys.h"
 #include "server/chat_template.h"
 #include "server/config.h"
+#include "server/grpc_listener.h"
 #include "server/memory_releaser.h"
 #include "server/metrics.h"
 #include "server/openai_server.h"
@@ -295,34 +296,35 @@ absl::StatusOr<std::unique_ptr<OpenAiServer>> StartOpenAi(
 }
 
 // Readiness goes NOT_SERVING first, so health-checking balancers stop
-// sending work; after `listen` the port closes (new connections are refused,
-// existing ones get GOAWAY) while in-flight streams run on for `grace`.
+// sending work; after `listen` the port closes (new connections are refused)
+// while in-flight streams run on for `grace`. Calls on connections accepted
+// before the port closed are served. grpc::Server::Shutdown (GOAWAY, then
+// waiting for the last chunks) comes only when the scheduler is done: in
+// gRPC 1.51 it cancels calls that arrived but were not yet matched to a
+// handler, which a gateway could no longer send elsewhere.
 void DrainAndStop(const ServerConfig& config, grpc::Server* server,
-                  SlabserveService* service, Scheduler* scheduler,
-                  std::atomic<bool>* shutting_down) {
+                  GrpcListener* listener, SlabserveService* service,
+                  Scheduler* scheduler, std::atomic<bool>* shutting_down) {
   *shutting_down = true;  // /healthz and the OpenAI API answer 503 at once
   const absl::Duration grace = absl::Seconds(config.drain_grace_seconds());
   const absl::Duration listen = absl::Seconds(config.drain_listen_seconds());
-  const absl::Time start = absl::Now();
   server->GetHealthCheckService()->SetServingStatus(false);
   // With the port kept open, new calls get a clear UNAVAILABLE meanwhile.
   if (listen > absl::ZeroDuration()) service->StartDrain();
   std::thread closer([&] {
     absl::SleepFor(listen);
-    // Handlers write their last chunks after the scheduler is done with
-    // them, so the deadline leaves a margin past the grace period.
-    server->Shutdown(
-        absl::ToChronoTime(start + std::max(grace, listen) + absl::Seconds(5)));
+    listener->Close();
   });
   if (listen == absl::ZeroDuration()) {
-    // The port closes at once; calls gRPC accepted just before are served,
-    // not refused: a gateway could not send them elsewhere any more. They
+    // The port closes at once; calls on connections accepted just before
     // reach the scheduler within moments, even on a loaded machine.
     absl::SleepFor(absl::Seconds(1));
     service->StartDrain();
   }
   scheduler->Drain(grace);
   closer.join();
+  // Handlers write their last chunks after the scheduler is done with them.
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
   server->Wait();
 }
 
@@ -467,29 +469,35 @@ int Run(const sigset_t& shutdown_signals) {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int grpc_port = 0;
-  // Exclusive: gRPC's default SO_REUSEPORT would let a second server start
-  // on a port in use and silently take half of its clients.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             config.max_streams_per_connection());
-  builder.AddListeningPort(config.listen(), *credentials, &grpc_port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || grpc_port == 0) {
-    spdlog::error(
-        "cannot listen on {}: the port is in use or the address is not "
-        "local",
-        config.listen());
+  std::string host;
+  int port = 0;
+  ParseHostPort(config.listen(), &host, &port).IgnoreError();  // validated
+  // Exclusive (no SO_REUSEPORT): a second server cannot share the port.
+  absl::StatusOr<std::unique_ptr<GrpcListener>> listener =
+      GrpcListener::Listen(host, port);
+  if (!listener.ok()) {
+    spdlog::error("{}", std::string(listener.status().message()));
     return 1;
   }
+  const int grpc_port = (*listener)->port();
+  grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             config.max_streams_per_connection());
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor =
+      builder.experimental().AddExternalConnectionAcceptor(
+          grpc::ServerBuilder::experimental_type::ExternalConnectionType::
+              FROM_FD,
+          *credentials);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr) {
+    spdlog::error("cannot start the gRPC server on {}", config.listen());
+    return 1;
+  }
+  (*listener)->Start(std::move(acceptor));
   server->GetHealthCheckService()->SetServingStatus(
       v1::Slabserve::service_full_name(), true);
   MemoryReleaser memory_releaser(absl::Seconds(5));
-  std::string host;
-  int unused_port = 0;
-  ParseHostPort(config.listen(), &host, &unused_port).IgnoreError();
   const bool tls = !config.tls_cert_file().empty();
   spdlog::info(
       "listening on {}:{} ({}{})", host, grpc_port, tls ? "TLS" : "plaintext",
@@ -553,8 +561,8 @@ int Run(const sigset_t& shutdown_signals) {
       "{}: draining (grace {}, port open {})", signal_name,
       absl::FormatDuration(absl::Seconds(config.drain_grace_seconds())),
       absl::FormatDuration(absl::Seconds(config.drain_listen_seconds())));
-  DrainAndStop(config, server.get(), &service, scheduler->get(),
-               &shutting_down);
+  DrainAndStop(config, server.get(), listener->get(), &service,
+               scheduler->get(), &shutting_down);
   openai_server.reset();
   metrics_server.reset();
   spdlog::info("shut down");

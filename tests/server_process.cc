@@ -135,7 +135,10 @@ std::string ServerProcess::address() const {
 }
 
 std::shared_ptr<grpc::Channel> ServerProcess::NewChannel() const {
-  return grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address(),
+                                   grpc::InsecureChannelCredentials(), args);
 }
 
 std::optional<int> ServerProcess::WaitForExit(absl::Duration timeout) {

@@ -30,6 +30,8 @@ class ServerProcess {
   int metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
   std::string address() const;
+  // A channel with a connection of its own: gRPC shares connections between
+  // channels to one address unless told not to.
   std::shared_ptr<grpc::Channel> NewChannel() const;
 
   // The exit code once the child has exited, or nullopt after `timeout`

@@ -5,6 +5,8 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/match.h"
+
 namespace slabserve {
 namespace {
 
@@ -16,6 +18,22 @@ void ApplyOptions(const CallOptions& options, const std::string& api_key,
   if (options.deadline) context->set_deadline(*options.deadline);
   if (!api_key.empty())
     context->AddMetadata("authorization", "Bearer " + api_key);
+}
+
+// A stream that an HTTP/2 proxy (nginx's grpc_pass) cuts because its server
+// went away mid-stream can only be reset, with INTERNAL_ERROR, which gRPC
+// reports as INTERNAL; had the client been connected directly, the broken
+// connection would read UNAVAILABLE. It is reported as UNAVAILABLE here too:
+// the same server vanished, and another replica may serve a retry.
+grpc::Status MapProxyReset(const grpc::Status& status) {
+  if (status.error_code() == grpc::StatusCode::INTERNAL &&
+      absl::StartsWith(status.error_message(),
+                       "Received RST_STREAM with error code 2")) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "stream reset by a proxy (HTTP/2 INTERNAL_ERROR): "
+                        "the server behind it went away");
+  }
+  return status;
 }
 
 // One asynchronous Generate stream. Owns its context, request and read
@@ -51,7 +69,7 @@ class AsyncGenerate final : public GenerateStream,
   }
 
   void OnDone(const grpc::Status& status) override {
-    if (callbacks_.on_done) callbacks_.on_done(status);
+    if (callbacks_.on_done) callbacks_.on_done(MapProxyReset(status));
     std::shared_ptr<Client::StreamTracker> tracker = tracker_;
     self_.reset();  // May destroy this object: touch no member after it.
     tracker->Done();
@@ -210,7 +228,7 @@ grpc::Status Client::Generate(const v1::GenerateRequest& request,
       break;
     }
   }
-  return reader->Finish();
+  return MapProxyReset(reader->Finish());
 }
 
 std::shared_ptr<GenerateStream> Client::GenerateAsync(

@@ -96,6 +96,8 @@ class Client {
   bool WaitForReady(std::chrono::system_clock::time_point deadline);
 
   // Streams one generation, calling on_chunk for each chunk as it arrives.
+  // Here and in GenerateAsync, a stream that a proxy resets because its
+  // server went away ends UNAVAILABLE (gRPC itself says INTERNAL).
   grpc::Status Generate(const v1::GenerateRequest& request,
                         const ChunkCallback& on_chunk,
                         const CallOptions& options = {});

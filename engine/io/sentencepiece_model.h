@@ -1,17 +1,12 @@
-// A narrow wrapper over sentencepiece::SentencePieceProcessor. Its header
-// declares absl::string_view as an alias of std::string_view, which clashes
-// with Abseil's own absl::string_view, so it is only included by
-// sentencepiece_model.cc, which includes no Abseil header.
+// A narrow wrapper over sentencepiece::SentencePieceProcessor, which runs in
+// a link namespace of its own (see sentencepiece_model.cc). Its header is
+// only included by sentencepiece_shim.cc: it declares absl::string_view as an
+// alias of std::string_view, which clashes with Abseil's own.
 #ifndef SLABSERVE_ENGINE_IO_SENTENCEPIECE_MODEL_H_
 #define SLABSERVE_ENGINE_IO_SENTENCEPIECE_MODEL_H_
 
-#include <memory>
 #include <string>
 #include <vector>
-
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
 
 namespace slabserve {
 
@@ -19,6 +14,8 @@ class SentencePieceModel {
  public:
   SentencePieceModel();
   ~SentencePieceModel();
+  SentencePieceModel(const SentencePieceModel&) = delete;
+  SentencePieceModel& operator=(const SentencePieceModel&) = delete;
 
   // Each returns false and sets `error` on failure.
   bool Load(const std::string& path, std::string* error);
@@ -30,13 +27,18 @@ class SentencePieceModel {
   bool Decode(const std::vector<int>& ids, std::string* text,
               std::string* error) const;
 
-  int PieceSize() const;
-  int bos_id() const;
-  int eos_id() const;
-  int pad_id() const;
+  // After a successful Load.
+  int PieceSize() const { return piece_size_; }
+  int bos_id() const { return bos_id_; }
+  int eos_id() const { return eos_id_; }
+  int pad_id() const { return pad_id_; }
 
  private:
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
+  void* handle_ = nullptr;  // the shim's processor, once loaded
+  int piece_size_ = 0;
+  int bos_id_ = -1;
+  int eos_id_ = -1;
+  int pad_id_ = -1;
 };
 
 }  // namespace slabserve

@@ -35,8 +35,20 @@ class SlabserveError(Exception):
         self.details = details
 
 
+# A stream that an HTTP/2 proxy (nginx's grpc_pass) cuts because its server
+# went away mid-stream can only be reset, with INTERNAL_ERROR, which gRPC
+# reports as INTERNAL; a direct connection that breaks reads UNAVAILABLE.
+# Both mean the server vanished, so the reset is reported as UNAVAILABLE.
+_PROXY_RESET = "Received RST_STREAM with error code 2"
+
+
 def _error(rpc_error):
-    return SlabserveError(rpc_error.code().name, rpc_error.details())
+    code, details = rpc_error.code().name, rpc_error.details() or ""
+    if code == "INTERNAL" and details.startswith(_PROXY_RESET):
+        return SlabserveError(
+            "UNAVAILABLE", "stream reset by a proxy (HTTP/2 INTERNAL_ERROR): "
+            "the server behind it went away")
+    return SlabserveError(code, details)
 
 
 class Client:
