@@ -54,7 +54,7 @@ class SecurityTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::string(Dir() + "/security");
-    std::system(("mkdir -p " + *dir_).c_str());
+    ASSERT_EQ(std::system(("mkdir -p " + *dir_).c_str()), 0);
     MakeCertificates(*dir_);
     std::ofstream(*dir_ + "/keys") << "# test keys\n" << kKey << "\n";
     std::ofstream(*dir_ + "/client_key") << kKey << "\n";

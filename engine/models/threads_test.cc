@@ -90,8 +90,8 @@ void ExpectSameAtEveryThreadCount(const std::string& dir,
   const std::vector<float> one = InChild(1, dir, options);
   ASSERT_EQ(one.size(), 6u * kVocab);
   // The 300-token prompt alone and beside another sequence.
-  EXPECT_TRUE(std::equal(one.begin(), one.begin() + kVocab,
-                         one.begin() + 2 * kVocab));
+  EXPECT_TRUE(
+      std::equal(one.begin(), one.begin() + kVocab, one.begin() + 2 * kVocab));
   for (int threads : {2, 3}) {
     EXPECT_EQ(InChild(threads, dir, options), one) << threads << " threads";
   }
