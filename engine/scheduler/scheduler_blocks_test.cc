@@ -17,6 +17,7 @@
 namespace slabserve {
 namespace {
 
+using ::slabserve::testing::ExpectSameResult;
 using ::slabserve::testing::RandomRequest;
 using ::slabserve::testing::ReadAll;
 using ::slabserve::testing::RequestResult;
@@ -32,28 +33,6 @@ std::unique_ptr<Scheduler> MakeScheduler(Model& model, int slots, int blocks,
   auto scheduler = Scheduler::Create(*std::move(backend), options);
   EXPECT_TRUE(scheduler.ok()) << scheduler.status();
   return *std::move(scheduler);
-}
-
-// Tokens, logprobs and top lists equal bit for bit.
-void ExpectSameResult(const RequestResult& expected,
-                      const RequestResult& actual, const std::string& what) {
-  ASSERT_EQ(expected.completions.size(), actual.completions.size()) << what;
-  for (size_t c = 0; c < expected.completions.size(); ++c) {
-    const auto& want = expected.completions[c];
-    const auto& got = actual.completions[c];
-    EXPECT_TRUE(got.error.ok()) << what << ": " << got.error;
-    EXPECT_EQ(want.finish, got.finish) << what << " completion " << c;
-    ASSERT_EQ(want.ids(), got.ids()) << what << " completion " << c;
-    for (size_t t = 0; t < want.tokens.size(); ++t) {
-      EXPECT_EQ(want.tokens[t].logprob, got.tokens[t].logprob)
-          << what << " completion " << c << " token " << t;
-      ASSERT_EQ(want.tokens[t].top.size(), got.tokens[t].top.size());
-      for (size_t k = 0; k < want.tokens[t].top.size(); ++k) {
-        EXPECT_EQ(want.tokens[t].top[k].id, got.tokens[t].top[k].id);
-        EXPECT_EQ(want.tokens[t].top[k].logprob, got.tokens[t].top[k].logprob);
-      }
-    }
-  }
 }
 
 // Sampled with temperature, penalties and seeds: any change to a slot's

@@ -15,6 +15,7 @@
 namespace slabserve {
 namespace {
 
+using ::slabserve::testing::ExpectSameResult;
 using ::slabserve::testing::MakeCpuScheduler;
 using ::slabserve::testing::ReadAll;
 using ::slabserve::testing::RequestResult;
@@ -31,27 +32,6 @@ std::vector<int32_t> RandomPrompt(std::mt19937& rng, int length) {
   std::vector<int32_t> prompt = {2};  // BOS
   while (static_cast<int>(prompt.size()) < length) prompt.push_back(id(rng));
   return prompt;
-}
-
-// Tokens, logprobs and top lists equal bit for bit.
-void ExpectSameResult(const RequestResult& expected,
-                      const RequestResult& actual, const std::string& what) {
-  ASSERT_EQ(expected.completions.size(), actual.completions.size()) << what;
-  for (size_t c = 0; c < expected.completions.size(); ++c) {
-    const auto& want = expected.completions[c];
-    const auto& got = actual.completions[c];
-    EXPECT_EQ(want.finish, got.finish) << what << " completion " << c;
-    ASSERT_EQ(want.ids(), got.ids()) << what << " completion " << c;
-    for (size_t t = 0; t < want.tokens.size(); ++t) {
-      EXPECT_EQ(want.tokens[t].logprob, got.tokens[t].logprob)
-          << what << " completion " << c << " token " << t;
-      ASSERT_EQ(want.tokens[t].top.size(), got.tokens[t].top.size());
-      for (size_t k = 0; k < want.tokens[t].top.size(); ++k) {
-        EXPECT_EQ(want.tokens[t].top[k].id, got.tokens[t].top[k].id);
-        EXPECT_EQ(want.tokens[t].top[k].logprob, got.tokens[t].top[k].logprob);
-      }
-    }
-  }
 }
 
 TEST(SchedulerTest, GreedyMatchesGoldenTokens) {

@@ -44,6 +44,12 @@ struct RequestResult {
 RequestResult ReadAll(RequestStream& stream, int n,
                       absl::Duration limit = absl::Seconds(60));
 
+// Expects every completion of `actual` to have ended without error with
+// the tokens, logprobs and top lists of `expected`, bit for bit; `what`
+// names the case in failures.
+void ExpectSameResult(const RequestResult& expected,
+                      const RequestResult& actual, const std::string& what);
+
 // Appends `events` to `result`.
 void Absorb(const std::vector<StreamEvent>& events, RequestResult& result);
 
