@@ -30,6 +30,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/projection.h"
 #include "server/api_keys.h"
 #include "server/chat_template.h"
 #include "server/config.h"
@@ -58,7 +59,8 @@ ABSL_FLAG(std::string, openai_port_file, "",
           "write the bound OpenAI API port to this file once serving");
 ABSL_FLAG(std::string, backend, "", "where the model runs: cpu, cuda or auto");
 ABSL_FLAG(std::string, device_weights, "",
-          "projection weights on a device backend: f32 or bf16");
+          "projection weights: f32, or bf16 (bf16 weights and activations, "
+          "f32 sums and state) on either backend");
 ABSL_FLAG(std::string, state_memory, "",
           "state memory budget, e.g. 512MiB or 2GiB");
 ABSL_FLAG(std::string, max_waiting_memory, "",
@@ -364,6 +366,8 @@ int Run(const sigset_t& shutdown_signals) {
   }
   LoadOptions load_options;
   load_options.weights_file = config.weights_file();
+  // Validated with the config: f32 or bf16.
+  load_options.weights = *cpu::ParseWeightPrecision(config.device_weights());
   load_options.eidetic = {config.eidetic_capacity(), config.eidetic_threshold(),
                           config.eidetic_topk_per_window()};
   absl::StatusOr<std::unique_ptr<Model>> model =
@@ -433,6 +437,10 @@ int Run(const sigset_t& shutdown_signals) {
       config.model_dir(), info.architecture, info.num_layers, info.vocab_size,
       info.weights_dtype, backend_name, stats.state_bytes_per_sequence,
       stats.slot_capacity);
+  if (load_options.weights == cpu::WeightPrecision::kBf16) {
+    spdlog::info("bf16 projections; CPU products on {}",
+                 cpu::Bf16IsaName(cpu::BestBf16Isa()));
+  }
   if (stats.block_capacity > 0) {
     spdlog::info(
         "per-token state: {} blocks of {} tokens ({} bytes each); {} bytes of "

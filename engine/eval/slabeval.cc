@@ -25,6 +25,9 @@ ABSL_FLAG(std::string, golden, "", "golden JSON file with the cases to run");
 ABSL_FLAG(std::string, out, "", "where to write the results JSON");
 ABSL_FLAG(std::string, weights, "",
           "weights file inside --model (default: model.safetensors)");
+ABSL_FLAG(std::string, precision, "f32",
+          "projection weights: f32, or bf16 (bf16 weights and activations, "
+          "f32 sums)");
 ABSL_FLAG(bool, batch, false, "run all cases together as one batch");
 ABSL_FLAG(int, prefill_chunk, 1,
           "prompt tokens per step; 1 gives checksums at every prompt "
@@ -61,6 +64,10 @@ int Main() {
   if (!golden.ok()) return Fail(golden.status().ToString());
   LoadOptions load_options;
   load_options.weights_file = absl::GetFlag(FLAGS_weights);
+  absl::StatusOr<cpu::WeightPrecision> precision =
+      cpu::ParseWeightPrecision(absl::GetFlag(FLAGS_precision));
+  if (!precision.ok()) return Fail(precision.status().ToString());
+  load_options.weights = *precision;
   load_options.eidetic = {absl::GetFlag(FLAGS_eidetic_capacity),
                           absl::GetFlag(FLAGS_eidetic_threshold),
                           absl::GetFlag(FLAGS_eidetic_topk_per_window)};

@@ -35,7 +35,8 @@ using bmojo::Linear;
 
 class BmojoModel : public Model {
  public:
-  explicit BmojoModel(BmojoConfig config) : config_(std::move(config)) {}
+  BmojoModel(BmojoConfig config, cpu::WeightPrecision precision)
+      : config_(std::move(config)), precision_(precision) {}
 
   // Copies and packs every tensor; the checkpoint is not kept.
   absl::Status LoadWeights(Checkpoint& checkpoint);
@@ -62,8 +63,8 @@ class BmojoModel : public Model {
   absl::Status LoadLayer(int l, LayerWeights& layer);
   absl::Status LoadTensors();
   void SetInfo();
-
   BmojoConfig config_;
+  cpu::WeightPrecision precision_;    // of the projections and the LM head
   Checkpoint* checkpoint_ = nullptr;  // during LoadWeights only
   std::vector<float> embedding_;      // [V, d]
   std::vector<float> final_norm_;
@@ -109,7 +110,7 @@ absl::StatusOr<Linear> BmojoModel::LoadLinear(const std::string& name, int out,
                                               int in) {
   Weight weight;
   BMOJO_ASSIGN(weight, checkpoint_->Load(name, {out, in}));
-  return Linear{cpu::PackedWeight(weight.data(), out, in)};
+  return Linear{cpu::Projection(weight.data(), out, in, precision_)};
 }
 
 absl::Status BmojoModel::CheckNoBiases() const {
@@ -210,7 +211,7 @@ absl::Status BmojoModel::LoadTensors() {
   BMOJO_ASSIGN(final_norm_, Tensor("model.norm.weight", {d}));
   std::set<std::string> ignored;
   if (config_.tie_word_embeddings) {
-    lm_head_ = Linear{cpu::PackedWeight(embedding_.data(), V, d)};
+    lm_head_ = Linear{cpu::Projection(embedding_.data(), V, d, precision_)};
     ignored.insert("lm_head.weight");
   } else {
     BMOJO_ASSIGN(lm_head_, LoadLinear("lm_head.weight", V, d));
@@ -342,6 +343,7 @@ ComputeProfile BmojoModel::Profile() const {
   profile.lm_head = {config_.vocab_size, config_.hidden_size};
   profile.attention_width = config_.d_inner();
   profile.attention_window = 0;  // full causal context
+  profile.precision = precision_;
   return profile;
 }
 
@@ -379,13 +381,14 @@ TokenStateLayout BmojoTokenLayout(const BmojoConfig& c) {
   return tokens;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> LoadBmojo(Checkpoint& checkpoint,
-                                                 const EideticConfig& eidetic) {
+absl::StatusOr<std::unique_ptr<Model>> LoadBmojo(
+    Checkpoint& checkpoint, const EideticConfig& eidetic,
+    cpu::WeightPrecision precision) {
   BmojoConfig config;
   BMOJO_ASSIGN(config, ParseBmojoConfig(checkpoint.config()));
   BMOJO_RETURN_IF_ERROR(eidetic.Validate());
   config.eidetic = eidetic;
-  auto model = std::make_unique<BmojoModel>(std::move(config));
+  auto model = std::make_unique<BmojoModel>(std::move(config), precision);
   BMOJO_RETURN_IF_ERROR(model->LoadWeights(checkpoint));
   return std::unique_ptr<Model>(std::move(model));
 }

@@ -31,8 +31,11 @@ namespace slabserve {
 std::vector<StateSlabSpec> BmojoStateLayout(const BmojoConfig& config);
 TokenStateLayout BmojoTokenLayout(const BmojoConfig& config);
 
+// Projections and the LM head are packed in `precision` (the embedding
+// lookup, norms, mixers and state stay F32).
 absl::StatusOr<std::unique_ptr<Model>> LoadBmojo(
-    Checkpoint& checkpoint, const EideticConfig& eidetic = {});
+    Checkpoint& checkpoint, const EideticConfig& eidetic = {},
+    cpu::WeightPrecision precision = cpu::WeightPrecision::kF32);
 
 }  // namespace slabserve
 

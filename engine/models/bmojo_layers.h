@@ -18,16 +18,16 @@
 #include "engine/models/bmojo_config.h"
 #include "engine/models/ragged_batch.h"
 #include "engine/state/state_pool.h"
-#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/projection.h"
 
 namespace slabserve::bmojo {
 
 // y = x·Wᵀ (no bias anywhere in this model).
 struct Linear {
-  cpu::PackedWeight weight;  // [out, in], packed at load
+  cpu::Projection weight;  // [out, in], packed at load
 
   void Apply(const float* x, int rows, float* y) const {
-    cpu::MatMulPacked(x, rows, weight, nullptr, y);
+    weight.Apply(x, rows, nullptr, y);
   }
 };
 

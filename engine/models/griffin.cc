@@ -43,8 +43,11 @@ using griffin::RecurrentWeights;
 
 class GriffinModel : public Model {
  public:
-  GriffinModel(GriffinConfig config, std::unique_ptr<Checkpoint> checkpoint)
-      : config_(std::move(config)), checkpoint_(std::move(checkpoint)) {}
+  GriffinModel(GriffinConfig config, std::unique_ptr<Checkpoint> checkpoint,
+               cpu::WeightPrecision precision)
+      : config_(std::move(config)),
+        checkpoint_(std::move(checkpoint)),
+        precision_(precision) {}
 
   absl::Status LoadWeights();
 
@@ -65,8 +68,9 @@ class GriffinModel : public Model {
 
   GriffinConfig config_;
   std::unique_ptr<Checkpoint> checkpoint_;
-  std::deque<Weight> weights_;   // stable storage behind the raw pointers
-  cpu::PackedWeight embedding_;  // [V, D]
+  cpu::WeightPrecision precision_;  // of the projections and the LM head
+  std::deque<Weight> weights_;      // stable storage behind the raw pointers
+  cpu::Projection embedding_;       // [V, D]
   std::vector<float> final_norm_;
   std::vector<LayerWeights> layers_;
   ModelInfo info_;
@@ -118,7 +122,7 @@ absl::StatusOr<Linear> GriffinModel::LoadLinear(const std::string& prefix,
   linear.in = in;
   const float* weight;
   GRIFFIN_ASSIGN(weight, Tensor(prefix + ".weight", {out, in}));
-  linear.weight = cpu::PackedWeight(weight, out, in);
+  linear.weight = cpu::Projection(weight, out, in, precision_);
   weights_.pop_back();  // the packed copy replaces it
   if (bias) GRIFFIN_ASSIGN(linear.bias, Tensor(prefix + ".bias", {out}));
   return linear;
@@ -205,7 +209,7 @@ absl::Status GriffinModel::LoadWeights() {
     weights_.pop_back();
   }
   // Packed once for the tied LM head; token lookups read rows back from it.
-  embedding_ = cpu::PackedWeight(embedding, V, D);
+  embedding_ = cpu::Projection(embedding, V, D, precision_);
   weights_.pop_back();
   GRIFFIN_ASSIGN(final_norm_, NormScale("model.final_norm.weight"));
   layers_.resize(config_.num_layers);
@@ -297,7 +301,7 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
       cpu::RmsNorm(x + static_cast<size_t>(head_rows[r]) * D, 1, D,
                    final_norm_.data(), eps, y + r * D);
     });
-    cpu::MatMulPacked(y, rows, embedding_, nullptr, logits);
+    embedding_.Apply(y, rows, nullptr, logits);
     ForEachItem(rows, V * kTranscendental, [&](int64_t r) {
       cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap, logits + r * V);
     });
@@ -330,6 +334,7 @@ ComputeProfile GriffinModel::Profile() const {
     add(layer.down);
   }
   profile.lm_head = {config_.vocab_size, config_.hidden_size};
+  profile.precision = precision_;
   profile.attention_width = config_.num_heads * config_.head_dim;
   profile.attention_window = config_.attention_window;
   return profile;
@@ -338,14 +343,14 @@ ComputeProfile GriffinModel::Profile() const {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Model>> LoadGriffin(
-    std::unique_ptr<Checkpoint> checkpoint) {
+    std::unique_ptr<Checkpoint> checkpoint, cpu::WeightPrecision precision) {
   if (checkpoint == nullptr) {
     return absl::InvalidArgumentError("LoadGriffin: no checkpoint");
   }
   GriffinConfig config;
   GRIFFIN_ASSIGN(config, ParseGriffinConfig(checkpoint->config()));
-  auto model =
-      std::make_unique<GriffinModel>(std::move(config), std::move(checkpoint));
+  auto model = std::make_unique<GriffinModel>(std::move(config),
+                                              std::move(checkpoint), precision);
   GRIFFIN_RETURN_IF_ERROR(model->LoadWeights());
   return std::unique_ptr<Model>(std::move(model));
 }

@@ -15,14 +15,18 @@
 #include "absl/status/statusor.h"
 #include "engine/io/checkpoint.h"
 #include "engine/models/model.h"
+#include "kernels/cpu/projection.h"
 
 namespace slabserve {
 
 // Builds the model from a `recurrent_gemma` checkpoint. Every tensor is
 // loaded with its exact expected shape and no unexpected tensor may remain.
-// The model keeps the checkpoint, whose F32 weights it reads in place.
+// The model keeps the checkpoint, whose F32 weights it reads in place;
+// projections and the tied head are packed in `precision` (the recurrence
+// gates, norms and state stay F32).
 absl::StatusOr<std::unique_ptr<Model>> LoadGriffin(
-    std::unique_ptr<Checkpoint> checkpoint);
+    std::unique_ptr<Checkpoint> checkpoint,
+    cpu::WeightPrecision precision = cpu::WeightPrecision::kF32);
 
 }  // namespace slabserve
 

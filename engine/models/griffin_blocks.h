@@ -12,18 +12,19 @@
 #include "engine/models/ragged_batch.h"
 #include "engine/state/state_pool.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/projection.h"
 
 namespace slabserve::griffin {
 
 // y = x·Wᵀ + b for a [rows, in] activation.
 struct Linear {
-  cpu::PackedWeight weight;     // [out, in], packed at load
+  cpu::Projection weight;       // [out, in], packed at load
   const float* bias = nullptr;  // [out] or null
   int out = 0;
   int in = 0;
 
   void Apply(const float* x, int rows, float* y) const {
-    cpu::MatMulPacked(x, rows, weight, bias, y);
+    weight.Apply(x, rows, bias, y);
   }
 };
 

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "engine/state/state_pool.h"
+#include "kernels/cpu/projection.h"
 
 namespace slabserve {
 
@@ -49,8 +50,10 @@ struct ComputeProfile {
     int n = 0;  // outputs
     int k = 0;  // inputs
   };
-  std::vector<MatMul> per_token;      // packed products every token passes
-  MatMul lm_head;                     // per row that wants logits
+  std::vector<MatMul> per_token;  // packed products every token passes
+  MatMul lm_head;                 // per row that wants logits
+  // Of the per-token products and the LM head.
+  cpu::WeightPrecision precision = cpu::WeightPrecision::kF32;
   int64_t other_flops_per_token = 0;  // products outside the packed kernel
   // Attention: per layer, query and key, 4·width FLOPs (score and value).
   int attention_layers = 0;

@@ -1,13 +1,14 @@
 // CPU throughput of any model the registry loads: decode step time and tok/s
 // per batch size, prefill tok/s of one sequence per length, achieved GFLOP/s
-// (from the model's ComputeProfile), the same products timed on
-// cpu::MatMulPacked alone, and minor page faults per step (a decode step or
-// one prefill call; the slot's own state pages are touched before timing).
+// (from the model's ComputeProfile), the same products timed on the matrix
+// kernel alone (F32 or BF16, as the model was loaded), weight bytes read per
+// decode step over this machine's STREAM-style triad bandwidth, and minor
+// page faults per step (a decode step or one prefill call; the slot's own
+// state pages are touched before timing).
 //
 //   bazel run --config=opt //engine/models:model_benchmark --
-//     --model=DIR [--batches=1,64,256,1024] [--lengths=8,...,4096]
-//     [--threads=N]
-//     [--min_seconds=1] [--json=FILE]
+//     --model=DIR [--weights=f32|bf16] [--batches=1,64,256,1024]
+//     [--lengths=8,...,4096] [--threads=N] [--min_seconds=1] [--json=FILE]
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -27,7 +28,9 @@
 #include "engine/models/registry.h"
 #include "engine/state/state_pool.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_bf16.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/projection.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace slabserve {
@@ -35,6 +38,7 @@ namespace {
 
 struct Options {
   std::string model;
+  cpu::WeightPrecision weights = cpu::WeightPrecision::kF32;
   std::vector<int> batches = {1, 64, 256, 1024};
   std::vector<int> lengths = {8, 32, 128, 512, 1024, 4096};
   int threads = 0;
@@ -47,6 +51,7 @@ struct Result {
   int size = 0;      // batch or length
   double step_ms = 0, tokens_per_s = 0, gflops = 0, kernel_gflops = 0;
   double faults_per_step = 0;
+  double weight_gbps = 0;  // decode: weight bytes per step / step time
 };
 
 [[noreturn]] void Fail(const std::string& message) {
@@ -73,6 +78,10 @@ Options ParseOptions(int argc, char** argv) {
     const std::string value = eq == std::string::npos ? "" : arg.substr(eq + 1);
     if (key == "--model") {
       o.model = value;
+    } else if (key == "--weights") {
+      absl::StatusOr<cpu::WeightPrecision> w = cpu::ParseWeightPrecision(value);
+      if (!w.ok()) Fail(std::string(w.status().message()));
+      o.weights = *w;
     } else if (key == "--batches") {
       o.batches = ParseList(value);
     } else if (key == "--lengths") {
@@ -124,8 +133,36 @@ double Flops(const ComputeProfile& p, int64_t tokens, int64_t start,
   return flops;
 }
 
-// GFLOP/s of cpu::MatMulPacked alone on the profile's packed products with
-// `rows` rows (and `head_rows` through the LM head), random weights.
+// Bytes of projection and LM-head weights one decode step reads.
+double WeightBytes(const ComputeProfile& p) {
+  const double bytes = p.precision == cpu::WeightPrecision::kBf16 ? 2 : 4;
+  double total = bytes * p.lm_head.n * p.lm_head.k;
+  for (const ComputeProfile::MatMul& m : p.per_token) {
+    total += bytes * m.n * m.k;
+  }
+  return total;
+}
+
+// STREAM-style triad a = b + s·c over arrays far larger than the caches, on
+// every thread: best GB/s of a few passes, counting 3 arrays of traffic.
+double TriadGbps() {
+  const size_t n = size_t{1} << 26;  // 256 MiB per array
+  std::vector<float> a(n, 0.0f), b(n, 1.0f), c(n, 2.0f);
+  double best = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    const double begin = Now();
+    auto triad = [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) a[i] = b[i] + 3.0f * c[i];
+    };
+    cpu::ParallelFor(static_cast<int64_t>(n), 1 << 16, std::ref(triad));
+    best = std::max(best, 3.0 * n * sizeof(float) / (Now() - begin) * 1e-9);
+  }
+  return best;
+}
+
+// GFLOP/s of the matrix kernel alone (the profile's precision) on its packed
+// products with `rows` rows (and `head_rows` through the LM head), random
+// weights.
 double KernelGflops(const ComputeProfile& p, int rows, int head_rows,
                     double min_seconds) {
   std::map<std::pair<int, int>, int> uses;  // (n, k) → products per pass
@@ -138,12 +175,12 @@ double KernelGflops(const ComputeProfile& p, int rows, int head_rows,
         x(static_cast<size_t>(r) * k), y(static_cast<size_t>(r) * n);
     for (float& v : w) v = dist(rng);
     for (float& v : x) v = dist(rng);
-    const cpu::PackedWeight packed(w.data(), n, k);
-    cpu::MatMulPacked(x.data(), r, packed, nullptr, y.data());  // warm
+    const cpu::Projection packed(w.data(), n, k, p.precision);
+    packed.Apply(x.data(), r, nullptr, y.data());  // warm
     int reps = 0;
     const double begin = Now();
     do {
-      cpu::MatMulPacked(x.data(), r, packed, nullptr, y.data());
+      packed.Apply(x.data(), r, nullptr, y.data());
       ++reps;
     } while (Now() - begin < min_seconds / (uses.size() + 1));
     seconds += (Now() - begin) / reps * count;
@@ -213,6 +250,7 @@ Result Decode(Model& model, int batch, const Options& o) {
   const ComputeProfile profile = model.Profile();
   r.gflops = Flops(profile, 1, prompt_length, 1) * batch / seconds * 1e-9;
   r.kernel_gflops = KernelGflops(profile, batch, batch, o.min_seconds);
+  r.weight_gbps = WeightBytes(profile) / seconds * 1e-9;
   return r;
 }
 
@@ -250,13 +288,22 @@ Result Prefill(Model& model, int length, const Options& o) {
   return r;
 }
 
-std::string Json(const Options& o, const ModelInfo& info,
+// The matrix kernels the model's products run on.
+const char* MatMulIsa(const Options& o) {
+  return o.weights == cpu::WeightPrecision::kBf16
+             ? cpu::Bf16IsaName(cpu::BestBf16Isa())
+             : cpu::MatMulInstructionSet();
+}
+
+std::string Json(const Options& o, const ModelInfo& info, double triad_gbps,
                  const std::vector<Result>& results) {
   std::string out = absl::StrCat(
       "{\"model\": \"", o.model, "\", \"architecture\": \"", info.architecture,
-      "\", \"threads\": ", cpu::NumThreads(), ", \"matmul_isa\": \"",
-      cpu::MatMulInstructionSet(), "\", \"vector_math_isa\": \"",
-      cpu::VectorMathInstructionSet(), "\", \"results\": [");
+      "\", \"threads\": ", cpu::NumThreads(), ", \"weights\": \"",
+      cpu::WeightPrecisionName(o.weights), "\", \"matmul_isa\": \"",
+      MatMulIsa(o), "\", \"vector_math_isa\": \"",
+      cpu::VectorMathInstructionSet(), "\", \"triad_gbps\": ", triad_gbps,
+      ", \"results\": [");
   for (size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
     absl::StrAppend(
@@ -264,7 +311,10 @@ std::string Json(const Options& o, const ModelInfo& info,
         ", \"step_ms\": ", r.step_ms, ", \"tokens_per_s\": ", r.tokens_per_s,
         ", \"gflops\": ", r.gflops, ", \"kernel_gflops\": ", r.kernel_gflops,
         ", \"kernel_fraction\": ", r.gflops / r.kernel_gflops);
-    absl::StrAppend(&out, ", \"faults_per_step\": ", r.faults_per_step, "}");
+    absl::StrAppend(&out, ", \"faults_per_step\": ", r.faults_per_step,
+                    ", \"weight_gbps\": ", r.weight_gbps,
+                    ", \"bandwidth_fraction\": ", r.weight_gbps / triad_gbps,
+                    "}");
   }
   return out + "]}\n";
 }
@@ -272,26 +322,38 @@ std::string Json(const Options& o, const ModelInfo& info,
 int Main(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
   if (o.threads > 0) cpu::SetNumThreads(o.threads);
-  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(o.model);
+  LoadOptions load_options;
+  load_options.weights = o.weights;
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      LoadModel(o.model, load_options);
   if (!model.ok()) Fail(model.status().ToString());
   const ModelInfo& info = (*model)->info();
-  std::printf("%s, %d threads, matmul tiles %s, element-wise %s\n",
-              info.architecture.c_str(), cpu::NumThreads(),
-              cpu::MatMulInstructionSet(), cpu::VectorMathInstructionSet());
-  std::printf("%-8s %6s %10s %11s %8s %8s %6s %12s\n", "kind", "size",
-              "step ms", "tok/s", "GFLOP/s", "kernel", "frac", "faults/step");
+  const double triad_gbps = TriadGbps();
+  std::printf(
+      "%s, %d threads, %s weights, matmul tiles %s, element-wise %s, triad "
+      "%.1f GB/s\n",
+      info.architecture.c_str(), cpu::NumThreads(),
+      cpu::WeightPrecisionName(o.weights), MatMulIsa(o),
+      cpu::VectorMathInstructionSet(), triad_gbps);
+  std::printf("%-8s %6s %10s %11s %8s %8s %6s %12s %8s %6s\n", "kind", "size",
+              "step ms", "tok/s", "GFLOP/s", "kernel", "frac", "faults/step",
+              "GB/s", "bw");
   std::vector<Result> results;
   auto print = [&](const Result& r) {
     std::printf("%-8s %6d %10.3f %11.1f %8.1f %8.1f %6.2f", r.kind.c_str(),
                 r.size, r.step_ms, r.tokens_per_s, r.gflops, r.kernel_gflops,
                 r.gflops / r.kernel_gflops);
-    std::printf(" %12.1f\n", r.faults_per_step);
+    std::printf(" %12.1f", r.faults_per_step);
+    if (r.kind == "decode") {
+      std::printf(" %8.1f %6.2f", r.weight_gbps, r.weight_gbps / triad_gbps);
+    }
+    std::printf("\n");
     std::fflush(stdout);
     results.push_back(r);
   };
   for (int batch : o.batches) print(Decode(**model, batch, o));
   for (int length : o.lengths) print(Prefill(**model, length, o));
-  const std::string json = Json(o, info, results);
+  const std::string json = Json(o, info, triad_gbps, results);
   if (o.json.empty()) {
     std::printf("%s", json.c_str());
   } else if (FILE* f = std::fopen(o.json.c_str(), "w")) {

@@ -24,11 +24,11 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& dir,
         ") is a hybrid_qwen3 option; model_type is \"", *model_type, "\""));
   }
   if (*model_type == "recurrent_gemma") {
-    return LoadGriffin(*std::move(checkpoint));
+    return LoadGriffin(*std::move(checkpoint), options.weights);
   }
-  if (*model_type == "srm") return LoadSrm(**checkpoint);
+  if (*model_type == "srm") return LoadSrm(**checkpoint, options.weights);
   if (*model_type == "hybrid_qwen3") {
-    return LoadBmojo(**checkpoint, options.eidetic);
+    return LoadBmojo(**checkpoint, options.eidetic, options.weights);
   }
   return config.Error("model_type",
                       absl::StrCat("\"", *model_type,

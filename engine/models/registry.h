@@ -16,6 +16,8 @@ struct LoadOptions {
   // Weights file inside the directory; empty: model.safetensors, or the
   // shards named by model.safetensors.index.json.
   std::string weights_file;
+  // Precision of the projections and the LM head.
+  cpu::WeightPrecision weights = cpu::WeightPrecision::kF32;
   // hybrid_qwen3 only: the long-term eidetic memory (off by default).
   EideticConfig eidetic;
 };

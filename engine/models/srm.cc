@@ -66,13 +66,14 @@ class Random {
 }  // namespace
 
 SrmModel::SrmModel(const SrmConfig& config, SrmWeights weights,
-                   const std::string& weights_dtype)
+                   const std::string& weights_dtype,
+                   cpu::WeightPrecision precision)
     : config_(config), weights_(std::move(weights)) {
   const int L = config_.num_blocks, H = config_.heads;
   const int D = config_.hidden_dim, F = config_.expansion_factor * D;
   // Packs a [n, k] weight and frees the unpacked copy.
-  auto pack = [](std::vector<float>& w, int n, int k) {
-    cpu::PackedWeight packed(w.data(), n, k);
+  auto pack = [precision](std::vector<float>& w, int n, int k) {
+    cpu::Projection packed(w.data(), n, k, precision);
     std::vector<float>().swap(w);
     return packed;
   };
@@ -114,7 +115,7 @@ SrmModel::SrmModel(const SrmConfig& config, SrmWeights weights,
 
 absl::StatusOr<std::unique_ptr<SrmModel>> SrmModel::Create(
     const SrmConfig& config, SrmWeights weights,
-    const std::string& weights_dtype) {
+    const std::string& weights_dtype, cpu::WeightPrecision precision) {
   if (absl::Status status = config.Validate(); !status.ok()) return status;
   const size_t V = config.vocab_size, D = config.hidden_dim,
                F = static_cast<size_t>(config.expansion_factor) * D,
@@ -159,7 +160,7 @@ absl::StatusOr<std::unique_ptr<SrmModel>> SrmModel::Create(
     }
   }
   return std::unique_ptr<SrmModel>(
-      new SrmModel(config, std::move(weights), weights_dtype));
+      new SrmModel(config, std::move(weights), weights_dtype, precision));
 }
 
 absl::StatusOr<std::unique_ptr<SrmModel>> SrmModel::CreateRandom(
@@ -227,8 +228,8 @@ absl::Status SrmModel::Forward(absl::Span<const SequenceChunk> batch,
                   D * sizeof(float));
     }
     if (next_head > first) {
-      cpu::MatMulPacked(scratch.u.data(), static_cast<int>(next_head - first),
-                        output_, nullptr, logits + first * config_.vocab_size);
+      output_.Apply(scratch.u.data(), static_cast<int>(next_head - first),
+                    nullptr, logits + first * config_.vocab_size);
     }
   }
   plan_.AdvancePositions(pool);
@@ -271,16 +272,16 @@ void SrmModel::RunTile(int64_t begin, int64_t end, StatePool& pool,
     // Channel mixing.
     LayerNormRows(h, rows, D, w.channel_norm_weight.data(),
                   w.channel_norm_bias.data(), eps, u);
-    cpu::MatMulPacked(u, rows, packed.mlp_in, w.mlp_in_bias.data(), m);
+    packed.mlp_in.Apply(u, rows, w.mlp_in_bias.data(), m);
     cpu::ParallelFor(rows, TaskGrain(16 * F), [&](int64_t first, int64_t last) {
       cpu::Silu(m + first * F, (last - first) * F, m + first * F);
     });
-    cpu::MatMulPacked(m, rows, packed.mlp_out, w.mlp_out_bias.data(), u);
+    packed.mlp_out.Apply(m, rows, w.mlp_out_bias.data(), u);
     AddInPlace(h, u, rows, D);
     // Token mixing: projections, per-head recurrences, out_proj.
     LayerNormRows(h, rows, D, w.token_norm_weight.data(),
                   w.token_norm_bias.data(), eps, u);
-    cpu::MatMulPacked(u, rows, packed.proj, w.proj_bias.data(), p);
+    packed.proj.Apply(u, rows, w.proj_bias.data(), p);
     const float* a = &decay_[static_cast<size_t>(l) * H];
     cpu::ParallelFor(segments, TaskGrain(3 * D), [&](int64_t sb, int64_t se) {
       for (int64_t s = sb; s < se; ++s) {
@@ -310,7 +311,7 @@ void SrmModel::RunTile(int64_t begin, int64_t end, StatePool& pool,
         }
       }
     });
-    cpu::MatMulPacked(p, rows, packed.out, w.out_bias.data(), u);
+    packed.out.Apply(p, rows, w.out_bias.data(), u);
     AddInPlace(h, u, rows, D);
   }
 }
@@ -330,7 +331,8 @@ absl::StatusOr<std::vector<float>> SrmModel::RecurrentStateForEval(
   return state;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> LoadSrm(Checkpoint& checkpoint) {
+absl::StatusOr<std::unique_ptr<Model>> LoadSrm(Checkpoint& checkpoint,
+                                               cpu::WeightPrecision precision) {
   absl::StatusOr<SrmConfig> config = ParseSrmConfig(checkpoint.config());
   if (!config.ok()) return config.status();
   const int64_t V = config->vocab_size, D = config->hidden_dim,
@@ -391,8 +393,8 @@ absl::StatusOr<std::unique_ptr<Model>> LoadSrm(Checkpoint& checkpoint) {
     }
   }
   if (absl::Status s = checkpoint.CheckAllLoaded(); !s.ok()) return s;
-  absl::StatusOr<std::unique_ptr<SrmModel>> model =
-      SrmModel::Create(*config, std::move(w), checkpoint.WeightsDType());
+  absl::StatusOr<std::unique_ptr<SrmModel>> model = SrmModel::Create(
+      *config, std::move(w), checkpoint.WeightsDType(), precision);
   if (!model.ok()) return model.status();
   return std::unique_ptr<Model>(std::move(*model));
 }

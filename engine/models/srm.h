@@ -50,7 +50,8 @@ class SrmModel : public Model {
   // Checks every tensor size against `config`.
   static absl::StatusOr<std::unique_ptr<SrmModel>> Create(
       const SrmConfig& config, SrmWeights weights,
-      const std::string& weights_dtype = "f32");
+      const std::string& weights_dtype = "f32",
+      cpu::WeightPrecision precision = cpu::WeightPrecision::kF32);
   // Seeded random weights of the given shape (benchmarks, tests): uniform
   // ±1/sqrt(fan_in) for Linear layers, decay values on both sides of the clip.
   static absl::StatusOr<std::unique_ptr<SrmModel>> CreateRandom(
@@ -75,7 +76,7 @@ class SrmModel : public Model {
 
  private:
   SrmModel(const SrmConfig& config, SrmWeights weights,
-           const std::string& weights_dtype);
+           const std::string& weights_dtype, cpu::WeightPrecision precision);
 
   // Activations of one tile, grown to the largest tile seen and reused.
   struct Scratch {
@@ -87,15 +88,15 @@ class SrmModel : public Model {
   void RunTile(int64_t begin, int64_t end, StatePool& pool,
                Scratch& scratch) const;
 
-  // A block's Linear weights, packed at load for cpu::MatMulPacked.
+  // A block's Linear weights, packed at load.
   struct PackedBlock {
-    cpu::PackedWeight mlp_in, mlp_out, proj, out;
+    cpu::Projection mlp_in, mlp_out, proj, out;
   };
 
   SrmConfig config_;
   SrmWeights weights_;  // Linear weights moved into packed_ and output_
   std::vector<PackedBlock> packed_;
-  cpu::PackedWeight output_;
+  cpu::Projection output_;
   std::vector<float> decay_;  // [L, H]: a = clip(d)^(1/c), computed at load
   ModelInfo info_;
   std::vector<StateSlabSpec> layout_;
@@ -107,7 +108,10 @@ class SrmModel : public Model {
 };
 
 // Loads an SRM from an opened checkpoint (upstream MLPMixer tensor names).
-absl::StatusOr<std::unique_ptr<Model>> LoadSrm(Checkpoint& checkpoint);
+// Linear layers are packed in `precision`.
+absl::StatusOr<std::unique_ptr<Model>> LoadSrm(
+    Checkpoint& checkpoint,
+    cpu::WeightPrecision precision = cpu::WeightPrecision::kF32);
 
 }  // namespace slabserve
 

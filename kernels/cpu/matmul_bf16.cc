@@ -1,0 +1,416 @@
+#include "kernels/cpu/matmul_bf16.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <functional>
+#include <new>
+#include <vector>
+
+#include "kernels/cpu/parallel.h"
+#include "kernels/math/elementwise.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace slabserve::cpu {
+namespace {
+
+constexpr int kPanel = PackedWeightBf16::kPanelWidth;
+constexpr int kMaxRows = 32;   // the largest tile's rows (AMX: 2 × 16)
+constexpr int kMaxPanels = 3;  // the largest tile's panels
+// Rows per parallel work item: a multiple of every tile's rows.
+constexpr int kBlockRows = 96;
+constexpr int kMaxBlockPanels = 24;
+
+// The rounded rows of x and what a tile needs to finish its outputs.
+struct Operands {
+  const uint32_t* x;  // [rows rounded up to 16][ldx] words (bf16 pairs)
+  size_t ldx;
+  int used_pairs;  // (k + 1) / 2: the pairs that are not all padding
+  const PackedWeightBf16* w;
+  const float* bias;
+  float* y;
+  int rows;
+
+  // y rows [r, r + tile_rows) × panels [p, p + panels) from out
+  // [tile_rows][panels · kPanel], plus bias; rows ≥ rows and columns ≥ n
+  // (padding) are dropped.
+  void Emit(const float* out, int r, int tile_rows, int p, int panels) const {
+    const int n = w->n(), j0 = p * kPanel;
+    const int cols = std::min(panels * kPanel, n - j0);
+    const int stride = panels * kPanel;
+    for (int i = 0; i < tile_rows && r + i < rows; ++i) {
+      float* yr = y + static_cast<size_t>(r + i) * n + j0;
+      const float* src = out + i * stride;
+      if (bias == nullptr) {
+        std::memcpy(yr, src, cols * sizeof(float));
+      } else {
+        for (int j = 0; j < cols; ++j) yr[j] = src[j] + bias[j0 + j];
+      }
+    }
+  }
+};
+
+inline float FromBits(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+// Converting sets: each bf16 product is exact in F32, so a multiply then an
+// add rounds once, exactly as a fused multiply-add would; low step first.
+#define SLABSERVE_BF16_CONVERTING_SET                               \
+  inline Lanes Broadcast(float v) { return v - Lanes{}; }           \
+  inline Lanes Accumulate(Lanes acc, uint32_t xw, Words wv) {       \
+    const Lanes w_low = reinterpret_cast<Lanes>(wv << 16);          \
+    const Lanes w_high = reinterpret_cast<Lanes>(wv & 0xFFFF0000u); \
+    acc += Broadcast(FromBits(xw << 16)) * w_low;                   \
+    return acc + Broadcast(FromBits(xw & 0xFFFF0000u)) * w_high;    \
+  }
+
+namespace generic {
+typedef float Lanes __attribute__((vector_size(16)));
+typedef uint32_t Words __attribute__((vector_size(16)));
+constexpr int kRows = 2, kPanels = 1;
+SLABSERVE_BF16_CONVERTING_SET
+#include "kernels/cpu/matmul_bf16_tiles.inc"
+}  // namespace generic
+
+#if defined(__x86_64__)
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace avx2 {
+typedef float Lanes __attribute__((vector_size(32)));
+typedef uint32_t Words __attribute__((vector_size(32)));
+constexpr int kRows = 4, kPanels = 1;
+SLABSERVE_BF16_CONVERTING_SET
+#include "kernels/cpu/matmul_bf16_tiles.inc"
+}  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#endif
+namespace avx512 {
+typedef float Lanes __attribute__((vector_size(64)));
+typedef uint32_t Words __attribute__((vector_size(64)));
+constexpr int kRows = 8, kPanels = 2;
+SLABSERVE_BF16_CONVERTING_SET
+#include "kernels/cpu/matmul_bf16_tiles.inc"
+}  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bf16"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bf16")
+#endif
+namespace avx512bf16 {
+typedef float Lanes __attribute__((vector_size(64)));
+typedef uint32_t Words __attribute__((vector_size(64)));
+constexpr int kRows = 8, kPanels = 3;
+inline Lanes Accumulate(Lanes acc, uint32_t xw, Words wv) {
+  return reinterpret_cast<Lanes>(_mm512_dpbf16_ps(
+      reinterpret_cast<__m512>(acc),
+      reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(xw))),
+      reinterpret_cast<__m512bh>(wv)));
+}
+#include "kernels/cpu/matmul_bf16_tiles.inc"
+}  // namespace avx512bf16
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push( \
+    __attribute__((target("amx-tile,amx-bf16,avx512f"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("amx-tile,amx-bf16,avx512f")
+#endif
+namespace amx {
+
+// Tiles 0-3 hold sums (2 row tiles × 2 panels), 4-5 rows of x, 6-7 panels.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void Configure() {
+  TileConfig config;
+  for (int t = 0; t < 8; ++t) {
+    config.rows[t] = 16;
+    config.bytes_per_row[t] = 64;
+  }
+  _tile_loadconfig(&config);
+}
+
+// RT × 16 rows from row r, PT panels from panel p; x rows are padded to 16.
+template <int RT, int PT>
+void Tile(const Operands& a, int r, int p, float* out) {
+  const int chunks = a.w->pairs() / kPanel;
+  const size_t x_stride = a.ldx * sizeof(uint32_t);
+  _tile_zero(0);
+  if (PT > 1) _tile_zero(1);
+  if (RT > 1) _tile_zero(2);
+  if (RT > 1 && PT > 1) _tile_zero(3);
+  for (int c = 0; c < chunks; ++c) {
+    const uint32_t* x = a.x + r * a.ldx + c * kPanel;
+    _tile_loadd(4, x, x_stride);
+    if (RT > 1) _tile_loadd(5, x + 16 * a.ldx, x_stride);
+    _tile_loadd(6, a.w->panel(p) + c * kPanel * kPanel, 64);
+    if (PT > 1) _tile_loadd(7, a.w->panel(p + 1) + c * kPanel * kPanel, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if (PT > 1) _tile_dpbf16ps(1, 4, 7);
+    if (RT > 1) _tile_dpbf16ps(2, 5, 6);
+    if (RT > 1 && PT > 1) _tile_dpbf16ps(3, 5, 7);
+  }
+  // out [RT · 16][PT · 16]
+  const size_t out_stride = PT * kPanel * sizeof(float);
+  _tile_stored(0, out, out_stride);
+  if (PT > 1) _tile_stored(1, out + kPanel, out_stride);
+  if (RT > 1) _tile_stored(2, out + 16 * PT * kPanel, out_stride);
+  if (RT > 1 && PT > 1)
+    _tile_stored(3, out + 16 * PT * kPanel + kPanel, out_stride);
+}
+
+void RunBlock(const Operands& a, int r0, int r1, int p0, int p1) {
+  Configure();
+  alignas(64) float out[kMaxRows * 2 * kPanel];
+  for (int p = p0; p < p1; p += 2) {
+    const bool two_panels = p + 1 < p1;
+    for (int r = r0; r < r1; r += 32) {
+      const bool two_rows = r + 16 < r1;
+      if (two_rows && two_panels) Tile<2, 2>(a, r, p, out);
+      if (two_rows && !two_panels) Tile<2, 1>(a, r, p, out);
+      if (!two_rows && two_panels) Tile<1, 2>(a, r, p, out);
+      if (!two_rows && !two_panels) Tile<1, 1>(a, r, p, out);
+      a.Emit(out, r, two_rows ? 32 : 16, p, two_panels ? 2 : 1);
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace amx
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+bool AmxPermitted() {
+  // Linux hands out AMX tile state only on request (ARCH_REQ_XCOMP_PERM for
+  // XFEATURE_XTILEDATA), once for the whole process.
+  static const bool permitted = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  return permitted;
+}
+#endif  // __x86_64__
+
+using BlockFn = void (*)(const Operands&, int, int, int, int);
+
+BlockFn Blocks(Bf16Isa isa) {
+  switch (isa) {
+#if defined(__x86_64__)
+    case Bf16Isa::kAvx2:
+      return avx2::RunBlock;
+    case Bf16Isa::kAvx512:
+      return avx512::RunBlock;
+    case Bf16Isa::kAvx512Bf16:
+      return avx512bf16::RunBlock;
+    case Bf16Isa::kAmx:
+      return amx::RunBlock;
+#endif
+    default:
+      return generic::RunBlock;
+  }
+}
+
+// x rows rounded into pairs, rows padded to a multiple of 16 (AMX tiles).
+const uint32_t* RoundRows(const float* x, int rows, int k, int pairs,
+                          std::vector<uint32_t>& buffer) {
+  const size_t padded_rows = (rows + 15) / 16 * 16;
+  if (buffer.size() < padded_rows * pairs) buffer.resize(padded_rows * pairs);
+  uint32_t* out = buffer.data();
+  auto round = [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * k;
+      uint32_t* o = out + r * pairs;
+      for (int i = 0; i < k / 2; ++i) {
+        o[i] = math::Bf16Bits(xr[2 * i]) |
+               uint32_t{math::Bf16Bits(xr[2 * i + 1])} << 16;
+      }
+      if (k % 2 == 1) o[k / 2] = math::Bf16Bits(xr[k - 1]);
+      std::fill(o + (k + 1) / 2, o + pairs, 0u);
+    }
+  };
+  ParallelFor(rows, std::max<int64_t>(1, (int64_t{1} << 15) / std::max(k, 1)),
+              std::ref(round));
+  std::fill(out + static_cast<size_t>(rows) * pairs, out + padded_rows * pairs,
+            0u);
+  return out;
+}
+
+}  // namespace
+
+const char* Bf16IsaName(Bf16Isa isa) {
+  switch (isa) {
+    case Bf16Isa::kAvx2:
+      return "AVX2";
+    case Bf16Isa::kAvx512:
+      return "AVX-512";
+    case Bf16Isa::kAvx512Bf16:
+      return "AVX-512-BF16";
+    case Bf16Isa::kAmx:
+      return "AMX-BF16";
+    default:
+      return "generic";
+  }
+}
+
+bool Bf16IsaSupported(Bf16Isa isa) {
+#if defined(__x86_64__)
+  switch (isa) {
+    case Bf16Isa::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Bf16Isa::kAvx512:
+      return __builtin_cpu_supports("avx512f");
+    case Bf16Isa::kAvx512Bf16:
+      return __builtin_cpu_supports("avx512bf16");
+    case Bf16Isa::kAmx:
+      return __builtin_cpu_supports("amx-bf16") && AmxPermitted();
+    default:
+      return true;
+  }
+#else
+  return isa == Bf16Isa::kGeneric;
+#endif
+}
+
+Bf16Isa BestBf16Isa() {
+  static const Bf16Isa best = [] {
+    for (Bf16Isa isa : {Bf16Isa::kAmx, Bf16Isa::kAvx512Bf16, Bf16Isa::kAvx512,
+                        Bf16Isa::kAvx2}) {
+      if (Bf16IsaSupported(isa)) return isa;
+    }
+    return Bf16Isa::kGeneric;
+  }();
+  return best;
+}
+
+namespace {
+std::atomic<int> chosen_isa{-1};
+}  // namespace
+
+Bf16Isa ActiveBf16Isa() {
+  const int chosen = chosen_isa.load(std::memory_order_relaxed);
+  return chosen < 0 ? BestBf16Isa() : static_cast<Bf16Isa>(chosen);
+}
+
+bool SetBf16Isa(Bf16Isa isa) {
+  if (!Bf16IsaSupported(isa)) return false;
+  chosen_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
+  return true;
+}
+
+PackedWeightBf16::PackedWeightBf16(const float* w, int n, int k)
+    : n_(n),
+      k_(k),
+      pairs_((k + kDepthBlock - 1) / kDepthBlock * kDepthBlock / 2) {
+  const int panels = (n + kPanel - 1) / kPanel;
+  const size_t count = static_cast<size_t>(panels) * pairs_ * kPanel;
+  if (count == 0) return;
+  data_.reset(static_cast<uint32_t*>(std::aligned_alloc(64, count * 4)));
+  if (data_ == nullptr) throw std::bad_alloc();
+  auto at = [&](int j, int i) -> uint32_t {
+    if (j >= n || i >= k) return 0;
+    return math::Bf16Bits(w[static_cast<size_t>(j) * k + i]);
+  };
+  uint32_t* out = data_.get();
+  for (int p = 0; p < panels; ++p) {
+    for (int i = 0; i < pairs_; ++i) {
+      for (int c = 0; c < kPanel; ++c) {
+        const int j = p * kPanel + c;
+        *out++ = at(j, 2 * i) | at(j, 2 * i + 1) << 16;
+      }
+    }
+  }
+}
+
+void PackedWeightBf16::Row(int j, float* out) const {
+  const uint32_t* src = panel(j / kPanel) + j % kPanel;
+  for (int i = 0; i < k_; ++i) {
+    const uint32_t word = src[static_cast<size_t>(i / 2) * kPanel];
+    out[i] =
+        math::Bf16ToFloat(static_cast<uint16_t>(i % 2 ? word >> 16 : word));
+  }
+}
+
+void MatMulBf16(const float* x, int rows, const PackedWeightBf16& w,
+                const float* bias, float* y, Bf16Isa isa) {
+  const int n = w.n();
+  if (rows <= 0 || n <= 0) return;
+  thread_local std::vector<uint32_t> rounded;
+  const Operands a{RoundRows(x, rows, w.k(), w.pairs(), rounded),
+                   static_cast<size_t>(w.pairs()),
+                   (w.k() + 1) / 2,
+                   &w,
+                   bias,
+                   y,
+                   rows};
+  const BlockFn run = Blocks(isa);
+  const int panels = (n + kPanel - 1) / kPanel;
+  const int row_blocks = (rows + kBlockRows - 1) / kBlockRows;
+  // Narrower column blocks when there are few rows, so every thread gets
+  // work; a multiple of every tile's panel group (1, 2, 3).
+  const int64_t want_items = 4 * NumThreads();
+  int block_panels = static_cast<int>(std::clamp<int64_t>(
+      (int64_t{panels} * row_blocks + want_items - 1) / want_items, 1,
+      kMaxBlockPanels));
+  block_panels = (block_panels + 5) / 6 * 6;
+  const int panel_blocks = (panels + block_panels - 1) / block_panels;
+  const int64_t flops_per_item = int64_t{2} * std::max(w.k(), 1) *
+                                 std::min(kBlockRows, rows) *
+                                 std::min(block_panels, panels) * kPanel;
+  const int64_t grain =
+      std::max<int64_t>(1, (int64_t{1} << 19) / flops_per_item);
+  auto blocks = [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int r0 = static_cast<int>(b % row_blocks) * kBlockRows;
+      const int p0 = static_cast<int>(b / row_blocks) * block_panels;
+      run(a, r0, std::min(rows, r0 + kBlockRows), p0,
+          std::min(panels, p0 + block_panels));
+    }
+  };
+  ParallelFor(int64_t{row_blocks} * panel_blocks, grain, std::ref(blocks));
+}
+
+}  // namespace slabserve::cpu

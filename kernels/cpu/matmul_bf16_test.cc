@@ -1,0 +1,149 @@
+#include "kernels/cpu/matmul_bf16.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/math/elementwise.h"
+
+namespace slabserve::cpu {
+namespace {
+
+constexpr Bf16Isa kAllIsas[] = {Bf16Isa::kGeneric, Bf16Isa::kAvx2,
+                                Bf16Isa::kAvx512, Bf16Isa::kAvx512Bf16,
+                                Bf16Isa::kAmx};
+
+float Rounded(float v) { return math::Bf16ToFloat(math::Bf16Bits(v)); }
+
+std::vector<float> Random(size_t count, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(count);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+struct Case {
+  int rows, k, n;
+};
+
+// Sizes around every tile and block edge: odd k, partial panels, rows past
+// whole tiles and parallel blocks.
+constexpr Case kCases[] = {{1, 1, 1},     {1, 64, 192},   {3, 33, 17},
+                           {8, 31, 48},   {17, 65, 40},   {33, 128, 97},
+                           {100, 96, 64}, {130, 200, 50}, {7, 512, 1536}};
+
+std::vector<float> Product(const Case& c, const std::vector<float>& x,
+                           const std::vector<float>& w,
+                           const std::vector<float>& bias, Bf16Isa isa) {
+  const PackedWeightBf16 packed(w.data(), c.n, c.k);
+  std::vector<float> y(static_cast<size_t>(c.rows) * c.n, NAN);
+  MatMulBf16(x.data(), c.rows, packed, bias.data(), y.data(), isa);
+  return y;
+}
+
+TEST(MatMulBf16Test, EveryInstructionSetMatchesARoundedReference) {
+  for (const Case& c : kCases) {
+    const auto x = Random(static_cast<size_t>(c.rows) * c.k, 1);
+    const auto w = Random(static_cast<size_t>(c.n) * c.k, 2);
+    const auto bias = Random(c.n, 3);
+    for (Bf16Isa isa : kAllIsas) {
+      if (!Bf16IsaSupported(isa)) continue;
+      SCOPED_TRACE(std::string(Bf16IsaName(isa)) + " rows " +
+                   std::to_string(c.rows) + " k " + std::to_string(c.k) +
+                   " n " + std::to_string(c.n));
+      const auto y = Product(c, x, w, bias, isa);
+      for (int r = 0; r < c.rows; ++r) {
+        for (int j = 0; j < c.n; ++j) {
+          double sum = bias[j], magnitude = std::fabs(bias[j]);
+          for (int i = 0; i < c.k; ++i) {
+            const double term = double{Rounded(x[r * c.k + i])} *
+                                Rounded(w[static_cast<size_t>(j) * c.k + i]);
+            sum += term;
+            magnitude += std::fabs(term);
+          }
+          ASSERT_NEAR(y[r * c.n + j], sum, 1e-6 * magnitude + 1e-7)
+              << "row " << r << " column " << j;
+        }
+      }
+    }
+  }
+}
+
+// The converting sets sum exact products in order: the same bits as this
+// scalar loop, whatever the width.
+TEST(MatMulBf16Test, ConvertingSetsAreBitwiseTheInOrderSum) {
+  for (const Case& c : kCases) {
+    const auto x = Random(static_cast<size_t>(c.rows) * c.k, 4);
+    const auto w = Random(static_cast<size_t>(c.n) * c.k, 5);
+    const auto bias = Random(c.n, 6);
+    std::vector<float> expected(static_cast<size_t>(c.rows) * c.n);
+    for (int r = 0; r < c.rows; ++r) {
+      for (int j = 0; j < c.n; ++j) {
+        float acc = 0.0f;
+        for (int i = 0; i < c.k; ++i) {
+          acc += Rounded(x[r * c.k + i]) *
+                 Rounded(w[static_cast<size_t>(j) * c.k + i]);
+        }
+        expected[r * c.n + j] = acc + bias[j];
+      }
+    }
+    for (Bf16Isa isa : {Bf16Isa::kGeneric, Bf16Isa::kAvx2, Bf16Isa::kAvx512}) {
+      if (!Bf16IsaSupported(isa)) continue;
+      SCOPED_TRACE(Bf16IsaName(isa));
+      const auto y = Product(c, x, w, bias, isa);
+      ASSERT_EQ(std::memcmp(y.data(), expected.data(), y.size() * 4), 0)
+          << "rows " << c.rows << " k " << c.k << " n " << c.n;
+    }
+  }
+}
+
+// A row's outputs do not depend on the rows beside it.
+TEST(MatMulBf16Test, RowsAreBatchInvariant) {
+  const Case c{150, 96, 80};
+  const auto x = Random(static_cast<size_t>(c.rows) * c.k, 7);
+  const auto w = Random(static_cast<size_t>(c.n) * c.k, 8);
+  const auto bias = Random(c.n, 9);
+  const PackedWeightBf16 packed(w.data(), c.n, c.k);
+  for (Bf16Isa isa : kAllIsas) {
+    if (!Bf16IsaSupported(isa)) continue;
+    SCOPED_TRACE(Bf16IsaName(isa));
+    std::vector<float> all(static_cast<size_t>(c.rows) * c.n);
+    MatMulBf16(x.data(), c.rows, packed, bias.data(), all.data(), isa);
+    for (int first : {0, 1, 16, 37, 96, 149}) {
+      for (int count : {1, 3, 17, 33}) {
+        if (first + count > c.rows) continue;
+        std::vector<float> part(static_cast<size_t>(count) * c.n);
+        MatMulBf16(x.data() + first * c.k, count, packed, bias.data(),
+                   part.data(), isa);
+        ASSERT_EQ(
+            std::memcmp(part.data(), all.data() + first * c.n, part.size() * 4),
+            0)
+            << "rows " << first << "+" << count;
+      }
+    }
+  }
+}
+
+TEST(MatMulBf16Test, RowReturnsTheRoundedWeights) {
+  const int n = 21, k = 37;
+  const auto w = Random(n * k, 10);
+  const PackedWeightBf16 packed(w.data(), n, k);
+  EXPECT_EQ(packed.pairs() % 16, 0);
+  std::vector<float> row(k);
+  for (int j = 0; j < n; ++j) {
+    packed.Row(j, row.data());
+    for (int i = 0; i < k; ++i) ASSERT_EQ(row[i], Rounded(w[j * k + i]));
+  }
+}
+
+TEST(MatMulBf16Test, TheBestSetIsSupported) {
+  EXPECT_TRUE(Bf16IsaSupported(BestBf16Isa()));
+  EXPECT_TRUE(Bf16IsaSupported(Bf16Isa::kGeneric));
+}
+
+}  // namespace
+}  // namespace slabserve::cpu

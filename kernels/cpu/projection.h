@@ -1,0 +1,52 @@
+// A linear layer's weight [n, k] packed once for the CPU products, in the
+// precision the model was loaded with: F32 (MatMulPacked) or BF16 weights
+// and activations with F32 sums (MatMulBf16). Every model's projections go
+// through it, so one option switches a whole model.
+#ifndef SLABSERVE_KERNELS_CPU_PROJECTION_H_
+#define SLABSERVE_KERNELS_CPU_PROJECTION_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_bf16.h"
+
+namespace slabserve::cpu {
+
+enum class WeightPrecision { kF32, kBf16 };
+
+// "f32" or "bf16"; anything else is INVALID_ARGUMENT naming the value.
+absl::StatusOr<WeightPrecision> ParseWeightPrecision(const std::string& name);
+const char* WeightPrecisionName(WeightPrecision precision);
+
+class Projection {
+ public:
+  Projection() = default;
+  Projection(const float* w, int n, int k, WeightPrecision precision);
+
+  int n() const {
+    return precision_ == WeightPrecision::kBf16 ? bf16_.n() : f32_.n();
+  }
+  int k() const {
+    return precision_ == WeightPrecision::kBf16 ? bf16_.k() : f32_.k();
+  }
+  WeightPrecision precision() const { return precision_; }
+  // Bytes a product reads of the weight (its packed size).
+  size_t bytes() const;
+
+  // y = x·Wᵀ (+ bias): x [rows, k], y [rows, n], bias [n] or null.
+  void Apply(const float* x, int rows, const float* bias, float* y) const;
+  // Row j of W (k floats, as stored: rounded in BF16), e.g. for a tied
+  // embedding.
+  void Row(int j, float* out) const;
+
+ private:
+  WeightPrecision precision_ = WeightPrecision::kF32;
+  PackedWeight f32_;
+  PackedWeightBf16 bf16_;
+};
+
+}  // namespace slabserve::cpu
+
+#endif  // SLABSERVE_KERNELS_CPU_PROJECTION_H_
