@@ -254,22 +254,36 @@ BlockFn Blocks(Bf16Isa isa) {
   }
 }
 
-// x rows rounded into pairs, rows padded to a multiple of 16 (AMX tiles).
+// math::Bf16Bits without a branch, so that the loop below vectorises.
+inline uint16_t RoundToBf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+  const uint32_t quiet_nan = (bits | 0x00400000u) >> 16;
+  return static_cast<uint16_t>((bits & 0x7FFFFFFFu) > 0x7F800000u ? quiet_nan
+                                                                  : rounded);
+}
+
+// x rows rounded to bf16 (two consecutive values per little-endian word),
+// each row padded with zeros to `pairs` words, rows padded to a multiple of
+// 16 (AMX tiles).
 const uint32_t* RoundRows(const float* x, int rows, int k, int pairs,
                           std::vector<uint32_t>& buffer) {
   const size_t padded_rows = (rows + 15) / 16 * 16;
   if (buffer.size() < padded_rows * pairs) buffer.resize(padded_rows * pairs);
   uint32_t* out = buffer.data();
   auto round = [&](int64_t begin, int64_t end) {
+    constexpr int kChunk = 128;  // values rounded per pass
+    uint16_t values[kChunk];
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * k;
-      uint32_t* o = out + r * pairs;
-      for (int i = 0; i < k / 2; ++i) {
-        o[i] = math::Bf16Bits(xr[2 * i]) |
-               uint32_t{math::Bf16Bits(xr[2 * i + 1])} << 16;
+      for (int i0 = 0; i0 < 2 * pairs; i0 += kChunk) {
+        const int count = std::clamp(k - i0, 0, kChunk);
+        for (int i = 0; i < count; ++i) values[i] = RoundToBf16(xr[i0 + i]);
+        std::fill(values + count, values + kChunk, uint16_t{0});
+        std::memcpy(out + r * pairs + i0 / 2, values,
+                    std::min(kChunk, 2 * pairs - i0) * sizeof(uint16_t));
       }
-      if (k % 2 == 1) o[k / 2] = math::Bf16Bits(xr[k - 1]);
-      std::fill(o + (k + 1) / 2, o + pairs, 0u);
     }
   };
   ParallelFor(rows, std::max<int64_t>(1, (int64_t{1} << 15) / std::max(k, 1)),

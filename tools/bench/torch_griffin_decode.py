@@ -4,15 +4,22 @@ as a CPU throughput reference for engine/models/model_benchmark.
 
 Usage: /usr/bin/python3 tools/bench/torch_griffin_decode.py MODEL_DIR
            [--batches 1,64,256,1024] [--threads 2] [--min-seconds 1]
+           [--workload 256x32x32] [--json FILE]
+
+--workload BxPxO also times B sequences that each read P prompt tokens
+(fed as P batched steps) and then generate O greedy tokens, as slabload's
+closed-loop mix does against the server: output tokens per second overall.
 
 Every step feeds one token per sequence through the same math the engine
 runs (RMSNorm, RG-LRU with its conv, local MQA over a ring of W keys, GeGLU,
 tied soft-capped head), in f32 under torch.no_grad(). The attention rings
 start full (random keys, positions past W), so every step attends to W keys,
-as in the engine benchmark. Prints torch's build configuration (BLAS) first.
+as in the engine benchmark. Prints torch's build configuration and the BLAS
+library (and OpenBLAS kernel) it loaded first.
 """
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -151,16 +158,55 @@ class Griffin:
         return self.cap * torch.tanh(logits / self.cap)
 
 
+def time_workload(model, spec, vocab):
+    batch, prompt, output = (int(v) for v in spec.split("x"))
+    state = model.new_state(batch)
+    for i, kind in enumerate(model.types):  # a fresh sequence: empty rings
+        if kind != "recurrent":
+            state[i] = tuple(torch.zeros_like(t) for t in state[i])
+    prompts = torch.randint(3, vocab, (prompt, batch))
+    begin = time.perf_counter()
+    for position in range(prompt):
+        logits = model.step(prompts[position], state, position)
+    tokens = logits.argmax(-1)
+    for position in range(prompt, prompt + output - 1):
+        tokens = model.step(tokens, state, position).argmax(-1)
+    seconds = time.perf_counter() - begin
+    return {"kind": "workload", "size": batch, "prompt": prompt, "output": output,
+            "tokens_per_s": batch * output / seconds}
+
+
+def loaded_blas():
+    """The BLAS libraries this process mapped, and OpenBLAS's chosen kernel."""
+    with open("/proc/self/maps") as f:
+        libs = sorted({line.split()[-1] for line in f if "blas" in line})
+    info = {"libraries": libs}
+    for lib in libs:
+        if "libopenblas" in lib:
+            openblas = ctypes.CDLL(lib)
+            openblas.openblas_get_corename.restype = ctypes.c_char_p
+            openblas.openblas_get_config.restype = ctypes.c_char_p
+            info["openblas_core"] = openblas.openblas_get_corename().decode()
+            info["openblas_config"] = openblas.openblas_get_config().decode()
+    return info
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
     parser.add_argument("--batches", default="1,64,256,1024")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--min-seconds", type=float, default=1.0)
+    parser.add_argument("--workload", help="BxPxO: prompt + output mix")
+    parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(torch.__config__.show())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    torch.zeros(8, 8) @ torch.zeros(8, 8)  # loads the BLAS
+    blas = loaded_blas()
+    print(f"BLAS: {blas}")
+    results = []
     model = Griffin(args.model_dir)
     vocab = model.embed.shape[0]
     print(f"{'batch':>6} {'step ms':>10} {'tok/s':>11}")
@@ -180,6 +226,16 @@ def main():
                 steps += 1
             seconds = (time.perf_counter() - begin) / steps
             print(f"{batch:>6} {seconds * 1e3:>10.3f} {batch / seconds:>11.1f}", flush=True)
+            results.append({"kind": "decode", "size": batch, "step_ms": seconds * 1e3,
+                            "tokens_per_s": batch / seconds})
+        if args.workload:
+            results.append(time_workload(model, args.workload, vocab))
+            r = results[-1]
+            print(f"workload {args.workload}: {r['tokens_per_s']:.1f} output tok/s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"torch": torch.__version__, "threads": torch.get_num_threads(),
+                       "blas": blas, "results": results}, f)
 
 
 if __name__ == "__main__":
