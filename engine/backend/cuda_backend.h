@@ -159,7 +159,6 @@ class CudaBackend : public Backend {
   std::vector<std::unique_ptr<SlotSampler>> samplers_;  // by slot
 
   RaggedBatch batch_;
-  cuda::DeviceBatch device_batch_;
   // Host-pinned staging for the step's uploads (batch, then sampling) and
   // its results, each grown before the step's first copy from it.
   cuda::PinnedBuffer batch_staging_, sample_staging_, results_;
@@ -173,8 +172,8 @@ class CudaBackend : public Backend {
   std::vector<DecodeRow> decode_rows_;
   cuda::DecodeGraphs graphs_;
   absl::Status graph_status_;
-  cuda::DeviceBuffer logits_;         // [rows that keep logits, V]
-  cuda::DeviceBuffer fork_logits_;    // [forks, V]
+  cuda::DeviceBuffer logits_;       // [rows that keep logits (graphs: all), V]
+  cuda::DeviceBuffer fork_logits_;  // [forks, V]
   cuda::DeviceBuffer sample_logits_;  // [samples, V]
   cuda::DeviceBuffer sample_params_, penalty_begin_, penalties_, log_z_;
   cuda::DeviceBuffer sampled_ids_, sampled_logprobs_, top_ids_, top_values_;
