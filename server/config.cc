@@ -280,6 +280,10 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return invalid("device_weights \"", config.device_weights(),
                    "\" is not one of f32, bf16");
   }
+  if (config.cuda_graph_max_batch() < 0) {
+    return invalid("cuda_graph_max_batch must be >= 0, got ",
+                   config.cuda_graph_max_batch());
+  }
   return absl::OkStatus();
 }
 

@@ -68,6 +68,7 @@ TEST(ConfigTest, ValidationNamesTheBadField) {
       {model + "log_level: \"loud\"", "log_level \"loud\" is not one of"},
       {model + "backend: \"gpu\"",
        "config: backend \"gpu\" is not one of auto, cpu, cuda"},
+      {model + "cuda_graph_max_batch: -2", "cuda_graph_max_batch must be >= 0"},
       {model + "device_weights: \"fp8\"",
        "device_weights \"fp8\" is not one of f32, bf16"},
       {model + "max_tokens_limit: 0", "max_tokens_limit must be > 0"},

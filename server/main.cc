@@ -68,6 +68,9 @@ ABSL_FLAG(std::string, max_waiting_memory, "",
 ABSL_FLAG(int, step_token_budget, -1, "prompt + decode tokens per step");
 ABSL_FLAG(int, max_batch, -1, "sequences per step");
 ABSL_FLAG(std::string, prefix_cache, "", "prefix cache size, e.g. 64MiB");
+ABSL_FLAG(int, cuda_graph_max_batch, -1,
+          "largest decode batch run as a CUDA graph on the cuda backend; 0 "
+          "turns graphs off");
 ABSL_FLAG(int, block_tokens, -1,
           "tokens per block of per-token state (0: the model's default)");
 ABSL_FLAG(std::string, swap_space, "",
@@ -141,6 +144,8 @@ absl::Status ApplyFlags(ServerConfig* config) {
           [&](int v) { config->set_step_token_budget(v); });
   set_int(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
   set_int(FLAGS_block_tokens, [&](int v) { config->set_block_tokens(v); });
+  set_int(FLAGS_cuda_graph_max_batch,
+          [&](int v) { config->set_cuda_graph_max_batch(v); });
   set_int(FLAGS_threads, [&](int v) { config->set_threads(v); });
   set_int(FLAGS_eidetic_capacity,
           [&](int v) { config->set_eidetic_capacity(v); });
@@ -414,6 +419,7 @@ int Run(const sigset_t& shutdown_signals) {
   backend_options.weights_file = config.weights_file();
   backend_options.bf16_weights = config.device_weights() == "bf16";
   backend_options.block_tokens = config.block_tokens();
+  backend_options.cuda_graph_max_batch = config.cuda_graph_max_batch();
   absl::StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(
       config.backend(), model->get(),
       static_cast<size_t>(config.state_memory_bytes()), backend_options);

@@ -46,14 +46,6 @@ class CudaSwapped : public SwappedSlots {
   std::vector<Slot> saved;
 };
 
-namespace {
-
-// A stand-in logits pointer for validating a batch on the host (the
-// device writes the real logits).
-float kValidationLogits = 0.0f;
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(
     Model* model, size_t state_budget_bytes,
     const CudaBackendOptions& options) {
@@ -63,21 +55,83 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(
     return absl::FailedPreconditionError(
         absl::StrCat("backend 'cuda': no CUDA device (", reason, ")"));
   }
+  if (options.graph_max_batch < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "graph_max_batch must be >= 0, got ", options.graph_max_batch));
+  }
   SLAB_CUDA_RETURN_IF_ERROR(cudaSetDevice(0));
-  cudaStream_t stream;
-  SLAB_CUDA_RETURN_IF_ERROR(
-      cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  std::unique_ptr<CudaBackend> backend(new CudaBackend(model, stream));
+  cudaStream_t streams[2] = {nullptr, nullptr};
+  cudaEvent_t events[2] = {nullptr, nullptr};
+  // Made before the backend, which then owns (and frees) whatever was made
+  // even when a later one failed.
+  cudaError_t error = cudaSuccess;
+  for (cudaStream_t& stream : streams) {
+    if (error == cudaSuccess) {
+      error = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    }
+  }
+  for (cudaEvent_t& event : events) {
+    if (error == cudaSuccess) {
+      error = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+    }
+  }
+  std::unique_ptr<CudaBackend> backend(
+      new CudaBackend(model, streams[0], streams[1], events[0], events[1]));
+  SLAB_RETURN_IF_ERROR(cuda::CudaStatus(error, "creating streams and events"));
   SLAB_RETURN_IF_ERROR(backend->Init(state_budget_bytes, options));
   return backend;
 }
 
-CudaBackend::CudaBackend(Model* model, cudaStream_t stream)
-    : model_(model), stream_(stream) {}
+CudaBackend::CudaBackend(Model* model, cudaStream_t stream,
+                         cudaStream_t copy_stream, cudaEvent_t uploaded,
+                         cudaEvent_t sampled)
+    : model_(model),
+      stream_(stream),
+      copy_stream_(copy_stream),
+      uploaded_(uploaded),
+      sampled_(sampled) {}
 
 CudaBackend::~CudaBackend() {
-  cudaStreamSynchronize(stream_);
-  cudaStreamDestroy(stream_);
+  graphs_.Clear();
+  for (cudaStream_t stream : {stream_, copy_stream_}) {
+    if (stream == nullptr) continue;
+    cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+  }
+  for (cudaEvent_t event : {uploaded_, sampled_}) {
+    if (event != nullptr) cudaEventDestroy(event);
+  }
+}
+
+absl::Status CudaBackend::InitSlabs(size_t capacity, int graph_max_batch) {
+  absl::StatusOr<std::unique_ptr<StatePool>> slots =
+      StatePool::CreateWithCapacity({{"slot", sizeof(int32_t)}},
+                                    static_cast<int>(capacity));
+  if (!slots.ok()) return slots.status();
+  slots_ = *std::move(slots);
+  samplers_.resize(capacity);
+  slot_logits_.assign(capacity, nullptr);
+  slot_failed_.assign(capacity, false);
+  const size_t rows = capacity + (graph_max_batch > 0 ? 1 : 0);
+  slab_storage_.resize(layout_.size());
+  for (size_t i = 0; i < layout_.size(); ++i) {
+    const size_t row = layout_[i].bytes_per_slot;
+    SLAB_RETURN_IF_ERROR(slab_storage_[i].Reserve(row * rows));
+    slabs_.slabs.push_back(slab_storage_[i].get<float>());
+  }
+  if (graph_max_batch == 0) return absl::OkStatus();
+  buckets_ = DecodeBuckets(graph_max_batch);
+  scratch_slot_ = static_cast<int>(capacity);
+  const BatchIntsLayout largest(graph_max_batch, graph_max_batch,
+                                graph_max_batch);
+  SLAB_RETURN_IF_ERROR(graph_ints_.Reserve(sizeof(int) * largest.size));
+  // Padding rows read the scratch rows: start them clean.
+  for (size_t i = 0; i < layout_.size(); ++i) {
+    const size_t row = layout_[i].bytes_per_slot;
+    SLAB_CUDA_RETURN_IF_ERROR(
+        cudaMemset(slab_storage_[i].get<char>() + row * scratch_slot_, 0, row));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CudaBackend::Init(size_t state_budget_bytes,
@@ -96,23 +150,17 @@ absl::Status CudaBackend::Init(size_t state_budget_bytes,
     }
     bytes_per_slot_ += slab.bytes_per_slot;
   }
-  const size_t capacity = state_budget_bytes / bytes_per_slot_;
-  if (capacity == 0) {
+  // With graphs, one slot of the budget is the padding rows' scratch.
+  const size_t scratch = options.graph_max_batch > 0 ? 1 : 0;
+  const size_t slots_in_budget = state_budget_bytes / bytes_per_slot_;
+  if (slots_in_budget <= scratch) {
     return absl::InvalidArgumentError(
         absl::StrCat("state budget of ", state_budget_bytes,
-                     " bytes holds no slot of ", bytes_per_slot_, " bytes"));
+                     " bytes holds no slot of ", bytes_per_slot_, " bytes",
+                     scratch ? " beside the graphs' scratch" : ""));
   }
-  absl::StatusOr<std::unique_ptr<StatePool>> slots =
-      StatePool::CreateWithCapacity({{"slot", sizeof(int32_t)}},
-                                    static_cast<int>(capacity));
-  if (!slots.ok()) return slots.status();
-  slots_ = *std::move(slots);
-  slab_storage_.resize(layout_.size());
-  for (size_t i = 0; i < layout_.size(); ++i) {
-    SLAB_RETURN_IF_ERROR(
-        slab_storage_[i].Reserve(layout_[i].bytes_per_slot * capacity));
-    slabs_.slabs.push_back(slab_storage_[i].get<float>());
-  }
+  SLAB_RETURN_IF_ERROR(
+      InitSlabs(slots_in_budget - scratch, options.graph_max_batch));
   absl::StatusOr<std::unique_ptr<cuda::DeviceModel>> device_model =
       cuda::LoadDeviceModel(options.model, stream_);
   if (!device_model.ok()) return device_model.status();
@@ -127,9 +175,6 @@ absl::Status CudaBackend::Init(size_t state_budget_bytes,
         absl::StrCat("the device model of ", options.model.dir,
                      " keeps a different state layout than the loaded model"));
   }
-  samplers_.resize(capacity);
-  slot_logits_.assign(capacity, nullptr);
-  slot_failed_.assign(capacity, false);
   // Weights were uploaded with synchronous copies on the legacy stream,
   // which a non-blocking stream does not wait for.
   return cuda::CudaStatus(cudaDeviceSynchronize(), "loading weights");
@@ -309,8 +354,12 @@ void CudaBackend::Submit(StepPlan plan) {
 StepResult CudaBackend::Wait() {
   Pending pending = *std::move(pending_);
   pending_.reset();
-  const absl::Status synced =
+  absl::Status synced =
       cuda::CudaStatus(cudaStreamSynchronize(stream_), "the step");
+  if (synced.ok()) {
+    synced = cuda::CudaStatus(cudaStreamSynchronize(copy_stream_),
+                              "the step's copies");
+  }
   if (!synced.ok()) {
     FailStep(synced, pending);
   } else if (!pending.failed) {
@@ -332,91 +381,6 @@ void CudaBackend::EndStep(Pending& pending) {
   }
   for (auto& [slot, logits] : pending.restored) slot_logits_[slot] = nullptr;
   pending.restored.clear();
-}
-
-absl::Status CudaBackend::Forward(const StepPlan& plan, StepResult& result) {
-  std::vector<SequenceChunk> chunks;
-  for (const PlannedChunk& chunk : plan.chunks) {
-    chunks.push_back({chunk.slot, chunk.tokens, chunk.keep_logits});
-  }
-  result.chunks.assign(chunks.size(), absl::OkStatus());
-  if (chunks.empty()) return absl::OkStatus();
-  // The device never sees an invalid chunk: a batch that fails validation
-  // is validated chunk by chunk, and only the valid ones run.
-  std::vector<SequenceChunk> valid = chunks;
-  if (!batch_.Build(valid, *slots_, info(), &kValidationLogits).ok()) {
-    valid.clear();
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      result.chunks[i] = batch_.Build(absl::MakeConstSpan(&chunks[i], 1),
-                                      *slots_, info(), &kValidationLogits);
-      if (result.chunks[i].ok()) valid.push_back(chunks[i]);
-    }
-    // Chunks valid alone but not together (a slot twice): all fail.
-    const absl::Status together =
-        batch_.Build(valid, *slots_, info(), &kValidationLogits);
-    if (!together.ok()) {
-      for (absl::Status& chunk : result.chunks) {
-        if (chunk.ok()) chunk = together;
-      }
-      valid.clear();
-    }
-  }
-  const size_t vocab = info().vocab_size;
-  SLAB_RETURN_IF_ERROR(
-      logits_.Reserve(sizeof(float) * vocab * (batch_.head_rows().size() + 1)));
-  size_t kept = 0;
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    const int slot = chunks[i].slot;
-    slot_failed_[slot] = !result.chunks[i].ok();
-    slot_logits_[slot] = nullptr;
-    if (result.chunks[i].ok() && chunks[i].want_logits) {
-      slot_logits_[slot] = logits_.get<float>() + vocab * kept++;
-    }
-  }
-  if (valid.empty()) return absl::OkStatus();
-  SLAB_RETURN_IF_ERROR(UploadBatch());
-  const int heads = static_cast<int>(batch_.head_rows().size());
-  const int* head_rows = device_batch_.chunk_start + batch_.chunks();
-  SLAB_RETURN_IF_ERROR(device_model_->Forward(device_batch_, head_rows, heads,
-                                              slabs_, logits_.get<float>()));
-  batch_.AdvancePositions(*slots_);
-  return absl::OkStatus();
-}
-
-absl::Status CudaBackend::UploadBatch() {
-  const size_t T = batch_.tokens(), C = batch_.chunks();
-  const size_t heads = batch_.head_rows().size();
-  const size_t ints = 3 * T + 3 * C + 1 + heads;
-  SLAB_RETURN_IF_ERROR(batch_staging_.Reserve(sizeof(int) * ints));
-  SLAB_RETURN_IF_ERROR(batch_ints_.Reserve(sizeof(int) * ints));
-  int* host = batch_staging_.at<int>(0);
-  int* at = host;
-  for (size_t i = 0; i < T; ++i) at[i] = batch_.chunk(i);
-  at += T;
-  for (size_t i = 0; i < T; ++i) at[i] = batch_.position(i);
-  at += T;
-  for (size_t i = 0; i < T; ++i) at[i] = batch_.token(i);
-  at += T;
-  for (size_t s = 0; s <= C; ++s) at[s] = s < C ? batch_.begin(s) : T;
-  at += C + 1;
-  for (size_t s = 0; s < C; ++s) at[s] = batch_.slot(s);
-  at += C;
-  for (size_t s = 0; s < C; ++s) at[s] = batch_.start(s);
-  at += C;
-  for (size_t r = 0; r < heads; ++r) at[r] = batch_.head_rows()[r];
-  SLAB_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(batch_ints_.get(), host,
-                                            sizeof(int) * ints,
-                                            cudaMemcpyHostToDevice, stream_));
-  const int* device = batch_ints_.get<int>();
-  device_batch_ = {static_cast<int>(T),
-                   static_cast<int>(C),
-                   device,
-                   device + T,
-                   device + 2 * T,
-                   device + 3 * T,
-                   device + 3 * T + C + 1,
-                   device + 3 * T + 2 * C + 1};
-  return absl::OkStatus();
 }
 
 absl::Status CudaBackend::Snapshots(const StepPlan& plan, StepResult& result) {

@@ -3,10 +3,19 @@
 // (engine/backend/cuda), logits and sampling on the device: only sampled
 // ids, their logprobs and requested top logprobs come back to the host.
 //
-// Submit validates and plans the step on the host, enqueues all of it on
-// one stream and returns; Wait synchronizes. So the scheduler plans step
-// N+1 while the device runs step N. Allocate (zeroing) and Restore between
-// the two are enqueued on the same stream, behind the running step.
+// Submit validates and plans the step on the host, enqueues it and
+// returns; Wait synchronizes. So the scheduler plans step N+1 while the
+// device runs step N. A stream per role: uploads of the step's description
+// (from pinned host memory) and downloads of its sampled ids run on a copy
+// stream, the model, snapshots, forks and sampling on a compute stream,
+// ordered by events. Allocate (zeroing) and Restore between Submit and Wait
+// are enqueued on the compute stream, behind the running step.
+//
+// Decode steps (one token per sequence) of up to graph_max_batch sequences
+// run as CUDA graphs, one per batch-size bucket (powers of two), captured on
+// a bucket's first step: the batch is padded to the bucket with rows that
+// only read and write a scratch slot no sequence is given, and their logits
+// are never sampled. Prefill and mixed steps run eagerly.
 //
 // A CUDA error fails the step's chunks and samples with UNAVAILABLE naming
 // the error; a sticky one (the device context is lost) fails every later
@@ -26,8 +35,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/backend/backend.h"
+#include "engine/backend/cuda/decode_graphs.h"
 #include "engine/backend/cuda/device_buffer.h"
 #include "engine/backend/cuda/device_model.h"
+#include "engine/backend/decode_graph_plan.h"
 #include "engine/models/model.h"
 #include "engine/models/ragged_batch.h"
 #include "engine/state/state_pool.h"
@@ -37,6 +48,8 @@ namespace slabserve {
 
 struct CudaBackendOptions {
   cuda::DeviceModelOptions model;  // the directory `model` was loaded from
+  // Largest decode batch run as a CUDA graph; 0: no graphs.
+  int graph_max_batch = 1024;
 };
 
 class CudaBackend : public Backend {
@@ -65,6 +78,11 @@ class CudaBackend : public Backend {
 
   void Submit(StepPlan plan) override;
   StepResult Wait() override;
+
+  // Decode graphs captured and usable now, and why graphs were turned off
+  // (a capture failed) if they were: for tests and diagnostics.
+  int captured_graphs() const { return graphs_.size(); }
+  const absl::Status& graph_status() const { return graph_status_; }
 
  private:
   // What a slot samples with, and the token history its penalties need.
@@ -97,12 +115,22 @@ class CudaBackend : public Backend {
     absl::flat_hash_map<int, cuda::DeviceBuffer> restored;
   };
 
-  CudaBackend(Model* model, cudaStream_t stream);
+  CudaBackend(Model* model, cudaStream_t stream, cudaStream_t copy_stream,
+              cudaEvent_t uploaded, cudaEvent_t sampled);
 
   absl::Status Init(size_t state_budget_bytes,
                     const CudaBackendOptions& options);
+  absl::Status InitSlabs(size_t capacity, int graph_max_batch);
+  // Copies queued on the copy stream come before the compute stream's
+  // next work.
+  absl::Status AfterCopies();
+  // A host-to-device copy on the copy stream, then AfterCopies.
+  absl::Status Upload(void* to, const void* from, size_t bytes);
+  std::vector<SequenceChunk> ValidChunks(
+      const std::vector<SequenceChunk>& chunks, StepResult& result);
   absl::Status Forward(const StepPlan& plan, StepResult& result);
-  absl::Status UploadBatch();
+  absl::Status EagerForward();
+  absl::Status DecodeForward(int bucket);
   absl::Status Snapshots(const StepPlan& plan, StepResult& result);
   absl::Status Forks(const StepPlan& plan);
   absl::Status Samples(Pending& pending);
@@ -116,7 +144,11 @@ class CudaBackend : public Backend {
   void EndStep(Pending& pending);
 
   Model* const model_;
-  cudaStream_t stream_;
+  cudaStream_t stream_;       // compute
+  cudaStream_t copy_stream_;  // host <-> device transfers
+  // Recorded after the step's uploads (copy stream), after its sampling
+  // (compute stream).
+  cudaEvent_t uploaded_, sampled_;
   std::unique_ptr<cuda::DeviceModel> device_model_;
   // Slot accounting and positions on the host (a 4-byte dummy row each).
   std::unique_ptr<StatePool> slots_;
@@ -127,13 +159,21 @@ class CudaBackend : public Backend {
   std::vector<std::unique_ptr<SlotSampler>> samplers_;  // by slot
 
   RaggedBatch batch_;
-  cuda::DeviceBatch device_batch_;
   // Host-pinned staging for the step's uploads (batch, then sampling) and
   // its results, each grown before the step's first copy from it.
   cuda::PinnedBuffer batch_staging_, sample_staging_, results_;
   cuda::DeviceBuffer batch_ints_;
-  cuda::DeviceBuffer logits_;         // [rows that keep logits, V]
-  cuda::DeviceBuffer fork_logits_;    // [forks, V]
+  // Decode graphs: the buckets (ascending; empty: graphs off), the slot
+  // padding rows use (one past the last real slot), the fixed batch
+  // description every graph reads, sized for the largest bucket.
+  std::vector<int> buckets_;
+  int scratch_slot_ = -1;
+  cuda::DeviceBuffer graph_ints_;
+  std::vector<DecodeRow> decode_rows_;
+  cuda::DecodeGraphs graphs_;
+  absl::Status graph_status_;
+  cuda::DeviceBuffer logits_;       // [rows that keep logits (graphs: all), V]
+  cuda::DeviceBuffer fork_logits_;  // [forks, V]
   cuda::DeviceBuffer sample_logits_;  // [samples, V]
   cuda::DeviceBuffer sample_params_, penalty_begin_, penalties_, log_z_;
   cuda::DeviceBuffer sampled_ids_, sampled_logprobs_, top_ids_, top_values_;

@@ -121,9 +121,9 @@ absl::Status CudaBackend::UploadSampling(
     SLAB_RETURN_IF_ERROR(copy.to->Reserve(copy.bytes));
     SLAB_CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(copy.to->get(), sample_staging_.at(copy.from),
-                        copy.bytes, cudaMemcpyHostToDevice, stream_));
+                        copy.bytes, cudaMemcpyHostToDevice, copy_stream_));
   }
-  return absl::OkStatus();
+  return AfterCopies();
 }
 
 absl::Status CudaBackend::LaunchSampling(const Pending& pending,
@@ -156,6 +156,9 @@ absl::Status CudaBackend::LaunchSampling(const Pending& pending,
       logits, rows, vocab, params, begin, entries,
       want_logprobs ? log_z : nullptr, sampled_ids_.get<int32_t>(),
       sampled_logprobs_.get<float>(), stream_));
+  // The results go back on the copy stream once sampling is done.
+  SLAB_CUDA_RETURN_IF_ERROR(cudaEventRecord(sampled_, stream_));
+  SLAB_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(copy_stream_, sampled_, 0));
   const ResultLayout layout(rows, n);
   SLAB_RETURN_IF_ERROR(results_.Reserve(layout.bytes));
   const struct {
@@ -170,9 +173,9 @@ absl::Status CudaBackend::LaunchSampling(const Pending& pending,
       {layout.top_values, &top_values_, sizeof(float) * rows * n}};
   for (const auto& copy : copies) {
     if (copy.bytes == 0) continue;
-    SLAB_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(results_.at(copy.to),
-                                              copy.from->get(), copy.bytes,
-                                              cudaMemcpyDeviceToHost, stream_));
+    SLAB_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(results_.at(copy.to), copy.from->get(), copy.bytes,
+                        cudaMemcpyDeviceToHost, copy_stream_));
   }
   return absl::OkStatus();
 }

@@ -37,6 +37,7 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCuda(
   cuda_options.model.weights_file = options.weights_file;
   cuda_options.model.weights =
       options.bf16_weights ? cuda::GemmType::kBf16 : cuda::GemmType::kF32;
+  cuda_options.graph_max_batch = options.cuda_graph_max_batch;
   absl::StatusOr<std::unique_ptr<CudaBackend>> backend =
       CudaBackend::Create(model, state_budget_bytes, cuda_options);
   if (!backend.ok()) return backend.status();

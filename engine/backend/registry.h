@@ -27,6 +27,8 @@ struct BackendOptions {
   bool bf16_weights = false;  // cuda: BF16 projections, F32 accumulation
   // > 0: overrides the model's tokens per block of per-token state (cpu).
   int block_tokens = 0;
+  // cuda: largest decode batch run as a CUDA graph; 0: no graphs.
+  int cuda_graph_max_batch = 1024;
 };
 
 // OK when this build can create backend `name`: FAILED_PRECONDITION for

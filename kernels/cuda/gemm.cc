@@ -3,6 +3,12 @@
 #include "absl/strings/str_cat.h"
 
 namespace slabserve::cuda {
+namespace {
+
+// What cuBLAS recommends for Hopper (more than other GPUs need).
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+}  // namespace
 
 absl::Status CublasStatus(cublasStatus_t status, const char* what) {
   if (status == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
@@ -15,15 +21,33 @@ absl::StatusOr<std::unique_ptr<Gemm>> Gemm::Create(cudaStream_t stream) {
   cublasHandle_t handle;
   absl::Status status = CublasStatus(cublasCreate(&handle), "cublasCreate");
   if (!status.ok()) return status;
-  status = CublasStatus(cublasSetStream(handle, stream), "cublasSetStream");
+  void* workspace = nullptr;
+  if (const cudaError_t error = cudaMalloc(&workspace, kWorkspaceBytes);
+      error != cudaSuccess) {
+    status = absl::UnavailableError(absl::StrCat(
+        "cudaMalloc of the cuBLAS workspace: ", cudaGetErrorName(error)));
+  }
+  // After cublasSetStream, which resets the workspace to cuBLAS's own.
+  if (status.ok()) {
+    status = CublasStatus(cublasSetStream(handle, stream), "cublasSetStream");
+  }
+  if (status.ok()) {
+    status =
+        CublasStatus(cublasSetWorkspace(handle, workspace, kWorkspaceBytes),
+                     "cublasSetWorkspace");
+  }
   if (!status.ok()) {
     cublasDestroy(handle);
+    cudaFree(workspace);
     return status;
   }
-  return std::unique_ptr<Gemm>(new Gemm(handle));
+  return std::unique_ptr<Gemm>(new Gemm(handle, workspace));
 }
 
-Gemm::~Gemm() { cublasDestroy(handle_); }
+Gemm::~Gemm() {
+  cublasDestroy(handle_);
+  cudaFree(workspace_);
+}
 
 absl::Status Gemm::Linear(const void* x, int rows, const DeviceMatrix& weight,
                           float* y) {

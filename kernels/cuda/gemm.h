@@ -2,7 +2,11 @@
 // a row-major [out, in] weight (PyTorch's Linear layout), in F32 (pedantic
 // f32 math: no TF32) or with BF16 weights and activations accumulated in
 // F32 (f32 output). Also the RG-LRU's block-diagonal gates as one strided
-// batched product. Everything runs on the stream given at creation.
+// batched product. Everything runs on the stream given at creation, with a
+// workspace of its own set once: cuBLAS then picks the same algorithms
+// whether or not the stream is being captured into a CUDA graph (with no
+// workspace set it may avoid workspace-hungry algorithms under capture),
+// and a graph never reads memory cuBLAS reallocated.
 #ifndef SLABSERVE_KERNELS_CUDA_GEMM_H_
 #define SLABSERVE_KERNELS_CUDA_GEMM_H_
 
@@ -45,8 +49,10 @@ class Gemm {
                              const float* g, int blocks, int bw, float* y);
 
  private:
-  explicit Gemm(cublasHandle_t handle) : handle_(handle) {}
+  Gemm(cublasHandle_t handle, void* workspace)
+      : handle_(handle), workspace_(workspace) {}
   cublasHandle_t handle_;
+  void* workspace_;  // 32 MiB, cudaMalloc'd
 };
 
 // A cuBLAS status as an absl::Status naming the operation.

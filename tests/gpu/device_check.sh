@@ -5,7 +5,8 @@
 #      benchmark with --config=cuda (sm_80, sm_90);
 #   2. runs every test tagged "cuda" (kernels against host references, the
 #      backend against the CPU backend on every golden model, batch
-#      invariance, the scheduler crowd) and fails if any case skipped: on
+#      invariance, decode CUDA graphs against eager steps, the scheduler
+#      crowd) and fails if any case skipped: on
 #      this machine a skip means the device was not found;
 #   3. runs the decode benchmark: step time, tok/s and roofline fractions
 #      against batch 1 ... 16,384 for the golden models (F32 and BF16) and a

@@ -5,7 +5,9 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -30,6 +32,15 @@ inline absl::Status CudaStatus(cudaError_t error, const char* what) {
 #define SLAB_CUDA_RETURN_IF_ERROR(expr) \
   SLAB_RETURN_IF_ERROR(::slabserve::cuda::CudaStatus((expr), #expr))
 
+// Reallocations of device buffers that already held memory, process-wide.
+// A CUDA graph bakes in the addresses it was captured with, so one captured
+// before the count last changed may read freed memory and must be captured
+// again. Grow-only buffers stop moving at their high-water mark.
+inline std::atomic<uint64_t>& BufferMoves() {
+  static std::atomic<uint64_t> moves{0};
+  return moves;
+}
+
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
@@ -46,6 +57,7 @@ class DeviceBuffer {
   // Holds at least `bytes` afterwards; contents are lost when it grows.
   absl::Status Reserve(size_t bytes) {
     if (bytes <= bytes_) return absl::OkStatus();
+    if (data_ != nullptr) BufferMoves().fetch_add(1);
     cudaFree(data_);
     data_ = nullptr;
     bytes_ = 0;
