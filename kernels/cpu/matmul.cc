@@ -230,34 +230,13 @@ void MatMulPackedStrided(const float* x, size_t ldx, int rows,
   if (rows <= 0 || n <= 0) return;
   const Product product{x, ldx, &w, bias, y, ldy, &Tiles()};
   const int panels = (n + kPanel - 1) / kPanel;
-  const int row_blocks = (rows + kBlockRows - 1) / kBlockRows;
-  // Narrower column blocks when there are few rows, so that every thread
-  // gets work (decode); a multiple of the tiles' main panel group.
-  const int group = product.tiles->main_panels;
-  const int64_t want_items = 4 * NumThreads();
-  int block_panels = static_cast<int>(std::clamp<int64_t>(
-      (int64_t{panels} * row_blocks + want_items - 1) / want_items, 1,
-      kBlockPanels));
-  block_panels = (block_panels + group - 1) / group * group;
-  const int panel_blocks = (panels + block_panels - 1) / block_panels;
-  // Items big enough to be worth a thread.
-  const int64_t flops_per_item = int64_t{2} * std::max(w.k(), 1) *
-                                 std::min(kBlockRows, rows) *
-                                 std::min(block_panels, panels) * kPanel;
-  const int64_t grain =
-      std::max<int64_t>(1, (int64_t{1} << 19) / flops_per_item);
-  auto blocks = [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const int pb = static_cast<int>(b / row_blocks);
-      const int rb = static_cast<int>(b % row_blocks);
-      const int r0 = rb * kBlockRows, p0 = pb * block_panels;
-      product.RunBlock(r0, std::min(rows, r0 + kBlockRows), p0,
-                       std::min(panels, p0 + block_panels));
-    }
+  auto block = [&product](int r0, int r1, int p0, int p1) {
+    product.RunBlock(r0, r1, p0, p1);
   };
-  // By reference: the std::function stays in its small buffer, so a product
-  // allocates nothing.
-  ParallelFor(int64_t{row_blocks} * panel_blocks, grain, std::ref(blocks));
+  // Panel blocks are a multiple of the tiles' main panel group.
+  ParallelForProductBlocks(
+      rows, panels, w.k(),
+      {kBlockRows, kBlockPanels, product.tiles->main_panels}, std::ref(block));
 }
 
 const char* MatMulInstructionSet() {

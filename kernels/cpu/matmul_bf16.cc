@@ -402,29 +402,12 @@ void MatMulBf16(const float* x, int rows, const PackedWeightBf16& w,
                    rows};
   const BlockFn run = Blocks(isa);
   const int panels = (n + kPanel - 1) / kPanel;
-  const int row_blocks = (rows + kBlockRows - 1) / kBlockRows;
-  // Narrower column blocks when there are few rows, so every thread gets
-  // work; a multiple of every tile's panel group (1, 2, 3).
-  const int64_t want_items = 4 * NumThreads();
-  int block_panels = static_cast<int>(std::clamp<int64_t>(
-      (int64_t{panels} * row_blocks + want_items - 1) / want_items, 1,
-      kMaxBlockPanels));
-  block_panels = (block_panels + 5) / 6 * 6;
-  const int panel_blocks = (panels + block_panels - 1) / block_panels;
-  const int64_t flops_per_item = int64_t{2} * std::max(w.k(), 1) *
-                                 std::min(kBlockRows, rows) *
-                                 std::min(block_panels, panels) * kPanel;
-  const int64_t grain =
-      std::max<int64_t>(1, (int64_t{1} << 19) / flops_per_item);
-  auto blocks = [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      const int r0 = static_cast<int>(b % row_blocks) * kBlockRows;
-      const int p0 = static_cast<int>(b / row_blocks) * block_panels;
-      run(a, r0, std::min(rows, r0 + kBlockRows), p0,
-          std::min(panels, p0 + block_panels));
-    }
+  auto block = [&a, run](int r0, int r1, int p0, int p1) {
+    run(a, r0, r1, p0, p1);
   };
-  ParallelFor(int64_t{row_blocks} * panel_blocks, grain, std::ref(blocks));
+  // Panel blocks are a multiple of every tile's panel group (1, 2, 3).
+  ParallelForProductBlocks(rows, panels, w.k(),
+                           {kBlockRows, kMaxBlockPanels, 6}, std::ref(block));
 }
 
 }  // namespace slabserve::cpu

@@ -144,4 +144,34 @@ void ParallelFor(int64_t n, int64_t min_grain,
   pool.Run(static_cast<int>(tasks), std::ref(task));
 }
 
+void ParallelForProductBlocks(
+    int rows, int panels, int k, const ProductBlocks& shape,
+    const std::function<void(int, int, int, int)>& block) {
+  const int block_rows = shape.block_rows, group = shape.panel_group;
+  const int row_blocks = (rows + block_rows - 1) / block_rows;
+  const int64_t want_items = 4 * NumThreads();
+  int block_panels = static_cast<int>(std::clamp<int64_t>(
+      (int64_t{panels} * row_blocks + want_items - 1) / want_items, 1,
+      shape.max_block_panels));
+  block_panels = (block_panels + group - 1) / group * group;
+  const int panel_blocks = (panels + block_panels - 1) / block_panels;
+  constexpr int64_t kPanelWidth = 16;
+  const int64_t flops_per_item = 2 * int64_t{std::max(k, 1)} *
+                                 std::min(block_rows, rows) *
+                                 std::min(block_panels, panels) * kPanelWidth;
+  const int64_t grain =
+      std::max<int64_t>(1, (int64_t{1} << 19) / flops_per_item);
+  auto blocks = [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int r0 = static_cast<int>(b % row_blocks) * block_rows;
+      const int p0 = static_cast<int>(b / row_blocks) * block_panels;
+      block(r0, std::min(rows, r0 + block_rows), p0,
+            std::min(panels, p0 + block_panels));
+    }
+  };
+  // By reference: the std::function stays in its small buffer, so a product
+  // allocates nothing.
+  ParallelFor(int64_t{row_blocks} * panel_blocks, grain, std::ref(blocks));
+}
+
 }  // namespace slabserve::cpu

@@ -20,6 +20,23 @@ int NumThreads();
 void ParallelFor(int64_t n, int64_t min_grain,
                  const std::function<void(int64_t, int64_t)>& fn);
 
+// How a matrix product's outputs ([rows] × [panels] of 16 columns, k steps
+// each) are cut into parallel work items: blocks of up to `block_rows` rows
+// × `block_panels` panels (a multiple of `panel_group`, at most
+// `max_block_panels`; narrower when there are few rows, so that every thread
+// gets work), each big enough to be worth a thread.
+struct ProductBlocks {
+  int block_rows = 0;
+  int max_block_panels = 0;
+  int panel_group = 1;
+};
+
+// Calls block(r0, r1, p0, p1) for every block of rows [r0, r1) × panels
+// [p0, p1), possibly on several threads.
+void ParallelForProductBlocks(
+    int rows, int panels, int k, const ProductBlocks& shape,
+    const std::function<void(int, int, int, int)>& block);
+
 }  // namespace slabserve::cpu
 
 #endif  // SLABSERVE_KERNELS_CPU_PARALLEL_H_
