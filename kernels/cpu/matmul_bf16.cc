@@ -11,6 +11,7 @@
 #include "kernels/math/elementwise.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -227,6 +228,14 @@ void RunBlock(const Operands& a, int r0, int r1, int p0, int p1) {
 #pragma GCC pop_options
 #endif
 
+// From CPUID (leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE): not every
+// compiler's __builtin_cpu_supports knows AMX.
+bool CpuHasAmxBf16() {
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  return (edx >> 22 & 1u) != 0 && (edx >> 24 & 1u) != 0;
+}
+
 bool AmxPermitted() {
   // Linux hands out AMX tile state only on request (ARCH_REQ_XCOMP_PERM for
   // XFEATURE_XTILEDATA), once for the whole process.
@@ -320,7 +329,7 @@ bool Bf16IsaSupported(Bf16Isa isa) {
     case Bf16Isa::kAvx512Bf16:
       return __builtin_cpu_supports("avx512bf16");
     case Bf16Isa::kAmx:
-      return __builtin_cpu_supports("amx-bf16") && AmxPermitted();
+      return CpuHasAmxBf16() && AmxPermitted();
     default:
       return true;
   }
