@@ -24,14 +24,6 @@ Projection::Projection(const float* w, int n, int k, WeightPrecision precision)
   }
 }
 
-size_t Projection::bytes() const {
-  const size_t panels = (n() + 15) / 16;
-  if (precision_ == WeightPrecision::kBf16) {
-    return panels * bf16_.pairs() * PackedWeightBf16::kPanelWidth * 4;
-  }
-  return panels * k() * PackedWeight::kPanelWidth * 4;
-}
-
 void Projection::Apply(const float* x, int rows, const float* bias,
                        float* y) const {
   if (precision_ == WeightPrecision::kBf16) {

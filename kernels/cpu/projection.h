@@ -32,8 +32,6 @@ class Projection {
     return precision_ == WeightPrecision::kBf16 ? bf16_.k() : f32_.k();
   }
   WeightPrecision precision() const { return precision_; }
-  // Bytes a product reads of the weight (its packed size).
-  size_t bytes() const;
 
   // y = x·Wᵀ (+ bias): x [rows, k], y [rows, n], bias [n] or null.
   void Apply(const float* x, int rows, const float* bias, float* y) const;
