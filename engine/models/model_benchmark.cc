@@ -9,6 +9,7 @@
 //   bazel run --config=opt //engine/models:model_benchmark --
 //     --model=DIR [--weights=f32|bf16] [--batches=1,64,256,1024]
 //     [--lengths=8,...,4096] [--workload=BxPxO] [--threads=N]
+//     [--elementwise_avx512=true|false]
 //     [--min_seconds=1] [--json=FILE]
 //
 // --workload=256x32x32: B fresh sequences each prefill P prompt tokens (in
@@ -51,6 +52,7 @@ struct Options {
   std::vector<int> lengths = {8, 32, 128, 512, 1024, 4096};
   std::vector<int> workload;  // {B, P, O}, or empty
   int threads = 0;
+  bool elementwise_avx512 = true;  // where the CPU has it
   double min_seconds = 1.0;
   std::string json;
 };
@@ -98,6 +100,9 @@ Options ParseOptions(int argc, char** argv) {
     } else if (key == "--workload") {
       o.workload = ParseList(absl::StrReplaceAll(value, {{"x", ","}}));
       if (o.workload.size() != 3) Fail("--workload=BxPxO, e.g. 256x32x32");
+    } else if (key == "--elementwise_avx512") {
+      if (value != "true" && value != "false") Fail("bad bool: " + arg);
+      o.elementwise_avx512 = value == "true";
     } else if (key == "--threads") {
       o.threads = ParseList(value)[0];
     } else if (key == "--min_seconds") {
@@ -392,6 +397,7 @@ std::string Json(const Options& o, const ModelInfo& info, double triad_gbps,
 int Main(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
   if (o.threads > 0) cpu::SetNumThreads(o.threads);
+  cpu::AllowVectorMathAvx512(o.elementwise_avx512);
   LoadOptions load_options;
   load_options.weights = o.weights;
   absl::StatusOr<std::unique_ptr<Model>> model =

@@ -1,5 +1,6 @@
 #include "kernels/cpu/vector_math.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -11,14 +12,13 @@
 namespace slabserve::cpu {
 namespace {
 
-// GCC vector extensions: 8 lanes, one AVX register under --config=opt. The
-// build is ISO C++ (-std=c++17), so GCC never contracts a·b + c on its own;
-// MulAdd is the only fused operation, and it is explicit.
+// The build's own instruction set: 8 lanes, one AVX register under
+// --config=opt. The build is ISO C++ (-std=c++17), so GCC never contracts
+// a·b + c on its own; MulAdd is the only fused operation, and it is explicit.
+namespace native {
+
 typedef float Vec __attribute__((vector_size(32)));
 typedef int32_t VecI __attribute__((vector_size(32)));
-constexpr int kLanes = sizeof(Vec) / sizeof(float);
-
-inline Vec Splat(float v) { return Vec{} + v; }
 
 inline Vec MulAdd(Vec a, Vec b, Vec c) {
 #if defined(__FMA__)
@@ -34,117 +34,78 @@ inline Vec Sqrt(Vec x) {
 #if defined(__AVX__)
   return reinterpret_cast<Vec>(_mm256_sqrt_ps(reinterpret_cast<__m256>(x)));
 #else
-  for (int i = 0; i < kLanes; ++i) x[i] = std::sqrt(x[i]);  // also exact
+  for (int i = 0; i < 8; ++i) x[i] = std::sqrt(x[i]);  // also exact
   return x;
 #endif
 }
 
-inline Vec Abs(Vec x) {
-  return reinterpret_cast<Vec>(reinterpret_cast<VecI>(x) & 0x7fffffff);
+#include "kernels/cpu/vector_math_impl.inc"
+
+}  // namespace native
+
+// AVX-512 (16 lanes), chosen at run time where the CPU has it. Only in FMA
+// builds: each lane then runs exactly the operations of a native lane, so
+// the results are identical bit for bit either way.
+#if defined(__FMA__) && defined(__x86_64__)
+#define SLABSERVE_VECTOR_MATH_AVX512 1
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#endif
+namespace avx512 {
+
+typedef float Vec __attribute__((vector_size(64)));
+typedef int32_t VecI __attribute__((vector_size(64)));
+
+inline Vec MulAdd(Vec a, Vec b, Vec c) {
+  return reinterpret_cast<Vec>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a),
+                                               reinterpret_cast<__m512>(b),
+                                               reinterpret_cast<__m512>(c)));
 }
 
-// |magnitude| with the sign of `sign`.
-inline Vec CopySign(Vec magnitude, Vec sign) {
-  const VecI sign_bit = reinterpret_cast<VecI>(sign) & int32_t{-0x7fffffff - 1};
-  return reinterpret_cast<Vec>(reinterpret_cast<VecI>(Abs(magnitude)) |
-                               sign_bit);
+inline Vec Sqrt(Vec x) {
+  return reinterpret_cast<Vec>(_mm512_sqrt_ps(reinterpret_cast<__m512>(x)));
 }
 
-// Loads `count` floats (the rest of the vector zero).
-inline Vec Load(const float* p, int count) {
-  Vec v = {};
-  std::memcpy(&v, p, sizeof(float) * count);
-  return v;
+#include "kernels/cpu/vector_math_impl.inc"
+
+}  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
+bool CpuHasAvx512() {
+#if defined(SLABSERVE_VECTOR_MATH_AVX512)
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+#else
+  return false;
+#endif
 }
 
-inline void Store(float* p, Vec v, int count) {
-  std::memcpy(p, &v, sizeof(float) * count);
-}
+std::atomic<bool> avx512_allowed{true};
 
-// Calls body(i, count) for vectors of `count` elements from i covering
-// [0, n): full vectors, then one padded tail through the same body.
-template <typename Body>
-inline void ForEachVector(int64_t n, const Body& body) {
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) body(i, kLanes);
-  if (i < n) body(i, static_cast<int>(n - i));
-}
-
-constexpr float kExpMax = 88.72283935546875f;   // ln(FLT_MAX), rounded up
-constexpr float kExpMin = -87.33654022216797f;  // ln(FLT_MIN)
-
-// x = k·ln2 + r with |r| ≤ ln2/2 (x clamped to [kExpMin, kExpMax]):
-// `scale` = 2^min(k, 127), `extra` = 2^(k - min(k, 127)) (1 or 2, so 2^128
-// needs no infinite scale), `p` = expm1(r).
-inline void Reduce(Vec x, Vec& scale, Vec& extra, Vec& p) {
-  x = x < kExpMin ? Splat(kExpMin) : x;
-  x = x > kExpMax ? Splat(kExpMax) : x;
-  constexpr float kRound = 12582912.0f;  // 1.5·2^23: rounds to an integer
-  const Vec k = (x * 1.44269504088896341f + kRound) - kRound;
-  // Cody-Waite: k·ln2_hi is exact for |k| ≤ 2^9.
-  Vec r = MulAdd(k, Splat(-0.693359375f), x);
-  r = MulAdd(k, Splat(2.12194440e-4f), r);
-  // Taylor series of expm1 to r^8: the truncation is below 2e-10 · |r|.
-  Vec q = Splat(1.0f / 40320);
-  q = MulAdd(q, r, Splat(1.0f / 5040));
-  q = MulAdd(q, r, Splat(1.0f / 720));
-  q = MulAdd(q, r, Splat(1.0f / 120));
-  q = MulAdd(q, r, Splat(1.0f / 24));
-  q = MulAdd(q, r, Splat(1.0f / 6));
-  q = MulAdd(q, r, Splat(0.5f));
-  p = MulAdd(q, r * r, r);
-  VecI ki = __builtin_convertvector(k, VecI);
-  const VecI big = ki > 127;
-  ki = big ? VecI{} + 127 : ki;
-  scale = reinterpret_cast<Vec>((ki + 127) << 23);
-  extra = big ? Splat(2.0f) : Splat(1.0f);
-}
-
-inline Vec ExpV(Vec x) {
-  Vec scale, extra, p;
-  Reduce(x, scale, extra, p);
-  Vec y = MulAdd(scale, p, scale) * extra;
-  y = x > kExpMax ? Splat(std::numeric_limits<float>::infinity()) : y;
-  y = x < kExpMin ? Splat(0.0f) : y;
-  return x != x ? x : y;  // NaN stays NaN
-}
-
-inline Vec Expm1V(Vec x) {
-  Vec scale, extra, p;
-  Reduce(x, scale, extra, p);
-  // 2^k·(1 + p) − 1 = 2^k·p + (2^k − 1); exactly p when k = 0.
-  Vec y = MulAdd(scale, p, scale - 1.0f) * extra;
-  y = x > kExpMax ? Splat(std::numeric_limits<float>::infinity()) : y;
-  return x != x ? x : y;
-}
-
-inline Vec TanhV(Vec x) {
-  // tanh|x| = e / (e + 2) with e = expm1(2|x|): accurate near zero, and
-  // exactly 1 in f32 from |x| = 9.01 on (10 keeps e finite).
-  Vec ax = Abs(x);
-  ax = ax > 10.0f ? Splat(10.0f) : ax;
-  const Vec e = Expm1V(ax + ax);
-  return CopySign(e / (e + 2.0f), x);
-}
-
-inline Vec SigmoidV(Vec x) { return 1.0f / (1.0f + ExpV(-x)); }
-
-inline Vec GeluTanhV(Vec z) {
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
-  const Vec inner = kSqrt2OverPi * (z + 0.044715f * z * z * z);
-  return 0.5f * z * (1.0f + TanhV(inner));
-}
-
-template <typename Op>
-void Map(const float* x, int64_t n, float* y, const Op& op) {
-  ForEachVector(n, [&](int64_t i, int count) {
-    Store(y + i, op(Load(x + i, count)), count);
-  });
+bool UseAvx512() {
+  return CpuHasAvx512() && avx512_allowed.load(std::memory_order_relaxed);
 }
 
 }  // namespace
 
+#if defined(SLABSERVE_VECTOR_MATH_AVX512)
+#define SLABSERVE_DISPATCH(call) \
+  return UseAvx512() ? avx512::call : native::call
+#else
+#define SLABSERVE_DISPATCH(call) return native::call
+#endif
+
 const char* VectorMathInstructionSet() {
+  if (UseAvx512()) return "AVX-512+FMA";
 #if defined(__AVX2__) && defined(__FMA__)
   return "AVX2+FMA";
 #elif defined(__AVX__)
@@ -154,42 +115,40 @@ const char* VectorMathInstructionSet() {
 #endif
 }
 
-void Exp(const float* x, int64_t n, float* y) { Map(x, n, y, ExpV); }
-void Expm1(const float* x, int64_t n, float* y) { Map(x, n, y, Expm1V); }
-void Tanh(const float* x, int64_t n, float* y) { Map(x, n, y, TanhV); }
-void Sigmoid(const float* x, int64_t n, float* y) { Map(x, n, y, SigmoidV); }
-void GeluTanh(const float* x, int64_t n, float* y) { Map(x, n, y, GeluTanhV); }
+bool AllowVectorMathAvx512(bool allowed) {
+  avx512_allowed.store(allowed, std::memory_order_relaxed);
+  return CpuHasAvx512();
+}
 
+void Exp(const float* x, int64_t n, float* y) {
+  SLABSERVE_DISPATCH(Exp(x, n, y));
+}
+void Expm1(const float* x, int64_t n, float* y) {
+  SLABSERVE_DISPATCH(Expm1(x, n, y));
+}
+void Tanh(const float* x, int64_t n, float* y) {
+  SLABSERVE_DISPATCH(Tanh(x, n, y));
+}
+void Sigmoid(const float* x, int64_t n, float* y) {
+  SLABSERVE_DISPATCH(Sigmoid(x, n, y));
+}
 void Silu(const float* x, int64_t n, float* y) {
-  Map(x, n, y, [](Vec z) { return z / (1.0f + ExpV(-z)); });
+  SLABSERVE_DISPATCH(Silu(x, n, y));
 }
-
+void GeluTanh(const float* x, int64_t n, float* y) {
+  SLABSERVE_DISPATCH(GeluTanh(x, n, y));
+}
 void GeluTanhMul(const float* gate, const float* up, int64_t n, float* out) {
-  ForEachVector(n, [&](int64_t i, int count) {
-    Store(out + i, GeluTanhV(Load(gate + i, count)) * Load(up + i, count),
-          count);
-  });
+  SLABSERVE_DISPATCH(GeluTanhMul(gate, up, n, out));
 }
-
 void SoftCap(const float* x, int64_t n, float cap, float* y) {
-  if (cap <= 0.0f) {
-    if (y != x) std::memmove(y, x, sizeof(float) * n);
-    return;
-  }
-  Map(x, n, y, [cap](Vec v) { return cap * TanhV(v / cap); });
+  SLABSERVE_DISPATCH(SoftCap(x, n, cap, y));
 }
-
 void RgLruCoefficients(const float* log_decay, const float* recurrence_gate,
                        const float* input_gate, const float* x, int64_t n,
                        bool reset, float* a, float* b) {
-  ForEachVector(n, [&](int64_t i, int count) {
-    const Vec log_a =
-        Load(log_decay + i, count) * SigmoidV(Load(recurrence_gate + i, count));
-    const Vec gated =
-        SigmoidV(Load(input_gate + i, count)) * Load(x + i, count);
-    Store(a + i, ExpV(log_a), count);
-    Store(b + i, reset ? gated : Sqrt(-Expm1V(log_a + log_a)) * gated, count);
-  });
+  SLABSERVE_DISPATCH(RgLruCoefficients(log_decay, recurrence_gate, input_gate,
+                                       x, n, reset, a, b));
 }
 
 }  // namespace slabserve::cpu

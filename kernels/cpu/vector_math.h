@@ -1,10 +1,11 @@
-// Vectorised transcendental functions on f32 arrays (8 lanes; AVX2 + FMA
-// under --config=opt). Every element goes through the same polynomial with
-// the same operations, whether it sits in a full vector or in the padded
-// tail, so a result depends only on its own input: never on the array
-// length, the element's offset or the thread that computed it. There is one
-// code path per build (no run-time dispatch), so every process of a build
-// gives the same bits.
+// Vectorised transcendental functions on f32 arrays (8 lanes, AVX2 + FMA
+// under --config=opt; 16 lanes where the CPU has AVX-512, chosen at run
+// time). Every element goes through the same polynomial with the same
+// operations, whether it sits in a full vector or in the padded tail, and
+// whatever the width, so a result depends only on its own input: never on
+// the array length, the element's offset, the thread that computed it or
+// the CPU's vector width (in FMA builds; without FMA there is no AVX-512
+// path).
 //
 // Accuracy against the correctly rounded result (vector_math_test checks
 // these bounds): Exp and Expm1 within 2 ulp, Tanh within 3 ulp, Sigmoid
@@ -16,9 +17,13 @@
 
 namespace slabserve::cpu {
 
-// The instruction set these functions were built for: "AVX2+FMA", "AVX" or
-// "generic" (for benchmark reports).
+// The instruction set these functions run on: "AVX-512+FMA", "AVX2+FMA",
+// "AVX" or "generic" (for benchmark reports).
 const char* VectorMathInstructionSet();
+// Allows (the default) or forbids the AVX-512 path, for tests and benchmarks
+// comparing widths; returns whether the CPU has it. Set it before the
+// functions run, not while they do.
+bool AllowVectorMathAvx512(bool allowed);
 
 // y[i] = f(x[i]) for i < n; y may alias x.
 void Exp(const float* x, int64_t n, float* y);

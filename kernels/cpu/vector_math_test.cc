@@ -201,5 +201,43 @@ TEST(VectorMathTest, ResultsDoNotDependOnPositionOrLength) {
   }
 }
 
+// Every function gives the same bits at every vector width: AVX-512 (where
+// the CPU has it) against the build's own 8 lanes, over all lengths' tails.
+TEST(VectorMathTest, Avx512EqualsTheNativeWidthBitwise) {
+  if (!AllowVectorMathAvx512(true)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::vector<float> x = Sweep(-100.0f, 100.0f, 4000);
+  for (float special : {0.0f, -0.0f, kInf, -kInf, 1e-30f, -1e-30f,
+                        std::numeric_limits<float>::quiet_NaN()}) {
+    x.push_back(special);
+  }
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<float> up(x.rbegin(), x.rend());
+  std::vector<float> decay(n, -0.7f);
+  auto all = [&](bool avx512) {
+    AllowVectorMathAvx512(avx512);
+    std::vector<std::vector<float>> out(11, std::vector<float>(n));
+    Exp(x.data(), n, out[0].data());
+    Expm1(x.data(), n, out[1].data());
+    Tanh(x.data(), n, out[2].data());
+    Sigmoid(x.data(), n, out[3].data());
+    Silu(x.data(), n, out[4].data());
+    GeluTanh(x.data(), n, out[5].data());
+    GeluTanhMul(x.data(), up.data(), n, out[6].data());
+    SoftCap(x.data(), n, 30.0f, out[7].data());
+    RgLruCoefficients(decay.data(), x.data(), up.data(), x.data(), n, false,
+                      out[8].data(), out[9].data());
+    Tanh(x.data(), 13, out[10].data());  // one padded tail
+    return out;
+  };
+  const auto wide = all(true);
+  const auto native = all(false);
+  AllowVectorMathAvx512(true);
+  for (size_t f = 0; f < wide.size(); ++f) {
+    EXPECT_EQ(std::memcmp(wide[f].data(), native[f].data(), n * sizeof(float)),
+              0)
+        << "function " << f;
+  }
+}
+
 }  // namespace
 }  // namespace slabserve::cpu
