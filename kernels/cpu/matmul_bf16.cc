@@ -29,13 +29,20 @@ constexpr int kMaxBlockPanels = 24;
 
 // The rounded rows of x and what a tile needs to finish its outputs.
 struct Operands {
-  const uint32_t* x;  // [rows rounded up to 16][ldx] words (bf16 pairs)
-  size_t ldx;
-  int used_pairs;  // (k + 1) / 2: the pairs that are not all padding
+  const uint16_t* x;  // [rows rounded up to 16][2 · ldx] bf16 values
+  size_t ldx;         // in pairs (32-bit words)
+  int used_pairs;     // (k + 1) / 2: the pairs that are not all padding
   const PackedWeightBf16* w;
   const float* bias;
   float* y;
   int rows;
+
+  // Steps 2i and 2i + 1 of row `row` as one little-endian word.
+  uint32_t Pair(int row, int i) const {
+    uint32_t word;
+    std::memcpy(&word, x + 2 * (row * ldx + i), sizeof(word));
+    return word;
+  }
 
   // y rows [r, r + tile_rows) × panels [p, p + panels) from out
   // [tile_rows][panels · kPanel], plus bias; rows ≥ rows and columns ≥ n
@@ -185,9 +192,9 @@ void Tile(const Operands& a, int r, int p, float* out) {
   if (RT > 1) _tile_zero(2);
   if (RT > 1 && PT > 1) _tile_zero(3);
   for (int c = 0; c < chunks; ++c) {
-    const uint32_t* x = a.x + r * a.ldx + c * kPanel;
+    const uint16_t* x = a.x + 2 * (r * a.ldx + c * kPanel);
     _tile_loadd(4, x, x_stride);
-    if (RT > 1) _tile_loadd(5, x + 16 * a.ldx, x_stride);
+    if (RT > 1) _tile_loadd(5, x + 2 * 16 * a.ldx, x_stride);
     _tile_loadd(6, a.w->panel(p) + c * kPanel * kPanel, 64);
     if (PT > 1) _tile_loadd(7, a.w->panel(p + 1) + c * kPanel * kPanel, 64);
     _tile_dpbf16ps(0, 4, 6);
@@ -273,32 +280,25 @@ inline uint16_t RoundToBf16(float value) {
                                                                   : rounded);
 }
 
-// x rows rounded to bf16 (two consecutive values per little-endian word),
-// each row padded with zeros to `pairs` words, rows padded to a multiple of
-// 16 (AMX tiles).
-const uint32_t* RoundRows(const float* x, int rows, int k, int pairs,
-                          std::vector<uint32_t>& buffer) {
+// x rows rounded to bf16, each row padded with zeros to 2 · pairs values,
+// rows padded to a multiple of 16 (AMX tiles).
+const uint16_t* RoundRows(const float* x, int rows, int k, int pairs,
+                          std::vector<uint16_t>& buffer) {
+  const size_t width = 2 * static_cast<size_t>(pairs);
   const size_t padded_rows = (rows + 15) / 16 * 16;
-  if (buffer.size() < padded_rows * pairs) buffer.resize(padded_rows * pairs);
-  uint32_t* out = buffer.data();
+  if (buffer.size() < padded_rows * width) buffer.resize(padded_rows * width);
+  uint16_t* out = buffer.data();
   auto round = [&](int64_t begin, int64_t end) {
-    constexpr int kChunk = 128;  // values rounded per pass
-    uint16_t values[kChunk];
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * k;
-      for (int i0 = 0; i0 < 2 * pairs; i0 += kChunk) {
-        const int count = std::clamp(k - i0, 0, kChunk);
-        for (int i = 0; i < count; ++i) values[i] = RoundToBf16(xr[i0 + i]);
-        std::fill(values + count, values + kChunk, uint16_t{0});
-        std::memcpy(out + r * pairs + i0 / 2, values,
-                    std::min(kChunk, 2 * pairs - i0) * sizeof(uint16_t));
-      }
+      uint16_t* o = out + r * width;
+      for (int i = 0; i < k; ++i) o[i] = RoundToBf16(xr[i]);
+      std::fill(o + k, o + width, uint16_t{0});
     }
   };
   ParallelFor(rows, std::max<int64_t>(1, (int64_t{1} << 15) / std::max(k, 1)),
               std::ref(round));
-  std::fill(out + static_cast<size_t>(rows) * pairs, out + padded_rows * pairs,
-            0u);
+  std::fill(out + rows * width, out + padded_rows * width, uint16_t{0});
   return out;
 }
 
@@ -401,7 +401,7 @@ void MatMulBf16(const float* x, int rows, const PackedWeightBf16& w,
                 const float* bias, float* y, Bf16Isa isa) {
   const int n = w.n();
   if (rows <= 0 || n <= 0) return;
-  thread_local std::vector<uint32_t> rounded;
+  thread_local std::vector<uint16_t> rounded;
   const Operands a{RoundRows(x, rows, w.k(), w.pairs(), rounded),
                    static_cast<size_t>(w.pairs()),
                    (w.k() + 1) / 2,
