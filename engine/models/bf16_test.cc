@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/eval/golden.h"
+#include "engine/models/golden_test_util.h"
 #include "engine/models/registry.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/matmul_bf16.h"
@@ -28,23 +29,16 @@ struct GoldenModel {
 std::unique_ptr<Model> LoadBf16(const std::string& dir) {
   LoadOptions options;
   options.weights = cpu::WeightPrecision::kBf16;
-  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(dir, options);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? *std::move(model) : nullptr;
+  return LoadForTest(dir, options);
 }
 
 GoldenFile Golden(const std::string& dir) {
-  absl::StatusOr<GoldenFile> golden = LoadGoldenFile(dir + "/golden.json");
-  EXPECT_TRUE(golden.ok()) << golden.status();
-  return golden.ok() ? *std::move(golden) : GoldenFile{};
+  return GoldenForTest(dir + "/golden.json");
 }
 
 std::vector<CaseResult> RunGolden(Model& model, const GoldenFile& golden,
                                   bool batched) {
-  absl::StatusOr<std::vector<CaseResult>> results =
-      RunCases(model, golden.cases, {/*prompt_chunk=*/0, batched});
-  EXPECT_TRUE(results.ok()) << results.status();
-  return results.ok() ? *std::move(results) : std::vector<CaseResult>{};
+  return RunCasesForTest(model, golden.cases, {/*prompt_chunk=*/0, batched});
 }
 
 class Bf16GoldenTest : public ::testing::TestWithParam<GoldenModel> {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/eval/golden.h"
+#include "engine/models/golden_test_util.h"
 #include "engine/models/registry.h"
 #include "engine/state/state_pool.h"
 #include "gtest/gtest.h"
@@ -18,25 +19,14 @@ namespace {
 
 const std::string kDir = "tests/golden/bmojo_tiny";
 
-std::unique_ptr<Model> Load() {
-  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(kDir);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? *std::move(model) : nullptr;
-}
+std::unique_ptr<Model> Load() { return LoadForTest(kDir); }
 
-GoldenFile Golden() {
-  absl::StatusOr<GoldenFile> golden = LoadGoldenFile(kDir + "/golden.json");
-  EXPECT_TRUE(golden.ok()) << golden.status();
-  return golden.ok() ? *std::move(golden) : GoldenFile{};
-}
+GoldenFile Golden() { return GoldenForTest(kDir + "/golden.json"); }
 
 std::vector<CaseResult> RunAll(Model& model,
                                const std::vector<GoldenCase>& cases,
                                int prompt_chunk, bool batched) {
-  absl::StatusOr<std::vector<CaseResult>> results =
-      RunCases(model, cases, {prompt_chunk, batched});
-  EXPECT_TRUE(results.ok()) << results.status();
-  return results.ok() ? *std::move(results) : std::vector<CaseResult>{};
+  return RunCasesForTest(model, cases, {prompt_chunk, batched});
 }
 
 std::unique_ptr<StatePool> Pool(const Model& model, int slots, int blocks) {

@@ -7,6 +7,7 @@
 
 #include "engine/eval/golden.h"
 #include "engine/io/checkpoint.h"
+#include "engine/models/golden_test_util.h"
 #include "engine/models/registry.h"
 #include "gtest/gtest.h"
 
@@ -26,24 +27,17 @@ std::string Dir(const Variant& v) {
 std::unique_ptr<Model> Load(const Variant& v) {
   LoadOptions options;
   options.weights_file = v.weights;
-  absl::StatusOr<std::unique_ptr<Model>> model = LoadModel(Dir(v), options);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? *std::move(model) : nullptr;
+  return LoadForTest(Dir(v), options);
 }
 
 GoldenFile Golden(const Variant& v) {
-  absl::StatusOr<GoldenFile> golden = LoadGoldenFile(Dir(v) + "/" + v.golden);
-  EXPECT_TRUE(golden.ok()) << golden.status();
-  return golden.ok() ? *std::move(golden) : GoldenFile{};
+  return GoldenForTest(Dir(v) + "/" + v.golden);
 }
 
 std::vector<CaseResult> RunAll(Model& model,
                                const std::vector<GoldenCase>& cases,
                                int prompt_chunk, bool batched) {
-  absl::StatusOr<std::vector<CaseResult>> results =
-      RunCases(model, cases, {prompt_chunk, batched});
-  EXPECT_TRUE(results.ok()) << results.status();
-  return results.ok() ? *std::move(results) : std::vector<CaseResult>{};
+  return RunCasesForTest(model, cases, {prompt_chunk, batched});
 }
 
 double MaxDiff(const std::vector<float>& a, const std::vector<float>& b) {
