@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "tests/e2e_util.h"
 #include "tests/server_process.h"
+#include "tests/server_suite.h"
 
 namespace slabserve::testing {
 namespace {
@@ -23,31 +24,14 @@ using ::testing::ElementsAreArray;
 
 constexpr char kModelDir[] = "tests/golden/griffin_tiny";
 
-class Bf16E2eTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<ServerProcess>> started =
-        ServerProcess::Start({"--config=configs/default.textproto",
-                              absl::StrCat("--model=", kModelDir),
-                              "--backend=cpu", "--device_weights=bf16",
-                              "--state_memory=16MiB"});
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = started->release();
+class Bf16E2eTest : public ServerSuite<Bf16E2eTest> {
+ public:
+  static std::vector<std::string> ServerFlags() {
+    return {"--config=configs/default.textproto",
+            absl::StrCat("--model=", kModelDir), "--backend=cpu",
+            "--device_weights=bf16", "--state_memory=16MiB"};
   }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    stub_ = v1::Slabserve::NewStub(server_->NewChannel());
-  }
-
-  static ServerProcess* server_;
-  std::unique_ptr<v1::Slabserve::Stub> stub_;
 };
-
-ServerProcess* Bf16E2eTest::server_ = nullptr;
 
 TEST_F(Bf16E2eTest, GreedyIdsEqualTheEnginesBf16Run) {
   LoadOptions options;

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "tests/e2e_util.h"
 #include "tests/server_process.h"
+#include "tests/server_suite.h"
 
 namespace slabserve::testing {
 namespace {
@@ -24,40 +25,16 @@ using ::testing::HasSubstr;
 
 constexpr char kModelDir[] = "tests/golden/bmojo_tiny";
 
-class BmojoE2eTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    // bmojo_tiny: 16,388 B of constant state and 8 KiB per 16-token block;
-    // 1 MiB holds 42 slots and 43 blocks, far fewer than the crowd needs.
-    absl::StatusOr<std::unique_ptr<ServerProcess>> started =
-        ServerProcess::Start({"--config=configs/default.textproto",
-                              absl::StrCat("--model=", kModelDir),
-                              "--state_memory=1MiB", "--block_tokens=16"});
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = started->release();
+class BmojoE2eTest : public ServerSuite<BmojoE2eTest> {
+ public:
+  // bmojo_tiny: 16,388 B of constant state and 8 KiB per 16-token block;
+  // 1 MiB holds 42 slots and 43 blocks, far fewer than the crowd needs.
+  static std::vector<std::string> ServerFlags() {
+    return {"--config=configs/default.textproto",
+            absl::StrCat("--model=", kModelDir), "--state_memory=1MiB",
+            "--block_tokens=16"};
   }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    stub_ = v1::Slabserve::NewStub(server_->NewChannel());
-  }
-
-  v1::ModelInfo ModelInfo() {
-    grpc::ClientContext context;
-    v1::ModelInfo info;
-    EXPECT_TRUE(stub_->GetModelInfo(&context, {}, &info).ok());
-    return info;
-  }
-
-  static ServerProcess* server_;
-  std::unique_ptr<v1::Slabserve::Stub> stub_;
 };
-
-ServerProcess* BmojoE2eTest::server_ = nullptr;
 
 TEST_F(BmojoE2eTest, GreedyTokenIdsMatchGolden) {
   const std::vector<GoldenCase> cases = LoadGoldenCases(kModelDir);

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "tests/e2e_util.h"
 #include "tests/server_process.h"
+#include "tests/server_suite.h"
 
 namespace slabserve::testing {
 namespace {
@@ -30,36 +31,17 @@ using ::testing::HasSubstr;
 constexpr char kModelDir[] = "tests/golden/griffin_tiny";
 constexpr int kMaxTokensLimit = 1000000;
 
-class ServerE2eTest : public ::testing::Test {
+class ServerE2eTest : public ServerSuite<ServerE2eTest> {
+ public:
+  static std::vector<std::string> ServerFlags() {
+    return {"--config=configs/default.textproto",
+            absl::StrCat("--model=", kModelDir),
+            "--tokenizer=tests/golden/tokenizer/tokenizer.model",
+            "--state_memory=16MiB",
+            absl::StrCat("--max_tokens_limit=", kMaxTokensLimit)};
+  }
+
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<ServerProcess>> started =
-        ServerProcess::Start(
-            {"--config=configs/default.textproto",
-             absl::StrCat("--model=", kModelDir),
-             "--tokenizer=tests/golden/tokenizer/tokenizer.model",
-             "--state_memory=16MiB",
-             absl::StrCat("--max_tokens_limit=", kMaxTokensLimit)});
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = started->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    stub_ = v1::Slabserve::NewStub(server_->NewChannel());
-  }
-
-  v1::ModelInfo ModelInfo() {
-    grpc::ClientContext context;
-    v1::ModelInfo info;
-    EXPECT_TRUE(stub_->GetModelInfo(&context, {}, &info).ok());
-    return info;
-  }
-
   // Waits (bounded) until no slot is in use; returns the last count seen.
   int WaitForFreeSlots() {
     int in_use = -1;
@@ -70,12 +52,7 @@ class ServerE2eTest : public ::testing::Test {
     }
     return in_use;
   }
-
-  static ServerProcess* server_;
-  std::unique_ptr<v1::Slabserve::Stub> stub_;
 };
-
-ServerProcess* ServerE2eTest::server_ = nullptr;
 
 TEST_F(ServerE2eTest, GreedyTokenIdsMatchGolden) {
   std::vector<GoldenCase> cases = LoadGoldenCases(kModelDir);
