@@ -29,18 +29,20 @@ constexpr int kMaxBlockPanels = 24;
 
 // The rounded rows of x and what a tile needs to finish its outputs.
 struct Operands {
-  const uint16_t* x;  // [rows rounded up to 16][2 · ldx] bf16 values
-  size_t ldx;         // in pairs (32-bit words)
-  int used_pairs;     // (k + 1) / 2: the pairs that are not all padding
+  const uint16_t* x;  // [rows rounded up to 16][2 · w->pairs()] bf16 values
   const PackedWeightBf16* w;
   const float* bias;
   float* y;
   int rows;
 
+  // x's row stride in pairs (32-bit words).
+  size_t ldx() const { return w->pairs(); }
+  // The pairs that are not all padding.
+  int used_pairs() const { return (w->k() + 1) / 2; }
   // Steps 2i and 2i + 1 of row `row` as one little-endian word.
   uint32_t Pair(int row, int i) const {
     uint32_t word;
-    std::memcpy(&word, x + 2 * (row * ldx + i), sizeof(word));
+    std::memcpy(&word, x + 2 * (row * ldx() + i), sizeof(word));
     return word;
   }
 
@@ -63,12 +65,6 @@ struct Operands {
   }
 };
 
-inline float FromBits(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
-
 // Converting sets: each bf16 product is exact in F32, so a multiply then an
 // add rounds once, exactly as a fused multiply-add would; low step first.
 #define SLABSERVE_BF16_CONVERTING_SET                               \
@@ -76,8 +72,8 @@ inline float FromBits(uint32_t bits) {
   inline Lanes Accumulate(Lanes acc, uint32_t xw, Words wv) {       \
     const Lanes w_low = reinterpret_cast<Lanes>(wv << 16);          \
     const Lanes w_high = reinterpret_cast<Lanes>(wv & 0xFFFF0000u); \
-    acc += Broadcast(FromBits(xw << 16)) * w_low;                   \
-    return acc + Broadcast(FromBits(xw & 0xFFFF0000u)) * w_high;    \
+    acc += Broadcast(math::Bf16ToFloat(xw & 0xFFFFu)) * w_low;      \
+    return acc + Broadcast(math::Bf16ToFloat(xw >> 16)) * w_high;   \
   }
 
 namespace generic {
@@ -186,15 +182,15 @@ void Configure() {
 template <int RT, int PT>
 void Tile(const Operands& a, int r, int p, float* out) {
   const int chunks = a.w->pairs() / kPanel;
-  const size_t x_stride = a.ldx * sizeof(uint32_t);
+  const size_t x_stride = a.ldx() * sizeof(uint32_t);
   _tile_zero(0);
   if (PT > 1) _tile_zero(1);
   if (RT > 1) _tile_zero(2);
   if (RT > 1 && PT > 1) _tile_zero(3);
   for (int c = 0; c < chunks; ++c) {
-    const uint16_t* x = a.x + 2 * (r * a.ldx + c * kPanel);
+    const uint16_t* x = a.x + 2 * (r * a.ldx() + c * kPanel);
     _tile_loadd(4, x, x_stride);
-    if (RT > 1) _tile_loadd(5, x + 2 * 16 * a.ldx, x_stride);
+    if (RT > 1) _tile_loadd(5, x + 2 * 16 * a.ldx(), x_stride);
     _tile_loadd(6, a.w->panel(p) + c * kPanel * kPanel, 64);
     if (PT > 1) _tile_loadd(7, a.w->panel(p + 1) + c * kPanel * kPanel, 64);
     _tile_dpbf16ps(0, 4, 6);
@@ -270,21 +266,12 @@ BlockFn Blocks(Bf16Isa isa) {
   }
 }
 
-// math::Bf16Bits without a branch, so that the loop below vectorises.
-inline uint16_t RoundToBf16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof(bits));
-  const uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
-  const uint32_t quiet_nan = (bits | 0x00400000u) >> 16;
-  return static_cast<uint16_t>((bits & 0x7FFFFFFFu) > 0x7F800000u ? quiet_nan
-                                                                  : rounded);
-}
-
-// x rows rounded to bf16, each row padded with zeros to 2 · pairs values,
+// x rows rounded to bf16, each row padded with zeros to 2 · w.pairs() values,
 // rows padded to a multiple of 16 (AMX tiles).
-const uint16_t* RoundRows(const float* x, int rows, int k, int pairs,
+const uint16_t* RoundRows(const float* x, int rows, const PackedWeightBf16& w,
                           std::vector<uint16_t>& buffer) {
-  const size_t width = 2 * static_cast<size_t>(pairs);
+  const int k = w.k();
+  const size_t width = 2 * static_cast<size_t>(w.pairs());
   const size_t padded_rows = (rows + 15) / 16 * 16;
   if (buffer.size() < padded_rows * width) buffer.resize(padded_rows * width);
   uint16_t* out = buffer.data();
@@ -292,7 +279,7 @@ const uint16_t* RoundRows(const float* x, int rows, int k, int pairs,
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * k;
       uint16_t* o = out + r * width;
-      for (int i = 0; i < k; ++i) o[i] = RoundToBf16(xr[i]);
+      for (int i = 0; i < k; ++i) o[i] = math::Bf16Bits(xr[i]);
       std::fill(o + k, o + width, uint16_t{0});
     }
   };
@@ -402,13 +389,7 @@ void MatMulBf16(const float* x, int rows, const PackedWeightBf16& w,
   const int n = w.n();
   if (rows <= 0 || n <= 0) return;
   thread_local std::vector<uint16_t> rounded;
-  const Operands a{RoundRows(x, rows, w.k(), w.pairs(), rounded),
-                   static_cast<size_t>(w.pairs()),
-                   (w.k() + 1) / 2,
-                   &w,
-                   bias,
-                   y,
-                   rows};
+  const Operands a{RoundRows(x, rows, w, rounded), &w, bias, y, rows};
   const BlockFn run = Blocks(isa);
   const int panels = (n + kPanel - 1) / kPanel;
   auto block = [&a, run](int r0, int r1, int p0, int p1) {
