@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <new>
 #include <utility>
 
 #include "kernels/cpu/parallel.h"
@@ -200,8 +199,7 @@ PackedWeight::PackedWeight(const float* w, int n, int k) : n_(n), k_(k) {
   const size_t count = static_cast<size_t>(panels) * k * kPanel;
   if (count == 0) return;
   // 64-byte aligned: one step of a panel is exactly one cache line.
-  data_.reset(static_cast<float*>(std::aligned_alloc(64, count * 4)));
-  if (data_ == nullptr) throw std::bad_alloc();  // as std::vector would
+  data_ = AllocateAligned<float>(count);
   float* out = data_.get();
   for (int p = 0; p < panels; ++p) {
     for (int i = 0; i < k; ++i) {

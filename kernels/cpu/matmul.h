@@ -10,8 +10,9 @@
 #define SLABSERVE_KERNELS_CPU_MATMUL_H_
 
 #include <cstddef>
-#include <cstdlib>
 #include <memory>
+
+#include "kernels/cpu/aligned_array.h"
 
 namespace slabserve::cpu {
 
@@ -39,12 +40,9 @@ class PackedWeight {
   }
 
  private:
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
   int n_ = 0;
   int k_ = 0;
-  std::unique_ptr<float[], Free> data_;
+  AlignedArray<float> data_;
 };
 
 // y[r, j] = bias[j] + Σ_i x[r, i] · W[j, i] for r < rows, j < w.n().

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
-#include <new>
 #include <vector>
 
 #include "kernels/cpu/parallel.h"
@@ -358,8 +357,7 @@ PackedWeightBf16::PackedWeightBf16(const float* w, int n, int k)
   const int panels = (n + kPanel - 1) / kPanel;
   const size_t count = static_cast<size_t>(panels) * pairs_ * kPanel;
   if (count == 0) return;
-  data_.reset(static_cast<uint32_t*>(std::aligned_alloc(64, count * 4)));
-  if (data_ == nullptr) throw std::bad_alloc();
+  data_ = AllocateAligned<uint32_t>(count);
   auto at = [&](int j, int i) -> uint32_t {
     if (j >= n || i >= k) return 0;
     return math::Bf16Bits(w[static_cast<size_t>(j) * k + i]);

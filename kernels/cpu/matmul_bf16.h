@@ -16,8 +16,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
+
+#include "kernels/cpu/aligned_array.h"
 
 namespace slabserve::cpu {
 
@@ -64,13 +65,10 @@ class PackedWeightBf16 {
   }
 
  private:
-  struct Free {
-    void operator()(uint32_t* p) const { std::free(p); }
-  };
   int n_ = 0;
   int k_ = 0;
   int pairs_ = 0;
-  std::unique_ptr<uint32_t[], Free> data_;
+  AlignedArray<uint32_t> data_;
 };
 
 // y[r, j] = bias[j] + Σ_i bf16(x[r, i]) · W[j, i] for r < rows, j < w.n().
