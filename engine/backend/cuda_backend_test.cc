@@ -21,18 +21,10 @@
 #include "engine/models/registry.h"
 #include "engine/scheduler/scheduler.h"
 #include "engine/scheduler/test_util.h"
-#include "kernels/cuda/device.h"
+#include "kernels/cuda/test_util.h"
 
 namespace slabserve {
 namespace {
-
-#define SKIP_WITHOUT_DEVICE()                        \
-  do {                                               \
-    std::string reason_;                             \
-    if (cuda::DeviceCount(&reason_) == 0) {          \
-      GTEST_SKIP() << "no CUDA device: " << reason_; \
-    }                                                \
-  } while (0)
 
 constexpr size_t kBudget = size_t{256} << 20;
 const char* const kModels[] = {"griffin_tiny", "hawk_tiny", "srm_tiny"};
@@ -106,7 +98,7 @@ void ExpectClose(const std::vector<SampledToken>& cpu,
 }
 
 TEST(CudaBackendTest, GreedyMatchesCpuOnEveryGoldenModel) {
-  SKIP_WITHOUT_DEVICE();
+  SKIP_WITHOUT_CUDA_DEVICE();
   for (const char* name : kModels) {
     auto model = LoadModel(Dir(name));
     ASSERT_TRUE(model.ok()) << model.status();
@@ -128,7 +120,7 @@ TEST(CudaBackendTest, GreedyMatchesCpuOnEveryGoldenModel) {
 }
 
 TEST(CudaBackendTest, ResultsDoNotDependOnTheBatch) {
-  SKIP_WITHOUT_DEVICE();
+  SKIP_WITHOUT_CUDA_DEVICE();
   for (const char* name : kModels) {
     auto model = LoadModel(Dir(name));
     ASSERT_TRUE(model.ok()) << model.status();
@@ -151,7 +143,7 @@ TEST(CudaBackendTest, ResultsDoNotDependOnTheBatch) {
 // Swapping a sequence out to host memory and back, or snapshotting and
 // restoring it, continues it bit for bit.
 TEST(CudaBackendTest, SwapAndRestoreContinueExactly) {
-  SKIP_WITHOUT_DEVICE();
+  SKIP_WITHOUT_CUDA_DEVICE();
   for (const char* name : kModels) {
     auto model = LoadModel(Dir(name));
     ASSERT_TRUE(model.ok()) << model.status();
@@ -198,7 +190,7 @@ TEST(CudaBackendTest, SwapAndRestoreContinueExactly) {
 }
 
 TEST(CudaBackendTest, SchedulerCrowdGivesEachRequestItsAloneResult) {
-  SKIP_WITHOUT_DEVICE();
+  SKIP_WITHOUT_CUDA_DEVICE();
   auto model = LoadModel(Dir("griffin_tiny"));
   ASSERT_TRUE(model.ok()) << model.status();
   auto make = [&]() {

@@ -19,18 +19,10 @@
 
 #include "engine/backend/cuda_backend.h"
 #include "engine/models/registry.h"
-#include "kernels/cuda/device.h"
+#include "kernels/cuda/test_util.h"
 
 namespace slabserve {
 namespace {
-
-#define SKIP_WITHOUT_DEVICE()                        \
-  do {                                               \
-    std::string reason_;                             \
-    if (cuda::DeviceCount(&reason_) == 0) {          \
-      GTEST_SKIP() << "no CUDA device: " << reason_; \
-    }                                                \
-  } while (0)
 
 constexpr size_t kBudget = size_t{256} << 20;
 const char* const kModels[] = {"griffin_tiny", "hawk_tiny", "srm_tiny"};
@@ -152,7 +144,7 @@ void ExpectSame(const std::vector<std::vector<SampledToken>>& want,
 }
 
 TEST(CudaGraphsTest, GraphStepsEqualEagerStepsBitwise) {
-  SKIP_WITHOUT_DEVICE();
+  SKIP_WITHOUT_CUDA_DEVICE();
   for (const char* name : kModels) {
     auto model = LoadModel(Dir(name));
     ASSERT_TRUE(model.ok()) << model.status();
