@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/target.h"
 
 #if defined(__FMA__)
 #include <immintrin.h>
@@ -65,13 +66,7 @@ inline Lanes MulAdd(Lanes a, Lanes b, Lanes acc) {
 // per step, same order), so results are identical bit for bit either way.
 #if defined(__FMA__) && defined(__x86_64__)
 #define SLABSERVE_MATMUL_AVX512 1
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f"))), \
-                             apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-#endif
+SLABSERVE_TARGET_PUSH("avx512f")
 namespace avx512 {
 
 typedef float Lanes __attribute__((vector_size(64)));
@@ -86,11 +81,7 @@ inline Lanes MulAdd(Lanes a, Lanes b, Lanes acc) {
 #include "kernels/cpu/matmul_tiles.inc"
 
 }  // namespace avx512
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SLABSERVE_TARGET_POP
 #endif
 
 bool UseAvx512() {

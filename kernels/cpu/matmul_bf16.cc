@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/target.h"
 #include "kernels/math/elementwise.h"
 
 #if defined(__x86_64__)
@@ -85,13 +86,7 @@ SLABSERVE_BF16_CONVERTING_SET
 
 #if defined(__x86_64__)
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), \
-                             apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+SLABSERVE_TARGET_PUSH("avx2,fma")
 namespace avx2 {
 typedef float Lanes __attribute__((vector_size(32)));
 typedef uint32_t Words __attribute__((vector_size(32)));
@@ -99,19 +94,9 @@ constexpr int kRows = 4, kPanels = 1;
 SLABSERVE_BF16_CONVERTING_SET
 #include "kernels/cpu/matmul_bf16_tiles.inc"
 }  // namespace avx2
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SLABSERVE_TARGET_POP
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f"))), \
-                             apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-#endif
+SLABSERVE_TARGET_PUSH("avx512f")
 namespace avx512 {
 typedef float Lanes __attribute__((vector_size(64)));
 typedef uint32_t Words __attribute__((vector_size(64)));
@@ -119,19 +104,9 @@ constexpr int kRows = 8, kPanels = 2;
 SLABSERVE_BF16_CONVERTING_SET
 #include "kernels/cpu/matmul_bf16_tiles.inc"
 }  // namespace avx512
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SLABSERVE_TARGET_POP
 
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bf16"))), \
-                             apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512bf16")
-#endif
+SLABSERVE_TARGET_PUSH("avx512f,avx512bf16")
 namespace avx512bf16 {
 typedef float Lanes __attribute__((vector_size(64)));
 typedef uint32_t Words __attribute__((vector_size(64)));
@@ -144,19 +119,9 @@ inline Lanes Accumulate(Lanes acc, uint32_t xw, Words wv) {
 }
 #include "kernels/cpu/matmul_bf16_tiles.inc"
 }  // namespace avx512bf16
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SLABSERVE_TARGET_POP
 
-#if defined(__clang__)
-#pragma clang attribute push( \
-    __attribute__((target("amx-tile,amx-bf16,avx512f"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("amx-tile,amx-bf16,avx512f")
-#endif
+SLABSERVE_TARGET_PUSH("amx-tile,amx-bf16,avx512f")
 namespace amx {
 
 // Tiles 0-3 hold sums (2 row tiles × 2 panels), 4-5 rows of x, 6-7 panels.
@@ -224,11 +189,7 @@ void RunBlock(const Operands& a, int r0, int r1, int p0, int p1) {
 }
 
 }  // namespace amx
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SLABSERVE_TARGET_POP
 
 // From CPUID (leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE): not every
 // compiler's __builtin_cpu_supports knows AMX.

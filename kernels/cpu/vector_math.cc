@@ -5,6 +5,8 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/cpu/target.h"
+
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -48,13 +50,7 @@ inline Vec Sqrt(Vec x) {
 // the results are identical bit for bit either way.
 #if defined(__FMA__) && defined(__x86_64__)
 #define SLABSERVE_VECTOR_MATH_AVX512 1
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f"))), \
-                             apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-#endif
+SLABSERVE_TARGET_PUSH("avx512f")
 namespace avx512 {
 
 typedef float Vec __attribute__((vector_size(64)));
@@ -73,11 +69,7 @@ inline Vec Sqrt(Vec x) {
 #include "kernels/cpu/vector_math_impl.inc"
 
 }  // namespace avx512
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+SLABSERVE_TARGET_POP
 #endif
 
 bool CpuHasAvx512() {
