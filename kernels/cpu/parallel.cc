@@ -12,6 +12,9 @@ namespace slabserve::cpu {
 namespace {
 
 std::atomic<int> requested_threads{0};
+// Set while this thread runs a pool task: a loop started inside one runs on
+// the spot (the pool runs one loop at a time; waiting for it would deadlock).
+thread_local bool running_pool_task = false;
 
 class ThreadPool {
  public:
@@ -60,7 +63,9 @@ class ThreadPool {
         index = next_++;
         task = task_;
       }
+      running_pool_task = true;
       (*task)(index);
+      running_pool_task = false;
       std::lock_guard<std::mutex> lock(mu_);
       if (--pending_ == 0) done_.notify_all();
     }
@@ -129,7 +134,7 @@ void ParallelFor(int64_t n, int64_t min_grain,
   ThreadPool& pool = Pool();
   int64_t grain = std::max<int64_t>(1, min_grain);
   int64_t tasks = std::min<int64_t>((n + grain - 1) / grain, pool.size() * 4);
-  if (tasks <= 1 || pool.size() == 1) {
+  if (tasks <= 1 || pool.size() == 1 || running_pool_task) {
     fn(0, n);
     return;
   }

@@ -17,6 +17,8 @@ int NumThreads();
 // Calls fn(begin, end) over disjoint ranges covering [0, n), possibly on
 // several threads; returns when all are done. Ranges hold at least
 // `min_grain` items (except the last) so small loops stay on one thread.
+// Called from inside another ParallelFor's fn, it runs fn(0, n) on the
+// calling thread: the outer loop already spreads the work.
 void ParallelFor(int64_t n, int64_t min_grain,
                  const std::function<void(int64_t, int64_t)>& fn);
 
