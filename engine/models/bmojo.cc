@@ -84,21 +84,6 @@ int BmfSlabs(const BmojoConfig& c) {
                              : bmojo::kFadingRing + 1;
 }
 
-void AddInPlace(float* x, const float* y, int64_t rows, int width) {
-  ForEachItem(rows, width, [&](int64_t r) {
-    float* xr = x + r * width;
-    const float* yr = y + r * width;
-    for (int i = 0; i < width; ++i) xr[i] += yr[i];
-  });
-}
-
-void NormRows(const float* x, int64_t rows, int width,
-              const std::vector<float>& scale, float eps, float* y) {
-  ForEachItem(rows, 3 * width, [&](int64_t r) {
-    cpu::RmsNorm(x + r * width, 1, width, scale.data(), eps, y + r * width);
-  });
-}
-
 absl::StatusOr<std::vector<float>> BmojoModel::Tensor(
     const std::string& name, const std::vector<int64_t>& shape) {
   Weight weight;
@@ -265,28 +250,27 @@ absl::Status BmojoModel::Forward(absl::Span<const SequenceChunk> batch,
     std::memcpy(x + i * d, &embedding_[static_cast<size_t>(plan.token(i)) * d],
                 sizeof(float) * d);
   });
+  // Each layer's output joins the residual stream x as the next norm reads
+  // it; after the last layer, only the rows that reach the head.
   const float eps = config_.rms_norm_eps;
+  const float* pending = nullptr;
   for (const LayerWeights& layer : layers_) {
-    NormRows(x, T, d, layer.input_norm, eps, n);
+    AddThenNorm(x, pending, T, d, layer.input_norm.data(), eps, n);
     if (layer.type == BmojoLayerType::kAttention) {
       bmojo::FullAttentionLayer(config_, layer, plan, n, pool, ws, out);
     } else {
       bmojo::BmojoFLayer(config_, layer, plan, n, pool, ws, out);
     }
-    AddInPlace(x, out, T, d);
-    NormRows(x, T, d, layer.post_norm, eps, n);
+    AddThenNorm(x, out, T, d, layer.post_norm.data(), eps, n);
     bmojo::MlpLayer(config_, layer, T, n, ws, out);
-    AddInPlace(x, out, T, d);
+    pending = out;
   }
   // Only the last token of each chunk that wants logits reaches the head.
   const std::vector<int>& head_rows = plan.head_rows();
   if (!head_rows.empty()) {
     const int rows = static_cast<int>(head_rows.size());
     float* y = ws.head_in.data();
-    ForEachItem(rows, 3 * d, [&](int64_t r) {
-      cpu::RmsNorm(x + static_cast<size_t>(head_rows[r]) * d, 1, d,
-                   final_norm_.data(), eps, y + r * d);
-    });
+    AddThenNormRows(x, pending, head_rows, d, final_norm_.data(), eps, y);
     lm_head_.Apply(y, rows, logits);
   }
   plan.AdvancePositions(pool);

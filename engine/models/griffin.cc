@@ -61,8 +61,10 @@ class GriffinModel : public Model {
   absl::StatusOr<const float*> Tensor(const std::string& name,
                                       const std::vector<int64_t>& shape);
   absl::StatusOr<std::vector<float>> NormScale(const std::string& name);
-  absl::StatusOr<Linear> LoadLinear(const std::string& prefix, int out, int in,
-                                    bool bias);
+  // One Linear of the projections `parts` (tensor prefix, rows) of the same
+  // input, their weights (and biases) stacked in that order.
+  absl::StatusOr<Linear> LoadStacked(
+      const std::vector<std::pair<std::string, int>>& parts, int in, bool bias);
   absl::Status LoadRecurrent(const std::string& prefix, RecurrentWeights& w);
   absl::Status LoadAttention(const std::string& prefix, AttentionWeights& w);
 
@@ -80,21 +82,6 @@ class GriffinModel : public Model {
   RaggedBatch plan_;
   griffin::Workspace workspace_;
 };
-
-void AddInPlace(float* x, const float* y, int64_t rows, int width) {
-  ForEachItem(rows, width, [&](int64_t r) {
-    float* xr = x + r * width;
-    const float* yr = y + r * width;
-    for (int i = 0; i < width; ++i) xr[i] += yr[i];
-  });
-}
-
-void NormRows(const float* x, int64_t rows, int width, const float* scale,
-              float eps, float* y) {
-  ForEachItem(rows, 3 * width, [&](int64_t r) {
-    cpu::RmsNorm(x + r * width, 1, width, scale, eps, y + r * width);
-  });
-}
 
 absl::StatusOr<const float*> GriffinModel::Tensor(
     const std::string& name, const std::vector<int64_t>& shape) {
@@ -115,16 +102,27 @@ absl::StatusOr<std::vector<float>> GriffinModel::NormScale(
   return scale;
 }
 
-absl::StatusOr<Linear> GriffinModel::LoadLinear(const std::string& prefix,
-                                                int out, int in, bool bias) {
+absl::StatusOr<Linear> GriffinModel::LoadStacked(
+    const std::vector<std::pair<std::string, int>>& parts, int in, bool bias) {
   Linear linear;
-  linear.out = out;
   linear.in = in;
-  const float* weight;
-  GRIFFIN_ASSIGN(weight, Tensor(prefix + ".weight", {out, in}));
-  linear.weight = cpu::Projection(weight, out, in, precision_);
-  weights_.pop_back();  // the packed copy replaces it
-  if (bias) GRIFFIN_ASSIGN(linear.bias, Tensor(prefix + ".bias", {out}));
+  for (const auto& [prefix, out] : parts) linear.out += out;
+  std::vector<float> stacked(static_cast<size_t>(linear.out) * in);
+  size_t row = 0;
+  for (const auto& [prefix, out] : parts) {
+    const float* weight;
+    GRIFFIN_ASSIGN(weight, Tensor(prefix + ".weight", {out, in}));
+    std::copy(weight, weight + static_cast<size_t>(out) * in,
+              stacked.begin() + row * in);
+    weights_.pop_back();  // the packed copy replaces it
+    row += out;
+    if (!bias) continue;
+    const float* b;
+    GRIFFIN_ASSIGN(b, Tensor(prefix + ".bias", {out}));
+    linear.bias.insert(linear.bias.end(), b, b + out);
+    weights_.pop_back();
+  }
+  linear.weight = cpu::Projection(stacked.data(), linear.out, in, precision_);
   return linear;
 }
 
@@ -132,9 +130,10 @@ absl::Status GriffinModel::LoadRecurrent(const std::string& prefix,
                                          RecurrentWeights& w) {
   const int D = config_.hidden_size, R = config_.lru_width;
   const int H = config_.num_heads, bw = R / H, K = config_.conv_width;
-  GRIFFIN_ASSIGN(w.x, LoadLinear(prefix + "linear_x", R, D, true));
-  GRIFFIN_ASSIGN(w.y, LoadLinear(prefix + "linear_y", R, D, true));
-  GRIFFIN_ASSIGN(w.out, LoadLinear(prefix + "linear_out", D, R, true));
+  GRIFFIN_ASSIGN(
+      w.x_y, LoadStacked({{prefix + "linear_x", R}, {prefix + "linear_y", R}},
+                         D, true));
+  GRIFFIN_ASSIGN(w.out, LoadStacked({{prefix + "linear_out", D}}, R, true));
   const float* conv;
   GRIFFIN_ASSIGN(conv, Tensor(prefix + "conv_1d.weight", {R, 1, K}));
   w.conv_taps.resize(static_cast<size_t>(K) * R);
@@ -183,10 +182,11 @@ absl::Status GriffinModel::LoadAttention(const std::string& prefix,
   const int q_width = config_.num_heads * config_.head_dim;
   const int kv_width = config_.num_kv_heads * config_.head_dim;
   const bool bias = config_.attention_bias;
-  GRIFFIN_ASSIGN(w.q, LoadLinear(prefix + "q_proj", q_width, D, bias));
-  GRIFFIN_ASSIGN(w.k, LoadLinear(prefix + "k_proj", kv_width, D, bias));
-  GRIFFIN_ASSIGN(w.v, LoadLinear(prefix + "v_proj", kv_width, D, bias));
-  GRIFFIN_ASSIGN(w.o, LoadLinear(prefix + "o_proj", D, q_width, true));
+  GRIFFIN_ASSIGN(w.qkv, LoadStacked({{prefix + "q_proj", q_width},
+                                     {prefix + "k_proj", kv_width},
+                                     {prefix + "v_proj", kv_width}},
+                                    D, bias));
+  GRIFFIN_ASSIGN(w.o, LoadStacked({{prefix + "o_proj", D}}, q_width, true));
   return absl::OkStatus();
 }
 
@@ -236,9 +236,10 @@ absl::Status GriffinModel::LoadWeights() {
       layout_.push_back({absl::StrCat("layer", i, ".value_ring"), ring});
     }
     const std::string mlp = prefix + "mlp_block.";
-    GRIFFIN_ASSIGN(layer.gate, LoadLinear(mlp + "gate_proj", F, D, true));
-    GRIFFIN_ASSIGN(layer.up, LoadLinear(mlp + "up_proj", F, D, true));
-    GRIFFIN_ASSIGN(layer.down, LoadLinear(mlp + "down_proj", D, F, true));
+    GRIFFIN_ASSIGN(
+        layer.gate_up,
+        LoadStacked({{mlp + "gate_proj", F}, {mlp + "up_proj", F}}, D, true));
+    GRIFFIN_ASSIGN(layer.down, LoadStacked({{mlp + "down_proj", D}}, F, true));
   }
   GRIFFIN_RETURN_IF_ERROR(checkpoint_->CheckAllLoaded());
 
@@ -278,18 +279,20 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
     for (int d = 0; d < D; ++d) row[d] *= scale;
   });
 
+  // Each block's output joins the residual stream x as the next norm reads
+  // it; after the last block, only the rows that reach the head.
   const float eps = config_.rms_norm_eps;
+  const float* pending = nullptr;
   for (const LayerWeights& layer : layers_) {
-    NormRows(x, T, D, layer.temporal_norm.data(), eps, n);
+    AddThenNorm(x, pending, T, D, layer.temporal_norm.data(), eps, n);
     if (layer.type == GriffinBlock::kRecurrent) {
       RecurrentBlock(config_, layer, plan, n, pool, ws, out);
     } else {
       AttentionBlock(config_, layer, plan, n, pool, ws, out);
     }
-    AddInPlace(x, out, T, D);
-    NormRows(x, T, D, layer.channel_norm.data(), eps, n);
+    AddThenNorm(x, out, T, D, layer.channel_norm.data(), eps, n);
     MlpBlock(config_, layer, T, n, ws, out);
-    AddInPlace(x, out, T, D);
+    pending = out;
   }
 
   // Only the last token of each chunk that wants logits reaches the head.
@@ -297,10 +300,7 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
   if (!head_rows.empty()) {
     const int rows = static_cast<int>(head_rows.size());
     float* y = ws.head_in.data();
-    ForEachItem(rows, 3 * D, [&](int64_t r) {
-      cpu::RmsNorm(x + static_cast<size_t>(head_rows[r]) * D, 1, D,
-                   final_norm_.data(), eps, y + r * D);
-    });
+    AddThenNormRows(x, pending, head_rows, D, final_norm_.data(), eps, y);
     embedding_.Apply(y, rows, nullptr, logits);
     ForEachItem(rows, V * kTranscendental, [&](int64_t r) {
       cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap, logits + r * V);
@@ -318,19 +318,15 @@ ComputeProfile GriffinModel::Profile() const {
   const int R = config_.lru_width, bw = R / config_.num_heads;
   for (const LayerWeights& layer : layers_) {
     if (layer.type == GriffinBlock::kRecurrent) {
-      add(layer.recurrent.x);
-      add(layer.recurrent.y);
+      add(layer.recurrent.x_y);
       add(layer.recurrent.out);
       profile.other_flops_per_token += 2 * 2 * int64_t{R} * bw;  // two gates
     } else {
-      add(layer.attention.q);
-      add(layer.attention.k);
-      add(layer.attention.v);
+      add(layer.attention.qkv);
       add(layer.attention.o);
       ++profile.attention_layers;
     }
-    add(layer.gate);
-    add(layer.up);
+    add(layer.gate_up);
     add(layer.down);
   }
   profile.lm_head = {config_.vocab_size, config_.hidden_size};

@@ -14,76 +14,111 @@ void Workspace::Reserve(const GriffinConfig& config, int tokens) {
       static_cast<size_t>(config.num_heads) * config.head_dim;
   const size_t kv_width =
       static_cast<size_t>(config.num_kv_heads) * config.head_dim;
-  for (std::vector<float>* b : {&x, &normed, &out, &head_in})
+  const size_t F = config.mlp_width;
+  for (std::vector<float>* b : {&x, &normed, &out, &head_in}) {
     GrowToAtLeast(*b, T * D);
-  for (std::vector<float>* b : {&y, &u, &conv, &lru_a, &lru_b}) {
+  }
+  GrowToAtLeast(x_y, T * 2 * R);
+  for (std::vector<float>* b : {&conv, &lru_a, &lru_b}) {
     GrowToAtLeast(*b, T * R);
   }
-  GrowToAtLeast(q, T * q_width);
+  GrowToAtLeast(qkv, T * (q_width + 2 * kv_width));
   GrowToAtLeast(attended, T * q_width);
-  GrowToAtLeast(k, T * kv_width);
-  GrowToAtLeast(v, T * kv_width);
-  GrowToAtLeast(mlp_gate, T * config.mlp_width);
-  GrowToAtLeast(mlp_up, T * config.mlp_width);
+  GrowToAtLeast(mlp, T * 2 * F);
+  GrowToAtLeast(mlp_act, T * F);
 }
 
 namespace {
 
-// c = the causal depthwise conv of u ([T, R]), inputs before a chunk coming
-// from its slot's tail; then each chunk's last K-1 inputs become the tail.
-void CausalConv(const GriffinConfig& config, const RecurrentWeights& w,
-                int tail_slab, const RaggedBatch& plan, const float* u,
-                StatePool& pool, float* c) {
-  const int T = plan.tokens(), R = config.lru_width, K = config.conv_width;
-  ForEachItem(T, K * R, [&](int64_t i) {
-    const int s = plan.chunk(i);
-    const int j = static_cast<int>(i) - plan.begin(s);
-    const float* tail = pool.Row<float>(tail_slab, plan.slot(s));
-    float* ci = c + i * R;
-    std::memcpy(ci, w.conv_bias, sizeof(float) * R);
-    for (int k = 0; k < K; ++k) {
-      const int back = j - (K - 1) + k;  // chunk row, negative: tail
-      const float* src = back >= 0 ? u + (plan.begin(s) + back) * R
-                                   : tail + (K - 1 + back) * R;
-      const float* tap = &w.conv_taps[k * R];
-      for (int ch = 0; ch < R; ++ch) ci[ch] += tap[ch] * src[ch];
-    }
-  });
-  if (K == 1) return;
-  ForEachItem(plan.chunks(), (K - 1) * R, [&](int64_t s) {
-    float* tail = pool.Row<float>(tail_slab, plan.slot(s));
-    const int keep = std::max(0, K - 1 - plan.length(s));  // old rows needed
-    std::memmove(tail, tail + (K - 1 - keep) * R, sizeof(float) * keep * R);
-    const int fresh = K - 1 - keep;
-    std::memcpy(tail + keep * R, u + (plan.end(s) - fresh) * R,
-                sizeof(float) * fresh * R);
-  });
+// c row i = the causal depthwise conv of the x half of x_y rows (row stride
+// ld) at token i; inputs before its chunk come from the slot's tail.
+void ConvRow(const GriffinConfig& config, const RecurrentWeights& w,
+             const float* tail, const RaggedBatch& plan, int64_t i,
+             const float* u, size_t ld, float* c) {
+  const int R = config.lru_width, K = config.conv_width;
+  const int s = plan.chunk(i);
+  const int j = static_cast<int>(i) - plan.begin(s);
+  float* ci = c + i * R;
+  std::memcpy(ci, w.conv_bias, sizeof(float) * R);
+  for (int k = 0; k < K; ++k) {
+    const int back = j - (K - 1) + k;  // chunk row, negative: tail
+    const float* src =
+        back >= 0 ? u + (plan.begin(s) + back) * ld : tail + (K - 1 + back) * R;
+    const float* tap = &w.conv_taps[k * R];
+    for (int ch = 0; ch < R; ++ch) ci[ch] += tap[ch] * src[ch];
+  }
 }
 
-// The RG-LRU scan h = a·h + b (h = b at position 0), in f32: sequential over
-// a chunk's tokens, independent across chunks and channel blocks, so one
-// long sequence still spreads over the threads. out = h ⊙ y.
-void Scan(int R, int h_slab, const RaggedBatch& plan, const float* a,
-          const float* b, const float* y, StatePool& pool, float* out) {
-  constexpr int kChannelBlock = 16;
-  const int blocks = (R + kChannelBlock - 1) / kChannelBlock;
-  const int64_t tokens_per_chunk = plan.tokens() / plan.chunks();
-  ForEachItem(
-      int64_t{plan.chunks()} * blocks, tokens_per_chunk * kChannelBlock * 4,
-      [&](int64_t item) {
-        const int s = static_cast<int>(item / blocks);
-        const int ch_begin = static_cast<int>(item % blocks) * kChannelBlock;
-        const int ch_end = std::min(R, ch_begin + kChannelBlock);
-        float* h = pool.Row<float>(h_slab, plan.slot(s));
-        for (int i = plan.begin(s); i < plan.end(s); ++i) {
-          const bool reset = plan.position(i) == 0;
-          const size_t base = static_cast<size_t>(i) * R;
-          for (int ch = ch_begin; ch < ch_end; ++ch) {
-            h[ch] = reset ? b[base + ch] : a[base + ch] * h[ch] + b[base + ch];
-            out[base + ch] = h[ch] * y[base + ch];
-          }
-        }
-      });
+// Tokens [begin, end) of the recurrent block up to the scan, all per token:
+// gelu of the y half of x_y in place, the conv of its x half into c, the
+// block-diagonal RG-LRU gates of c (one product per head on its slice) and
+// their fusion with the decay into the scan's coefficients a and b.
+void RecurrentRows(const GriffinConfig& config, const LayerWeights& layer,
+                   const RaggedBatch& plan, const StatePool& pool,
+                   int64_t begin, int64_t end, Workspace& ws) {
+  const RecurrentWeights& w = layer.recurrent;
+  const int R = config.lru_width, bw = R / config.num_heads;
+  const size_t ld = 2 * static_cast<size_t>(R);
+  float* x_y = ws.x_y.data();
+  float* c = ws.conv.data();
+  float* a = ws.lru_a.data();
+  float* b = ws.lru_b.data();
+  for (int64_t i = begin; i < end; ++i) {
+    cpu::GeluTanh(x_y + i * ld + R, R, x_y + i * ld + R);
+    const float* tail =
+        pool.Row<float>(layer.first_slab, plan.slot(plan.chunk(i)));
+    ConvRow(config, w, tail, plan, i, x_y, ld, c);
+  }
+  const int rows = static_cast<int>(end - begin);
+  for (int h = 0; h < config.num_heads; ++h) {
+    const size_t offset = begin * R + static_cast<size_t>(h) * bw;
+    cpu::MatMulPackedStrided(c + offset, R, rows, w.recurrence_gate[h],
+                             w.recurrence_gate_bias + h * bw, a + offset, R);
+    cpu::MatMulPackedStrided(c + offset, R, rows, w.input_gate[h],
+                             w.input_gate_bias + h * bw, b + offset, R);
+  }
+  for (int64_t i = begin; i < end; ++i) {
+    cpu::RgLruCoefficients(w.log_decay.data(), a + i * R, b + i * R, c + i * R,
+                           R, plan.position(i) == 0, a + i * R, b + i * R);
+  }
+}
+
+// Channels [ch_begin, ch_end) of one chunk: the RG-LRU scan h = a·h + b
+// (h = b at position 0) in f32, sequential over the chunk's tokens, with
+// out = h ⊙ gelu(y) written over a; then the chunk's last K-1 conv inputs
+// become its tail. Channel blocks are independent, so one long sequence
+// still spreads over the threads.
+void ScanChannels(const GriffinConfig& config, const LayerWeights& layer,
+                  const RaggedBatch& plan, int s, int ch_begin, int ch_end,
+                  StatePool& pool, Workspace& ws) {
+  const int R = config.lru_width, K = config.conv_width;
+  const size_t ld = 2 * static_cast<size_t>(R);
+  const float* u = ws.x_y.data();
+  const float* y = u + R;
+  float* a = ws.lru_a.data();
+  const float* b = ws.lru_b.data();
+  float* h = pool.Row<float>(layer.first_slab + 1, plan.slot(s));
+  for (int i = plan.begin(s); i < plan.end(s); ++i) {
+    const bool reset = plan.position(i) == 0;
+    const size_t base = static_cast<size_t>(i) * R;
+    for (int ch = ch_begin; ch < ch_end; ++ch) {
+      h[ch] = reset ? b[base + ch] : a[base + ch] * h[ch] + b[base + ch];
+      a[base + ch] = h[ch] * y[i * ld + ch];
+    }
+  }
+  float* tail = pool.Row<float>(layer.first_slab, plan.slot(s));
+  const int keep = std::max(0, K - 1 - plan.length(s));  // old rows needed
+  const int width = ch_end - ch_begin;
+  for (int r = 0; r < keep; ++r) {  // upwards: sources lie below
+    std::memmove(tail + r * R + ch_begin,
+                 tail + (r + K - 1 - keep) * R + ch_begin,
+                 sizeof(float) * width);
+  }
+  for (int r = keep; r < K - 1; ++r) {
+    const int token = plan.end(s) - (K - 1 - r);
+    std::memcpy(tail + r * R + ch_begin, u + token * ld + ch_begin,
+                sizeof(float) * width);
+  }
 }
 
 }  // namespace
@@ -93,43 +128,23 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
                     Workspace& ws, float* out) {
   const RecurrentWeights& w = layer.recurrent;
   const int T = plan.tokens(), R = config.lru_width;
-  const int bw = R / config.num_heads;
-  float* y = ws.y.data();
-  float* u = ws.u.data();
-  float* c = ws.conv.data();
-  float* lru_a = ws.lru_a.data();
-  float* lru_b = ws.lru_b.data();
-  w.y.Apply(n, T, y);
-  cpu::ParallelFor(
-      T, TaskGrain(R * kTranscendental), [&](int64_t begin, int64_t end) {
-        cpu::GeluTanh(y + begin * R, (end - begin) * R, y + begin * R);
+  const int bw = R / config.num_heads, K = config.conv_width;
+  w.x_y.Apply(n, T, ws.x_y.data());
+  const int64_t row_work = R * (5 * kTranscendental + K + 4 * bw);
+  cpu::ParallelFor(T, TaskGrain(row_work), [&](int64_t begin, int64_t end) {
+    RecurrentRows(config, layer, plan, pool, begin, end, ws);
+  });
+  constexpr int kChannelBlock = 16;
+  const int blocks = (R + kChannelBlock - 1) / kChannelBlock;
+  const int64_t tokens_per_chunk = T / plan.chunks();
+  ForEachItem(
+      int64_t{plan.chunks()} * blocks,
+      (tokens_per_chunk + K) * kChannelBlock * 4, [&](int64_t item) {
+        const int ch_begin = static_cast<int>(item % blocks) * kChannelBlock;
+        ScanChannels(config, layer, plan, static_cast<int>(item / blocks),
+                     ch_begin, std::min(R, ch_begin + kChannelBlock), pool, ws);
       });
-  w.x.Apply(n, T, u);
-  CausalConv(config, w, layer.first_slab, plan, u, pool, c);
-
-  // RG-LRU gates: block-diagonal products of the conv output, one product
-  // per head on its slice of the rows.
-  for (int h = 0; h < config.num_heads; ++h) {
-    const size_t offset = static_cast<size_t>(h) * bw;
-    cpu::MatMulPackedStrided(c + offset, R, T, w.recurrence_gate[h],
-                             w.recurrence_gate_bias + offset, lru_a + offset,
-                             R);
-    cpu::MatMulPackedStrided(c + offset, R, T, w.input_gate[h],
-                             w.input_gate_bias + offset, lru_b + offset, R);
-  }
-  // Fused with the decay into the scan's coefficients: h = a·h + b.
-  cpu::ParallelFor(
-      T, TaskGrain(R * 4 * kTranscendental), [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-          float* a = lru_a + i * R;
-          float* b = lru_b + i * R;
-          cpu::RgLruCoefficients(w.log_decay.data(), a, b, c + i * R, R,
-                                 plan.position(i) == 0, a, b);
-        }
-      });
-  // o ⊙ y overwrites u.
-  Scan(R, layer.first_slab + 1, plan, lru_a, lru_b, y, pool, u);
-  w.out.Apply(u, T, out);
+  w.out.Apply(ws.lru_a.data(), T, out);
 }
 
 void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
@@ -139,23 +154,18 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
   const int T = plan.tokens(), H = config.num_heads, hd = config.head_dim;
   const int KVH = config.num_kv_heads, W = config.attention_window;
   const int q_width = H * hd, kv_width = KVH * hd, rot = config.rotary_dims;
-  float* q = ws.q.data();
-  float* k = ws.k.data();
-  float* v = ws.v.data();
-  w.q.Apply(n, T, q);
-  w.k.Apply(n, T, k);
-  w.v.Apply(n, T, v);
+  // Row i of qkv: q [H·hd], then k and v [KVH·hd each].
+  const size_t ld = q_width + 2 * kv_width;
+  float* qkv = ws.qkv.data();
+  w.qkv.Apply(n, T, qkv);
   const int64_t rope_work = (H + KVH) * rot * 2 + rot * kTranscendental * 4;
   cpu::ParallelFor(T, TaskGrain(rope_work), [&](int64_t begin, int64_t end) {
     float* cos = ThreadScratch(rot);
     float* sin = cos + rot / 2;
     for (int64_t i = begin; i < end; ++i) {
       cpu::RotaryAngles(plan.position(i), rot, config.rope_theta, cos, sin);
-      for (int h = 0; h < H; ++h) {
-        cpu::ApplyRotary(&q[i * q_width + h * hd], rot, cos, sin);
-      }
-      for (int h = 0; h < KVH; ++h) {
-        cpu::ApplyRotary(&k[i * kv_width + h * hd], rot, cos, sin);
+      for (int h = 0; h < H + KVH; ++h) {  // the query heads, then the keys
+        cpu::ApplyRotary(&qkv[i * ld + h * hd], rot, cos, sin);
       }
     }
   });
@@ -175,22 +185,24 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
       const int t0 = plan.start(s), first = std::max(0, t - W + 1);
       const float* key_ring = pool.Row<float>(key_slab, plan.slot(s));
       const float* value_ring = pool.Row<float>(value_slab, plan.slot(s));
-      auto row = [&](const float* chunk, const float* ring, int pos) {
-        return pos >= t0 ? &chunk[(plan.begin(s) + pos - t0) * kv_width]
+      // Keys (part 0) or values (part 1) at `pos`, from the chunk or ring.
+      auto row = [&](int part, const float* ring, int pos) {
+        return pos >= t0 ? &qkv[(plan.begin(s) + pos - t0) * ld + q_width +
+                                part * kv_width]
                          : ring + static_cast<size_t>(pos % W) * kv_width;
       };
       for (int h = 0; h < H; ++h) {
-        const float* qh = &q[i * q_width + h * hd];
+        const float* qh = &qkv[i * ld + h * hd];
         const int kv_offset = (h / group) * hd;
         for (int pos = first; pos <= t; ++pos) {
           p[pos - first] =
-              cpu::Dot(qh, row(k, key_ring, pos) + kv_offset, hd) * scale;
+              cpu::Dot(qh, row(0, key_ring, pos) + kv_offset, hd) * scale;
         }
         cpu::SoftmaxInPlace(p, t - first + 1);
         float* oh = &attended[i * q_width + h * hd];
         std::fill(oh, oh + hd, 0.0f);
         for (int pos = first; pos <= t; ++pos) {
-          const float* vp = row(v, value_ring, pos) + kv_offset;
+          const float* vp = row(1, value_ring, pos) + kv_offset;
           const float weight = p[pos - first];
           for (int d = 0; d < hd; ++d) oh[d] += weight * vp[d];
         }
@@ -205,11 +217,10 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
     const int t0 = plan.start(s);
     const int t_end = t0 + plan.length(s);
     for (int pos = std::max(t0, t_end - W); pos < t_end; ++pos) {
-      const size_t from =
-          static_cast<size_t>(plan.begin(s) + pos - t0) * kv_width;
+      const float* k = &qkv[(plan.begin(s) + pos - t0) * ld + q_width];
       const size_t to = static_cast<size_t>(pos % W) * kv_width;
-      std::memcpy(key_ring + to, &k[from], sizeof(float) * kv_width);
-      std::memcpy(value_ring + to, &v[from], sizeof(float) * kv_width);
+      std::memcpy(key_ring + to, k, sizeof(float) * kv_width);
+      std::memcpy(value_ring + to, k + kv_width, sizeof(float) * kv_width);
     }
   });
   w.o.Apply(attended, T, out);
@@ -218,16 +229,17 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
 void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
               const float* m, Workspace& ws, float* out) {
   const int F = config.mlp_width;
-  float* gate = ws.mlp_gate.data();
-  float* up = ws.mlp_up.data();
-  layer.gate.Apply(m, rows, gate);
-  layer.up.Apply(m, rows, up);
+  float* gate_up = ws.mlp.data();
+  float* act = ws.mlp_act.data();
+  layer.gate_up.Apply(m, rows, gate_up);
   cpu::ParallelFor(rows, TaskGrain(F * kTranscendental),
                    [&](int64_t begin, int64_t end) {
-                     cpu::GeluTanhMul(gate + begin * F, up + begin * F,
-                                      (end - begin) * F, gate + begin * F);
+                     for (int64_t r = begin; r < end; ++r) {
+                       const float* gate = gate_up + r * 2 * F;
+                       cpu::GeluTanhMul(gate, gate + F, F, act + r * F);
+                     }
                    });
-  layer.down.Apply(gate, rows, out);
+  layer.down.Apply(act, rows, out);
 }
 
 }  // namespace slabserve::griffin

@@ -16,20 +16,25 @@
 
 namespace slabserve::griffin {
 
-// y = x·Wᵀ + b for a [rows, in] activation.
+// y = x·Wᵀ + b for a [rows, in] activation. Projections of the same input
+// are loaded as one, their weights stacked row-wise (x and y; q, k and v;
+// gate and up), so a step reads the input, and in BF16 rounds it, once per
+// group, and each product is wider. Every output is computed as it would be
+// alone (the products are exact per column).
 struct Linear {
-  cpu::Projection weight;       // [out, in], packed at load
-  const float* bias = nullptr;  // [out] or null
+  cpu::Projection weight;   // [out, in], packed at load
+  std::vector<float> bias;  // [out] or empty
   int out = 0;
   int in = 0;
 
   void Apply(const float* x, int rows, float* y) const {
-    weight.Apply(x, rows, bias, y);
+    weight.Apply(x, rows, bias.empty() ? nullptr : bias.data(), y);
   }
 };
 
 struct RecurrentWeights {
-  Linear x, y, out;
+  Linear x_y;  // linear_x then linear_y: [2R, D]
+  Linear out;
   std::vector<float> conv_taps;  // [K, R]; tap K-1 is the current token
   const float* conv_bias = nullptr;
   // Block-diagonal gates: one packed [out, in] block per head.
@@ -40,7 +45,8 @@ struct RecurrentWeights {
 };
 
 struct AttentionWeights {
-  Linear q, k, v, o;
+  Linear qkv;  // q, k, v: [H·hd + 2·KVH·hd, D]
+  Linear o;
 };
 
 struct LayerWeights {
@@ -49,18 +55,22 @@ struct LayerWeights {
   std::vector<float> temporal_norm, channel_norm;  // 1 + w
   RecurrentWeights recurrent;
   AttentionWeights attention;
-  Linear gate, up, down;
+  Linear gate_up;  // gate then up: [2F, D]
+  Linear down;
 };
 
 // Forward's activations, grown to the largest batch seen and then reused, so
 // that steady-state steps allocate and zero nothing. The model is therefore
 // not reentrant: one Forward at a time (the scheduler's step loop).
 struct Workspace {
-  std::vector<float> x, normed, out;            // [T, D]
-  std::vector<float> y, u, conv, lru_a, lru_b;  // [T, R] recurrent block
-  std::vector<float> q, k, v, attended;         // [T, H·hd or KVH·hd]
-  std::vector<float> mlp_gate, mlp_up;          // [T, F]
-  std::vector<float> head_in;                   // [logit rows, D]
+  std::vector<float> x, normed, out;  // [T, D]
+  std::vector<float> x_y;  // [T, 2R]: x, then y (gelu(y) after the gates)
+  std::vector<float> conv, lru_a, lru_b;  // [T, R]; lru_a ends as the output
+  std::vector<float> qkv;                 // [T, H·hd + 2·KVH·hd]
+  std::vector<float> attended;            // [T, H·hd]
+  std::vector<float> mlp;                 // [T, 2F]: gate, up
+  std::vector<float> mlp_act;             // [T, F]
+  std::vector<float> head_in;             // [logit rows, D]
 
   // Makes every buffer hold at least `tokens` rows for `config`.
   void Reserve(const GriffinConfig& config, int tokens);

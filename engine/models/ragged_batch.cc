@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/ops.h"
 
 namespace slabserve {
 
@@ -10,6 +11,36 @@ float* ThreadScratch(size_t floats) {
   thread_local std::vector<float> buffer;
   GrowToAtLeast(buffer, floats);
   return buffer.data();
+}
+
+namespace {
+
+void AddThenNormRow(float* x, const float* delta, int width, const float* scale,
+                    float eps, float* n) {
+  if (delta != nullptr) {
+    for (int i = 0; i < width; ++i) x[i] += delta[i];
+  }
+  cpu::RmsNorm(x, 1, width, scale, eps, n);
+}
+
+}  // namespace
+
+void AddThenNorm(float* x, const float* delta, int64_t rows, int width,
+                 const float* scale, float eps, float* n) {
+  ForEachItem(rows, 4 * width, [&](int64_t r) {
+    AddThenNormRow(x + r * width,
+                   delta == nullptr ? nullptr : delta + r * width, width, scale,
+                   eps, n + r * width);
+  });
+}
+
+void AddThenNormRows(float* x, const float* delta, const std::vector<int>& rows,
+                     int width, const float* scale, float eps, float* n) {
+  ForEachItem(static_cast<int64_t>(rows.size()), 4 * width, [&](int64_t r) {
+    const size_t row = static_cast<size_t>(rows[r]) * width;
+    AddThenNormRow(x + row, delta == nullptr ? nullptr : delta + row, width,
+                   scale, eps, n + r * width);
+  });
 }
 
 absl::Status CheckPoolLayout(const StatePool& pool,

@@ -54,6 +54,18 @@ void GrowToAtLeast(std::vector<T>& buffer, size_t size) {
 // call on that thread, so steady-state tasks allocate nothing.
 float* ThreadScratch(size_t floats);
 
+// The residual stream between blocks: x[r] += delta[r] (delta null: nothing
+// added), then n[r] = RmsNorm(x[r]) ⊙ scale, one pass per row of `width`, on
+// the worker pool. A block's output is thus added while the next norm reads
+// the row anyway.
+void AddThenNorm(float* x, const float* delta, int64_t rows, int width,
+                 const float* scale, float eps, float* n);
+// The same for the rows that reach the LM head only: for r < rows.size(),
+// x[rows[r]] += delta[rows[r]] (delta null: nothing added), then
+// n[r] = RmsNorm(x[rows[r]]) ⊙ scale (n packed).
+void AddThenNormRows(float* x, const float* delta, const std::vector<int>& rows,
+                     int width, const float* scale, float eps, float* n);
+
 // FailedPrecondition unless `pool` was created with `layout`.
 absl::Status CheckPoolLayout(const StatePool& pool,
                              const std::vector<StateSlabSpec>& layout);
