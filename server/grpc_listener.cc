@@ -1,7 +1,6 @@
 #include "server/grpc_listener.h"
 
 #include <linux/filter.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -17,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/listen_socket.h"
 #include "spdlog/spdlog.h"
 
 namespace slabserve::server {
@@ -50,85 +50,21 @@ void StopHandshakes(int listener) {
   }
 }
 
-// The port a bound socket got.
-int BoundPort(int fd) {
-  sockaddr_storage address{};
-  socklen_t size = sizeof(address);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-    return 0;
-  }
-  return ntohs(address.ss_family == AF_INET6
-                   ? reinterpret_cast<sockaddr_in6*>(&address)->sin6_port
-                   : reinterpret_cast<sockaddr_in*>(&address)->sin_port);
-}
-
-// A listening socket on `address` with `port`, or -1 with errno set.
-int ListenOn(const addrinfo& info, int port) {
-  sockaddr_storage address{};
-  std::memcpy(&address, info.ai_addr, info.ai_addrlen);
-  if (address.ss_family == AF_INET6) {
-    reinterpret_cast<sockaddr_in6*>(&address)->sin6_port = htons(port);
-  } else {
-    reinterpret_cast<sockaddr_in*>(&address)->sin_port = htons(port);
-  }
-  const int fd =
-      socket(info.ai_family, info.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-             info.ai_protocol);
-  if (fd < 0) return -1;
-  const int on = 1;
-  const int off = 0;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-  // "[::]" also takes IPv4 connections, as gRPC's own listener does.
-  if (address.ss_family == AF_INET6) {
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
-  }
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), info.ai_addrlen) != 0 ||
-      listen(fd, kBacklog) != 0) {
-    const int error = errno;
-    close(fd);
-    errno = error;
-    return -1;
-  }
-  return fd;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<GrpcListener>> GrpcListener::Listen(
     const std::string& host, int port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* addresses = nullptr;
-  const std::string where = absl::StrCat(host, ":", port);
-  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(),
-                           std::to_string(port).c_str(), &hints, &addresses);
-      rc != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot listen on ", where, ": ", gai_strerror(rc)));
-  }
+  absl::StatusOr<ListeningSockets> sockets =
+      ListenOnEveryAddress(host, port, kBacklog);
+  if (!sockets.ok()) return sockets.status();
   std::unique_ptr<GrpcListener> listener(new GrpcListener());
-  listener->port_ = port;
-  absl::Status status;
-  for (addrinfo* info = addresses; info != nullptr; info = info->ai_next) {
-    const int fd = ListenOn(*info, listener->port_);
-    if (fd < 0) {
-      status = absl::UnavailableError(
-          absl::StrCat("cannot listen on ", where, ": ", std::strerror(errno),
-                       " (the port is in use, or the address is not local)"));
-      break;
-    }
-    listener->listeners_.push_back(fd);
-    if (listener->port_ == 0) listener->port_ = BoundPort(fd);
-  }
-  freeaddrinfo(addresses);
+  listener->listeners_ = std::move(sockets->fds);
+  listener->port_ = sockets->port;
   listener->wake_fd_ = eventfd(0, EFD_CLOEXEC);
-  if (status.ok() && listener->wake_fd_ < 0) {
-    status =
-        absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  if (listener->wake_fd_ < 0) {
+    // The destructor closes the listening sockets.
+    return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
   }
-  if (!status.ok()) return status;  // the destructor closes what is open
   return listener;
 }
 

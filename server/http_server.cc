@@ -1,7 +1,6 @@
 #include "server/http_server.h"
 
 #include <microhttpd.h>
-#include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -14,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/listen_socket.h"
 
 namespace slabserve::server {
 namespace {
@@ -147,21 +147,15 @@ void RequestCompleted(void* /*cls*/, MHD_Connection* /*connection*/,
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& host, int port, const HttpServerOptions& options,
     Handler handler) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* addresses = nullptr;
-  const std::string where = absl::StrCat(host, ":", port);
-  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(),
-                           std::to_string(port).c_str(), &hints, &addresses);
-      rc != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("HTTP address ", where, ": ", gai_strerror(rc)));
+  absl::StatusOr<std::vector<ListenAddress>> addresses =
+      ResolveListenAddresses(host, port);
+  if (!addresses.ok()) {
+    return absl::Status(
+        addresses.status().code(),
+        absl::StrCat("HTTP endpoint ", addresses.status().message()));
   }
-  sockaddr_storage address{};
-  std::memcpy(&address, addresses->ai_addr, addresses->ai_addrlen);
-  freeaddrinfo(addresses);
+  // libmicrohttpd listens on one address: the first.
+  sockaddr_storage address = addresses->front().address;
 
   std::unique_ptr<HttpServer> server(
       new HttpServer(std::move(handler), options.max_body_bytes));
@@ -191,7 +185,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
                        MHD_OPTION_ARRAY, items.data(), MHD_OPTION_END);
   if (server->daemon_ == nullptr) {
     return absl::UnavailableError(
-        absl::StrCat("HTTP endpoint cannot listen on ", where,
+        absl::StrCat("HTTP endpoint cannot listen on ", host, ":", port,
                      " (the port is in use, or the address is not local)"));
   }
   const MHD_DaemonInfo* info =

@@ -112,67 +112,79 @@ ABSL_FLAG(std::string, metrics_port_file, "",
 namespace slabserve::server {
 namespace {
 
-absl::Status ApplyFlags(ServerConfig* config) {
-  auto set_string = [](const absl::Flag<std::string>& flag, auto setter) {
-    std::string value = absl::GetFlag(flag);
-    if (!value.empty()) setter(value);
-  };
-  auto set_int = [](const absl::Flag<int>& flag, auto setter) {
-    int value = absl::GetFlag(flag);
-    if (value != -1) setter(value);
-  };
-  set_string(FLAGS_model, [&](auto v) { config->set_model_dir(v); });
-  set_string(FLAGS_weights_file, [&](auto v) { config->set_weights_file(v); });
-  set_string(FLAGS_tokenizer, [&](auto v) { config->set_tokenizer_path(v); });
-  set_string(FLAGS_listen, [&](auto v) { config->set_listen(v); });
-  set_string(FLAGS_metrics_listen,
-             [&](auto v) { config->set_metrics_listen(v == "none" ? "" : v); });
-  set_string(FLAGS_openai_listen,
-             [&](auto v) { config->set_openai_listen(v); });
-  set_string(FLAGS_log_level, [&](auto v) { config->set_log_level(v); });
-  set_string(FLAGS_tls_cert_file,
-             [&](auto v) { config->set_tls_cert_file(v); });
-  set_string(FLAGS_tls_key_file, [&](auto v) { config->set_tls_key_file(v); });
-  set_string(FLAGS_tls_client_ca_file,
-             [&](auto v) { config->set_tls_client_ca_file(v); });
-  set_string(FLAGS_api_keys_file,
-             [&](auto v) { config->set_api_keys_file(v); });
-  set_string(FLAGS_backend, [&](auto v) { config->set_backend(v); });
-  set_string(FLAGS_device_weights,
+// Hands a flag's value to `set` when it was given: not empty, or not -1.
+template <typename Setter>
+void SetIfGiven(const absl::Flag<std::string>& flag, Setter set) {
+  std::string value = absl::GetFlag(flag);
+  if (!value.empty()) set(value);
+}
+template <typename T, typename Setter>
+void SetIfGiven(const absl::Flag<T>& flag, Setter set) {
+  T value = absl::GetFlag(flag);
+  if (value != -1) set(value);
+}
+
+// Where the model comes from and how it runs.
+void ApplyModelFlags(ServerConfig* config) {
+  SetIfGiven(FLAGS_model, [&](auto v) { config->set_model_dir(v); });
+  SetIfGiven(FLAGS_weights_file, [&](auto v) { config->set_weights_file(v); });
+  SetIfGiven(FLAGS_tokenizer, [&](auto v) { config->set_tokenizer_path(v); });
+  SetIfGiven(FLAGS_backend, [&](auto v) { config->set_backend(v); });
+  SetIfGiven(FLAGS_device_weights,
              [&](auto v) { config->set_device_weights(v); });
-  set_int(FLAGS_step_token_budget,
-          [&](int v) { config->set_step_token_budget(v); });
-  set_int(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
-  set_int(FLAGS_block_tokens, [&](int v) { config->set_block_tokens(v); });
-  set_int(FLAGS_cuda_graph_max_batch,
-          [&](int v) { config->set_cuda_graph_max_batch(v); });
-  set_int(FLAGS_threads, [&](int v) { config->set_threads(v); });
-  set_int(FLAGS_eidetic_capacity,
-          [&](int v) { config->set_eidetic_capacity(v); });
-  set_int(FLAGS_eidetic_topk_per_window,
-          [&](int v) { config->set_eidetic_topk_per_window(v); });
-  set_int(FLAGS_max_tokens_limit,
-          [&](int v) { config->set_max_tokens_limit(v); });
-  set_int(FLAGS_max_n, [&](int v) { config->set_max_n(v); });
-  set_int(FLAGS_max_prompt_tokens,
-          [&](int v) { config->set_max_prompt_tokens(v); });
-  set_int(FLAGS_stream_buffer_tokens,
-          [&](int v) { config->set_stream_buffer_tokens(v); });
-  set_int(FLAGS_max_streams_per_connection,
-          [&](int v) { config->set_max_streams_per_connection(v); });
-  if (double grace = absl::GetFlag(FLAGS_drain_grace_seconds); grace != -1) {
-    config->set_drain_grace_seconds(grace);
-  }
-  if (double listen = absl::GetFlag(FLAGS_drain_listen_seconds); listen != -1) {
-    config->set_drain_listen_seconds(listen);
-  }
-  if (double threshold = absl::GetFlag(FLAGS_eidetic_threshold);
-      threshold != -1) {
-    config->set_eidetic_threshold(threshold);
-  }
-  if (double stall = absl::GetFlag(FLAGS_stream_stall_seconds); stall != -1) {
-    config->set_stream_stall_seconds(stall);
-  }
+  SetIfGiven(FLAGS_block_tokens, [&](int v) { config->set_block_tokens(v); });
+  SetIfGiven(FLAGS_cuda_graph_max_batch,
+             [&](int v) { config->set_cuda_graph_max_batch(v); });
+  SetIfGiven(FLAGS_threads, [&](int v) { config->set_threads(v); });
+  SetIfGiven(FLAGS_eidetic_capacity,
+             [&](int v) { config->set_eidetic_capacity(v); });
+  SetIfGiven(FLAGS_eidetic_topk_per_window,
+             [&](int v) { config->set_eidetic_topk_per_window(v); });
+  SetIfGiven(FLAGS_eidetic_threshold,
+             [&](double v) { config->set_eidetic_threshold(v); });
+}
+
+// The ports, who may use them, and how they close on SIGTERM.
+void ApplyEndpointFlags(ServerConfig* config) {
+  SetIfGiven(FLAGS_listen, [&](auto v) { config->set_listen(v); });
+  SetIfGiven(FLAGS_metrics_listen,
+             [&](auto v) { config->set_metrics_listen(v == "none" ? "" : v); });
+  SetIfGiven(FLAGS_openai_listen,
+             [&](auto v) { config->set_openai_listen(v); });
+  SetIfGiven(FLAGS_tls_cert_file,
+             [&](auto v) { config->set_tls_cert_file(v); });
+  SetIfGiven(FLAGS_tls_key_file, [&](auto v) { config->set_tls_key_file(v); });
+  SetIfGiven(FLAGS_tls_client_ca_file,
+             [&](auto v) { config->set_tls_client_ca_file(v); });
+  SetIfGiven(FLAGS_api_keys_file,
+             [&](auto v) { config->set_api_keys_file(v); });
+  SetIfGiven(FLAGS_max_streams_per_connection,
+             [&](int v) { config->set_max_streams_per_connection(v); });
+  SetIfGiven(FLAGS_drain_grace_seconds,
+             [&](double v) { config->set_drain_grace_seconds(v); });
+  SetIfGiven(FLAGS_drain_listen_seconds,
+             [&](double v) { config->set_drain_listen_seconds(v); });
+}
+
+// How much work a step and a request may take, and how streams are paced.
+void ApplyRequestLimitFlags(ServerConfig* config) {
+  SetIfGiven(FLAGS_step_token_budget,
+             [&](int v) { config->set_step_token_budget(v); });
+  SetIfGiven(FLAGS_max_batch, [&](int v) { config->set_max_batch(v); });
+  SetIfGiven(FLAGS_max_tokens_limit,
+             [&](int v) { config->set_max_tokens_limit(v); });
+  SetIfGiven(FLAGS_max_n, [&](int v) { config->set_max_n(v); });
+  SetIfGiven(FLAGS_max_prompt_tokens,
+             [&](int v) { config->set_max_prompt_tokens(v); });
+  SetIfGiven(FLAGS_stream_buffer_tokens,
+             [&](int v) { config->set_stream_buffer_tokens(v); });
+  SetIfGiven(FLAGS_stream_stall_seconds,
+             [&](double v) { config->set_stream_stall_seconds(v); });
+}
+
+// Memory sizes such as "512MiB"; INVALID_ARGUMENT naming the flag when one
+// does not parse.
+absl::Status ApplyByteSizeFlags(ServerConfig* config) {
   struct ByteSizeFlag {
     const absl::Flag<std::string>* flag;
     const char* name;
@@ -200,6 +212,15 @@ absl::Status ApplyFlags(ServerConfig* config) {
     (config->*size_flag.setter)(*bytes);
   }
   return absl::OkStatus();
+}
+
+// Overrides the config's fields with the flags that were given.
+absl::Status ApplyFlags(ServerConfig* config) {
+  SetIfGiven(FLAGS_log_level, [&](auto v) { config->set_log_level(v); });
+  ApplyModelFlags(config);
+  ApplyEndpointFlags(config);
+  ApplyRequestLimitFlags(config);
+  return ApplyByteSizeFlags(config);
 }
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {

@@ -2,11 +2,13 @@
 // the batch description uploaded on the copy stream, and the model run on
 // the compute stream, eagerly or, for a decode step, as the CUDA graph of
 // its batch-size bucket.
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "engine/backend/cuda_backend.h"
 #include "engine/backend/decode_graph_plan.h"
+#include "spdlog/spdlog.h"
 
 namespace slabserve {
 namespace {
@@ -145,8 +147,13 @@ absl::Status CudaBackend::DecodeForward(int bucket) {
   // capture then serves the next steps.
   SLAB_RETURN_IF_ERROR(forward());
   graph_status_ = graphs_.Capture(bucket, stream_, forward);
-  // A capture that fails turns graphs off; this step already ran.
+  // A capture that fails turns graphs off; this step already ran. With no
+  // buckets left no capture is tried again, so this logs once per backend.
   if (!graph_status_.ok()) {
+    spdlog::warn(
+        "CUDA decode graphs turned off: capturing the graph of batch bucket "
+        "{} failed: {}; decode steps run eagerly from now on",
+        bucket, std::string(graph_status_.message()));
     buckets_.clear();
     graphs_.Clear();
   }

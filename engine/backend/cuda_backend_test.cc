@@ -18,6 +18,7 @@
 
 #include "engine/backend/cpu_backend.h"
 #include "engine/backend/registry.h"
+#include "engine/backend/test_util.h"
 #include "engine/models/registry.h"
 #include "engine/scheduler/scheduler.h"
 #include "engine/scheduler/test_util.h"
@@ -26,17 +27,16 @@
 namespace slabserve {
 namespace {
 
-constexpr size_t kBudget = size_t{256} << 20;
-const char* const kModels[] = {"griffin_tiny", "hawk_tiny", "srm_tiny"};
-
-std::string Dir(const std::string& name) { return "tests/golden/" + name; }
+using testing::GoldenModelDir;
+using testing::kGoldenModels;
+using testing::kGoldenStateBudgetBytes;
 
 std::unique_ptr<Backend> Cuda(Model* model, const std::string& name,
                               bool bf16 = false) {
   BackendOptions options;
-  options.model_dir = Dir(name);
+  options.model_dir = GoldenModelDir(name);
   options.bf16_weights = bf16;
-  auto backend = CreateBackend("cuda", model, kBudget, options);
+  auto backend = CreateBackend("cuda", model, kGoldenStateBudgetBytes, options);
   EXPECT_TRUE(backend.ok()) << backend.status();
   return backend.ok() ? *std::move(backend) : nullptr;
 }
@@ -99,10 +99,10 @@ void ExpectClose(const std::vector<SampledToken>& cpu,
 
 TEST(CudaBackendTest, GreedyMatchesCpuOnEveryGoldenModel) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  for (const char* name : kModels) {
-    auto model = LoadModel(Dir(name));
+  for (const char* name : kGoldenModels) {
+    auto model = LoadModel(GoldenModelDir(name));
     ASSERT_TRUE(model.ok()) << model.status();
-    auto cpu = CpuBackend::Create(model->get(), kBudget);
+    auto cpu = CpuBackend::Create(model->get(), kGoldenStateBudgetBytes);
     ASSERT_TRUE(cpu.ok()) << cpu.status();
     const std::vector<std::vector<int32_t>> prompts = {Prompt(9, 1),
                                                        Prompt(23, 2)};
@@ -121,8 +121,8 @@ TEST(CudaBackendTest, GreedyMatchesCpuOnEveryGoldenModel) {
 
 TEST(CudaBackendTest, ResultsDoNotDependOnTheBatch) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  for (const char* name : kModels) {
-    auto model = LoadModel(Dir(name));
+  for (const char* name : kGoldenModels) {
+    auto model = LoadModel(GoldenModelDir(name));
     ASSERT_TRUE(model.ok()) << model.status();
     std::unique_ptr<Backend> gpu = Cuda(model->get(), name);
     ASSERT_NE(gpu, nullptr);
@@ -144,8 +144,8 @@ TEST(CudaBackendTest, ResultsDoNotDependOnTheBatch) {
 // restoring it, continues it bit for bit.
 TEST(CudaBackendTest, SwapAndRestoreContinueExactly) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  for (const char* name : kModels) {
-    auto model = LoadModel(Dir(name));
+  for (const char* name : kGoldenModels) {
+    auto model = LoadModel(GoldenModelDir(name));
     ASSERT_TRUE(model.ok()) << model.status();
     std::unique_ptr<Backend> gpu = Cuda(model->get(), name);
     ASSERT_NE(gpu, nullptr);
@@ -191,7 +191,7 @@ TEST(CudaBackendTest, SwapAndRestoreContinueExactly) {
 
 TEST(CudaBackendTest, SchedulerCrowdGivesEachRequestItsAloneResult) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  auto model = LoadModel(Dir("griffin_tiny"));
+  auto model = LoadModel(GoldenModelDir("griffin_tiny"));
   ASSERT_TRUE(model.ok()) << model.status();
   auto make = [&]() {
     SchedulerOptions options;

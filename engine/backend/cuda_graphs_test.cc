@@ -18,16 +18,16 @@
 #include <vector>
 
 #include "engine/backend/cuda_backend.h"
+#include "engine/backend/test_util.h"
 #include "engine/models/registry.h"
 #include "kernels/cuda/test_util.h"
 
 namespace slabserve {
 namespace {
 
-constexpr size_t kBudget = size_t{256} << 20;
-const char* const kModels[] = {"griffin_tiny", "hawk_tiny", "srm_tiny"};
-
-std::string Dir(const std::string& name) { return "tests/golden/" + name; }
+using testing::GoldenModelDir;
+using testing::kGoldenModels;
+using testing::kGoldenStateBudgetBytes;
 
 // One sequence: prefilled at step `start`, then decoded one token a step
 // until step `end`.
@@ -112,10 +112,10 @@ std::vector<std::vector<SampledToken>> RunSteps(
 std::unique_ptr<CudaBackend> Cuda(Model* model, const std::string& name,
                                   bool bf16, int graph_max_batch) {
   CudaBackendOptions options;
-  options.model.dir = Dir(name);
+  options.model.dir = GoldenModelDir(name);
   options.model.weights = bf16 ? cuda::GemmType::kBf16 : cuda::GemmType::kF32;
   options.graph_max_batch = graph_max_batch;
-  auto backend = CudaBackend::Create(model, kBudget, options);
+  auto backend = CudaBackend::Create(model, kGoldenStateBudgetBytes, options);
   EXPECT_TRUE(backend.ok()) << backend.status();
   return backend.ok() ? *std::move(backend) : nullptr;
 }
@@ -145,8 +145,8 @@ void ExpectSame(const std::vector<std::vector<SampledToken>>& want,
 
 TEST(CudaGraphsTest, GraphStepsEqualEagerStepsBitwise) {
   SKIP_WITHOUT_CUDA_DEVICE();
-  for (const char* name : kModels) {
-    auto model = LoadModel(Dir(name));
+  for (const char* name : kGoldenModels) {
+    auto model = LoadModel(GoldenModelDir(name));
     ASSERT_TRUE(model.ok()) << model.status();
     for (bool bf16 : {false, true}) {
       const std::string what = std::string(name) + (bf16 ? " bf16" : " f32");
