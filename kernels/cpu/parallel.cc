@@ -1,5 +1,7 @@
 #include "kernels/cpu/parallel.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -10,6 +12,26 @@
 
 namespace slabserve::cpu {
 namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__) && \
+    (defined(__AVX2__) || defined(__FMA__))
+// A build for AVX2 and FMA (--config=opt) would die of an illegal
+// instruction on a CPU without them; say so instead, before any other
+// initializer of the program runs. Compiled for the baseline instruction set
+// so that it runs there.
+__attribute__((constructor(101), target("no-avx2,no-fma,no-avx"))) void
+RequireBuildInstructionSets() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return;
+  static const char kMessage[] =
+      "this program was built for CPUs with AVX2 and FMA (bazel "
+      "--config=opt) and this CPU lacks them; build it without "
+      "--config=opt for any x86-64 CPU\n";
+  [[maybe_unused]] ssize_t written =
+      write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+  _exit(1);
+}
+#endif
 
 std::atomic<int> requested_threads{0};
 // Set while this thread runs a pool task: a loop started inside one runs on
