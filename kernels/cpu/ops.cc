@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/cpu/vector_math.h"
+#include "kernels/math/rows.h"
 
 namespace slabserve::cpu {
 
@@ -24,14 +25,7 @@ float RoundToBf16(float x) {
 void RmsNorm(const float* x, int64_t rows, int dim, const float* scale,
              float eps, float* y) {
   for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * dim;
-    float* yr = y + r * dim;
-    // Double accumulation keeps the statistic exact to f32 at any width.
-    double sumsq = 0.0;
-    for (int i = 0; i < dim; ++i) sumsq += static_cast<double>(xr[i]) * xr[i];
-    const float inv = static_cast<float>(
-        1.0 / std::sqrt(sumsq / dim + static_cast<double>(eps)));
-    for (int i = 0; i < dim; ++i) yr[i] = xr[i] * inv * scale[i];
+    math::RmsNormRow(x + r * dim, dim, scale, eps, y + r * dim);
   }
 }
 
