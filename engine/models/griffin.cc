@@ -105,9 +105,9 @@ absl::StatusOr<std::vector<float>> GriffinModel::NormScale(
 absl::StatusOr<Linear> GriffinModel::LoadStacked(
     const std::vector<std::pair<std::string, int>>& parts, int in, bool bias) {
   Linear linear;
-  linear.in = in;
-  for (const auto& [prefix, out] : parts) linear.out += out;
-  std::vector<float> stacked(static_cast<size_t>(linear.out) * in);
+  int stacked_rows = 0;
+  for (const auto& [prefix, out] : parts) stacked_rows += out;
+  std::vector<float> stacked(static_cast<size_t>(stacked_rows) * in);
   size_t row = 0;
   for (const auto& [prefix, out] : parts) {
     const float* weight;
@@ -122,7 +122,7 @@ absl::StatusOr<Linear> GriffinModel::LoadStacked(
     linear.bias.insert(linear.bias.end(), b, b + out);
     weights_.pop_back();
   }
-  linear.weight = cpu::Projection(stacked.data(), linear.out, in, precision_);
+  linear.weight = cpu::Projection(stacked.data(), stacked_rows, in, precision_);
   return linear;
 }
 
@@ -313,7 +313,7 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
 ComputeProfile GriffinModel::Profile() const {
   ComputeProfile profile;
   auto add = [&](const Linear& linear) {
-    profile.per_token.push_back({linear.out, linear.in});
+    profile.per_token.push_back({linear.weight.n(), linear.weight.k()});
   };
   const int R = config_.lru_width, bw = R / config_.num_heads;
   for (const LayerWeights& layer : layers_) {

@@ -24,8 +24,6 @@ namespace slabserve::griffin {
 struct Linear {
   cpu::Projection weight;   // [out, in], packed at load
   std::vector<float> bias;  // [out] or empty
-  int out = 0;
-  int in = 0;
 
   void Apply(const float* x, int rows, float* y) const {
     weight.Apply(x, rows, bias.empty() ? nullptr : bias.data(), y);
