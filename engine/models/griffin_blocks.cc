@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/vector_math.h"
 
@@ -179,33 +181,32 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
   float* attended = ws.attended.data();
   const int64_t query_work = int64_t{4} * H * W * hd;
   cpu::ParallelFor(T, TaskGrain(query_work), [&](int64_t begin, int64_t end) {
-    float* p = ThreadScratch(W);
+    thread_local std::vector<const float*> rows;
+    GrowToAtLeast(rows, 2 * static_cast<size_t>(W));
+    const float** keys = rows.data();
+    const float** values = keys + W;
+    float* scores = ThreadScratch(W);
     for (int64_t i = begin; i < end; ++i) {
       const int s = plan.chunk(i), t = plan.position(i);
       const int t0 = plan.start(s), first = std::max(0, t - W + 1);
       const float* key_ring = pool.Row<float>(key_slab, plan.slot(s));
       const float* value_ring = pool.Row<float>(value_slab, plan.slot(s));
-      // Keys (part 0) or values (part 1) at `pos`, from the chunk or ring.
-      auto row = [&](int part, const float* ring, int pos) {
-        return pos >= t0 ? &qkv[(plan.begin(s) + pos - t0) * ld + q_width +
-                                part * kv_width]
-                         : ring + static_cast<size_t>(pos % W) * kv_width;
-      };
-      for (int h = 0; h < H; ++h) {
-        const float* qh = &qkv[i * ld + h * hd];
-        const int kv_offset = (h / group) * hd;
-        for (int pos = first; pos <= t; ++pos) {
-          p[pos - first] =
-              cpu::Dot(qh, row(0, key_ring, pos) + kv_offset, hd) * scale;
+      for (int pos = first; pos <= t; ++pos) {
+        // From the chunk, or from the ring for positions before it.
+        if (pos >= t0) {
+          keys[pos - first] = &qkv[(plan.begin(s) + pos - t0) * ld + q_width];
+          values[pos - first] = keys[pos - first] + kv_width;
+        } else {
+          const size_t ring_row = static_cast<size_t>(pos % W) * kv_width;
+          keys[pos - first] = key_ring + ring_row;
+          values[pos - first] = value_ring + ring_row;
         }
-        cpu::SoftmaxInPlace(p, t - first + 1);
-        float* oh = &attended[i * q_width + h * hd];
-        std::fill(oh, oh + hd, 0.0f);
-        for (int pos = first; pos <= t; ++pos) {
-          const float* vp = row(1, value_ring, pos) + kv_offset;
-          const float weight = p[pos - first];
-          for (int d = 0; d < hd; ++d) oh[d] += weight * vp[d];
-        }
+      }
+      for (int g = 0; g < KVH; ++g) {
+        const size_t heads_at = static_cast<size_t>(g) * group * hd;
+        cpu::AttendHeads(&qkv[i * ld + heads_at], group, hd, keys, values,
+                         static_cast<size_t>(g) * hd, t - first + 1, scale,
+                         scores, &attended[i * q_width + heads_at]);
       }
     }
   });
