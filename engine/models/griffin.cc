@@ -284,13 +284,15 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
   const float eps = config_.rms_norm_eps;
   const float* pending = nullptr;
   for (const LayerWeights& layer : layers_) {
-    AddThenNorm(x, pending, T, D, layer.temporal_norm.data(), eps, n);
+    AddThenNorm(x, pending, T, D, layer.temporal_norm.data(), eps, n,
+                layer.temporal_input().Next(ws.prepared));
     if (layer.type == GriffinBlock::kRecurrent) {
       RecurrentBlock(config_, layer, plan, n, pool, ws, out);
     } else {
       AttentionBlock(config_, layer, plan, n, pool, ws, out);
     }
-    AddThenNorm(x, out, T, D, layer.channel_norm.data(), eps, n);
+    AddThenNorm(x, out, T, D, layer.channel_norm.data(), eps, n,
+                layer.gate_up.Next(ws.prepared));
     MlpBlock(config_, layer, T, n, ws, out);
     pending = out;
   }
@@ -300,8 +302,9 @@ absl::Status GriffinModel::Forward(absl::Span<const SequenceChunk> batch,
   if (!head_rows.empty()) {
     const int rows = static_cast<int>(head_rows.size());
     float* y = ws.head_in.data();
-    AddThenNormRows(x, pending, head_rows, D, final_norm_.data(), eps, y);
-    embedding_.Apply(y, rows, nullptr, logits);
+    AddThenNormRows(x, pending, head_rows, D, final_norm_.data(), eps, y,
+                    {&embedding_, &ws.prepared});
+    embedding_.ApplyPrepared(y, rows, nullptr, ws.prepared, logits);
     ForEachItem(rows, V * kTranscendental, [&](int64_t r) {
       cpu::SoftCap(logits + r * V, V, config_.logits_soft_cap, logits + r * V);
     });

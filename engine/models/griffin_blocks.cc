@@ -131,7 +131,7 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
   const RecurrentWeights& w = layer.recurrent;
   const int T = plan.tokens(), R = config.lru_width;
   const int bw = R / config.num_heads, K = config.conv_width;
-  w.x_y.Apply(n, T, ws.x_y.data());
+  w.x_y.ApplyPrepared(n, T, ws.prepared, ws.x_y.data());
   const int64_t row_work = R * (5 * kTranscendental + K + 4 * bw);
   cpu::ParallelFor(T, TaskGrain(row_work), [&](int64_t begin, int64_t end) {
     RecurrentRows(config, layer, plan, pool, begin, end, ws);
@@ -159,7 +159,7 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
   // Row i of qkv: q [H·hd], then k and v [KVH·hd each].
   const size_t ld = q_width + 2 * kv_width;
   float* qkv = ws.qkv.data();
-  w.qkv.Apply(n, T, qkv);
+  w.qkv.ApplyPrepared(n, T, ws.prepared, qkv);
   const int64_t rope_work = (H + KVH) * rot * 2 + rot * kTranscendental * 4;
   cpu::ParallelFor(T, TaskGrain(rope_work), [&](int64_t begin, int64_t end) {
     float* cos = ThreadScratch(rot);
@@ -179,6 +179,7 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int group = H / KVH;
   float* attended = ws.attended.data();
+  w.o.weight.Reserve(T, ws.prepared);
   const int64_t query_work = int64_t{4} * H * W * hd;
   cpu::ParallelFor(T, TaskGrain(query_work), [&](int64_t begin, int64_t end) {
     thread_local std::vector<const float*> rows;
@@ -208,6 +209,8 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
                          static_cast<size_t>(g) * hd, t - first + 1, scale,
                          scores, &attended[i * q_width + heads_at]);
       }
+      w.o.weight.Prepare(static_cast<int>(i), &attended[i * q_width],
+                         ws.prepared);
     }
   });
   // Then the chunk's keys enter the ring; a chunk longer than W leaves its
@@ -224,7 +227,7 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
       std::memcpy(value_ring + to, k + kv_width, sizeof(float) * kv_width);
     }
   });
-  w.o.Apply(attended, T, out);
+  w.o.ApplyPrepared(attended, T, ws.prepared, out);
 }
 
 void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
@@ -232,15 +235,18 @@ void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
   const int F = config.mlp_width;
   float* gate_up = ws.mlp.data();
   float* act = ws.mlp_act.data();
-  layer.gate_up.Apply(m, rows, gate_up);
+  layer.gate_up.ApplyPrepared(m, rows, ws.prepared, gate_up);
+  layer.down.weight.Reserve(rows, ws.prepared);
   cpu::ParallelFor(rows, TaskGrain(F * kTranscendental),
                    [&](int64_t begin, int64_t end) {
                      for (int64_t r = begin; r < end; ++r) {
                        const float* gate = gate_up + r * 2 * F;
                        cpu::GeluTanhMul(gate, gate + F, F, act + r * F);
+                       layer.down.weight.Prepare(static_cast<int>(r),
+                                                 act + r * F, ws.prepared);
                      }
                    });
-  layer.down.Apply(act, rows, out);
+  layer.down.ApplyPrepared(act, rows, ws.prepared, out);
 }
 
 }  // namespace slabserve::griffin

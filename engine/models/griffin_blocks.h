@@ -25,8 +25,20 @@ struct Linear {
   cpu::Projection weight;   // [out, in], packed at load
   std::vector<float> bias;  // [out] or empty
 
+  const float* bias_or_null() const {
+    return bias.empty() ? nullptr : bias.data();
+  }
   void Apply(const float* x, int rows, float* y) const {
-    weight.Apply(x, rows, bias.empty() ? nullptr : bias.data(), y);
+    weight.Apply(x, rows, bias_or_null(), y);
+  }
+  // Apply for rows prepared as they were written (cpu::Projection).
+  void ApplyPrepared(const float* x, int rows, cpu::Bf16Rows& prepared,
+                     float* y) const {
+    weight.ApplyPrepared(x, rows, bias_or_null(), prepared, y);
+  }
+  // Where a norm's output rows are prepared for this product.
+  NextProduct Next(cpu::Bf16Rows& prepared) const {
+    return {&weight, &prepared};
   }
 };
 
@@ -55,6 +67,11 @@ struct LayerWeights {
   AttentionWeights attention;
   Linear gate_up;  // gate then up: [2F, D]
   Linear down;
+
+  // The temporal block's first product: x_y or qkv.
+  const Linear& temporal_input() const {
+    return type == GriffinBlock::kRecurrent ? recurrent.x_y : attention.qkv;
+  }
 };
 
 // Forward's activations, grown to the largest batch seen and then reused, so
@@ -69,11 +86,16 @@ struct Workspace {
   std::vector<float> mlp;                 // [T, 2F]: gate, up
   std::vector<float> mlp_act;             // [T, F]
   std::vector<float> head_in;             // [logit rows, D]
+  // The next product's input rows as they are written, rounded in BF16:
+  // each block's input (the norm's output), attended, the MLP activation.
+  cpu::Bf16Rows prepared;
 
   // Makes every buffer hold at least `tokens` rows for `config`.
   void Reserve(const GriffinConfig& config, int tokens);
 };
 
+// The blocks read their input n with its rows prepared in ws.prepared for
+// their first product (temporal_input(), gate_up).
 // out = the recurrent temporal block of normalized input n ([T, D]); reads
 // and advances each chunk's conv tail and RG-LRU state.
 void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,

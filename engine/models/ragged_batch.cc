@@ -15,31 +15,44 @@ float* ThreadScratch(size_t floats) {
 
 namespace {
 
+// Row `r` of n from row x (+ delta), then prepared for `next`.
 void AddThenNormRow(float* x, const float* delta, int width, const float* scale,
-                    float eps, float* n) {
+                    float eps, int64_t r, float* n, const NextProduct& next) {
   if (delta != nullptr) {
     for (int i = 0; i < width; ++i) x[i] += delta[i];
   }
-  cpu::RmsNorm(x, 1, width, scale, eps, n);
+  float* n_row = n + r * width;
+  cpu::RmsNorm(x, 1, width, scale, eps, n_row);
+  if (next.projection != nullptr) {
+    next.projection->Prepare(static_cast<int>(r), n_row, *next.prepared);
+  }
 }
 
 }  // namespace
 
 void AddThenNorm(float* x, const float* delta, int64_t rows, int width,
-                 const float* scale, float eps, float* n) {
+                 const float* scale, float eps, float* n, NextProduct next) {
+  if (next.projection != nullptr) {
+    next.projection->Reserve(static_cast<int>(rows), *next.prepared);
+  }
   ForEachItem(rows, 4 * width, [&](int64_t r) {
     AddThenNormRow(x + r * width,
                    delta == nullptr ? nullptr : delta + r * width, width, scale,
-                   eps, n + r * width);
+                   eps, r, n, next);
   });
 }
 
 void AddThenNormRows(float* x, const float* delta, const std::vector<int>& rows,
-                     int width, const float* scale, float eps, float* n) {
-  ForEachItem(static_cast<int64_t>(rows.size()), 4 * width, [&](int64_t r) {
+                     int width, const float* scale, float eps, float* n,
+                     NextProduct next) {
+  const int64_t count = static_cast<int64_t>(rows.size());
+  if (next.projection != nullptr) {
+    next.projection->Reserve(static_cast<int>(count), *next.prepared);
+  }
+  ForEachItem(count, 4 * width, [&](int64_t r) {
     const size_t row = static_cast<size_t>(rows[r]) * width;
     AddThenNormRow(x + row, delta == nullptr ? nullptr : delta + row, width,
-                   scale, eps, n + r * width);
+                   scale, eps, r, n, next);
   });
 }
 

@@ -16,6 +16,7 @@
 #include "engine/models/model.h"
 #include "engine/state/state_pool.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/projection.h"
 
 namespace slabserve {
 
@@ -54,17 +55,26 @@ void GrowToAtLeast(std::vector<T>& buffer, size_t size) {
 // call on that thread, so steady-state tasks allocate nothing.
 float* ThreadScratch(size_t floats);
 
+// The projection that reads a norm's output, and where its input rows are
+// prepared (cpu::Projection::Prepare) as the norm writes them.
+struct NextProduct {
+  const cpu::Projection* projection = nullptr;  // null: nothing prepared
+  cpu::Bf16Rows* prepared = nullptr;
+};
+
 // The residual stream between blocks: x[r] += delta[r] (delta null: nothing
 // added), then n[r] = RmsNorm(x[r]) ⊙ scale, one pass per row of `width`, on
-// the worker pool. A block's output is thus added while the next norm reads
-// the row anyway.
+// the worker pool, each row then prepared for `next`. A block's output is
+// thus added while the next norm reads the row anyway.
 void AddThenNorm(float* x, const float* delta, int64_t rows, int width,
-                 const float* scale, float eps, float* n);
+                 const float* scale, float eps, float* n,
+                 NextProduct next = {});
 // The same for the rows that reach the LM head only: for r < rows.size(),
 // x[rows[r]] += delta[rows[r]] (delta null: nothing added), then
 // n[r] = RmsNorm(x[rows[r]]) ⊙ scale (n packed).
 void AddThenNormRows(float* x, const float* delta, const std::vector<int>& rows,
-                     int width, const float* scale, float eps, float* n);
+                     int width, const float* scale, float eps, float* n,
+                     NextProduct next = {});
 
 // FailedPrecondition unless `pool` was created with `layout`.
 absl::Status CheckPoolLayout(const StatePool& pool,

@@ -226,29 +226,6 @@ BlockFn Blocks(Bf16Isa isa) {
   }
 }
 
-// x rows rounded to bf16, each row padded with zeros to 2 · w.pairs() values,
-// rows padded to a multiple of 16 (AMX tiles).
-const uint16_t* RoundRows(const float* x, int rows, const PackedWeightBf16& w,
-                          std::vector<uint16_t>& buffer) {
-  const int k = w.k();
-  const size_t width = 2 * static_cast<size_t>(w.pairs());
-  const size_t padded_rows = (rows + 15) / 16 * 16;
-  if (buffer.size() < padded_rows * width) buffer.resize(padded_rows * width);
-  uint16_t* out = buffer.data();
-  auto round = [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const float* xr = x + r * k;
-      uint16_t* o = out + r * width;
-      for (int i = 0; i < k; ++i) o[i] = math::Bf16Bits(xr[i]);
-      std::fill(o + k, o + width, uint16_t{0});
-    }
-  };
-  ParallelFor(rows, std::max<int64_t>(1, (int64_t{1} << 15) / std::max(k, 1)),
-              std::ref(round));
-  std::fill(out + rows * width, out + padded_rows * width, uint16_t{0});
-  return out;
-}
-
 }  // namespace
 
 const char* Bf16IsaName(Bf16Isa isa) {
@@ -343,12 +320,49 @@ void PackedWeightBf16::Row(int j, float* out) const {
   }
 }
 
+void Bf16Rows::Reserve(int rows, const PackedWeightBf16& w) {
+  k_ = w.k();
+  width_ = 2 * static_cast<size_t>(w.pairs());
+  const size_t padded_rows = (static_cast<size_t>(rows) + 15) / 16 * 16;
+  if (data_.size() < padded_rows * width_) data_.resize(padded_rows * width_);
+}
+
+void Bf16Rows::Round(int r, const float* x) {
+  uint16_t* out = data_.data() + r * width_;
+  for (int i = 0; i < k_; ++i) out[i] = math::Bf16Bits(x[i]);
+  std::fill(out + k_, out + width_, uint16_t{0});
+}
+
+const uint16_t* Bf16Rows::Padded(int rows) {
+  const size_t padded_rows = (static_cast<size_t>(rows) + 15) / 16 * 16;
+  std::fill(data_.data() + rows * width_, data_.data() + padded_rows * width_,
+            uint16_t{0});
+  return data_.data();
+}
+
 void MatMulBf16(const float* x, int rows, const PackedWeightBf16& w,
+                const float* bias, float* y, Bf16Isa isa) {
+  if (rows <= 0 || w.n() <= 0) return;
+  // The calling thread's buffer, rounded into by every worker.
+  thread_local Bf16Rows buffer;
+  Bf16Rows& rounded = buffer;
+  rounded.Reserve(rows, w);
+  const int k = w.k();
+  auto round = [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      rounded.Round(static_cast<int>(r), x + r * k);
+    }
+  };
+  ParallelFor(rows, std::max<int64_t>(1, (int64_t{1} << 15) / std::max(k, 1)),
+              std::ref(round));
+  MatMulBf16(rounded, rows, w, bias, y, isa);
+}
+
+void MatMulBf16(Bf16Rows& x, int rows, const PackedWeightBf16& w,
                 const float* bias, float* y, Bf16Isa isa) {
   const int n = w.n();
   if (rows <= 0 || n <= 0) return;
-  thread_local std::vector<uint16_t> rounded;
-  const Operands a{RoundRows(x, rows, w, rounded), &w, bias, y, rows};
+  const Operands a{x.Padded(rows), &w, bias, y, rows};
   const BlockFn run = Blocks(isa);
   const int panels = (n + kPanel - 1) / kPanel;
   auto block = [&a, run](int r0, int r1, int p0, int p1) {

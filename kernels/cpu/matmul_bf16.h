@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "kernels/cpu/aligned_array.h"
 
@@ -71,11 +72,40 @@ class PackedWeightBf16 {
   AlignedArray<uint32_t> data_;
 };
 
+// Rows of x rounded to bf16 in the layout the products read: each row padded
+// with zeros to the weight's padded depth, rows padded to a multiple of 16
+// (AMX tiles). Filled row by row, so the loop that produces the rows can
+// round each while it is in cache instead of a pass of its own. Grow-only:
+// steady-state steps allocate nothing.
+class Bf16Rows {
+ public:
+  // Room for `rows` rows for products with `w`'s depth; the contents are
+  // undefined until Round() writes them. Not concurrent with Round().
+  void Reserve(int rows, const PackedWeightBf16& w);
+  // Row r = x[0, k) rounded (math::Bf16Bits), then its padding zeroed. Rows
+  // may be rounded concurrently.
+  void Round(int r, const float* x);
+  // The rows, after zeroing the padding rows from `rows` up to a multiple of
+  // 16.
+  const uint16_t* Padded(int rows);
+  // Row stride in 32-bit words: the weight's pairs().
+  int pairs() const { return static_cast<int>(width_ / 2); }
+
+ private:
+  std::vector<uint16_t> data_;
+  int k_ = 0;
+  size_t width_ = 0;  // padded depth
+};
+
 // y[r, j] = bias[j] + Σ_i bf16(x[r, i]) · W[j, i] for r < rows, j < w.n().
 // x: [rows, w.k()]; y: [rows, n]; bias (F32, not rounded) may be null.
 // `isa` must be supported. Reuses a per-thread buffer for the rounded rows,
 // which grows to the largest product a thread has run and is then kept.
 void MatMulBf16(const float* x, int rows, const PackedWeightBf16& w,
+                const float* bias, float* y, Bf16Isa isa = ActiveBf16Isa());
+// The same for rows already rounded: x.Round() called for every r < rows
+// since x.Reserve(≥ rows, w).
+void MatMulBf16(Bf16Rows& x, int rows, const PackedWeightBf16& w,
                 const float* bias, float* y, Bf16Isa isa = ActiveBf16Isa());
 
 }  // namespace slabserve::cpu

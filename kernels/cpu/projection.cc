@@ -33,6 +33,19 @@ void Projection::Apply(const float* x, int rows, const float* bias,
   }
 }
 
+void Projection::Reserve(int rows, Bf16Rows& prepared) const {
+  if (precision_ == WeightPrecision::kBf16) prepared.Reserve(rows, bf16_);
+}
+
+void Projection::ApplyPrepared(const float* x, int rows, const float* bias,
+                               Bf16Rows& prepared, float* y) const {
+  if (precision_ == WeightPrecision::kBf16) {
+    MatMulBf16(prepared, rows, bf16_, bias, y);
+  } else {
+    MatMulPacked(x, rows, f32_, bias, y);
+  }
+}
+
 void Projection::Row(int j, float* out) const {
   if (precision_ == WeightPrecision::kBf16) {
     bf16_.Row(j, out);

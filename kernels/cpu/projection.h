@@ -35,6 +35,17 @@ class Projection {
 
   // y = x·Wᵀ (+ bias): x [rows, k], y [rows, n], bias [n] or null.
   void Apply(const float* x, int rows, const float* bias, float* y) const;
+  // For an input written row by row: Reserve(rows, prepared) before the
+  // rows are written, Prepare(r, x_r, prepared) as row r is written (BF16:
+  // rounds it while it is in cache; F32: nothing), then ApplyPrepared. The
+  // result is Apply's, bit for bit. Rows of `prepared` are rounded for this
+  // projection's depth only.
+  void Reserve(int rows, Bf16Rows& prepared) const;
+  void Prepare(int r, const float* x_r, Bf16Rows& prepared) const {
+    if (precision_ == WeightPrecision::kBf16) prepared.Round(r, x_r);
+  }
+  void ApplyPrepared(const float* x, int rows, const float* bias,
+                     Bf16Rows& prepared, float* y) const;
   // Row j of W (k floats, as stored: rounded in BF16), e.g. for a tied
   // embedding.
   void Row(int j, float* out) const;
