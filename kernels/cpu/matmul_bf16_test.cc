@@ -145,17 +145,21 @@ TEST(MatMulBf16Test, TheBestSetIsSupported) {
   EXPECT_TRUE(Bf16IsaSupported(Bf16Isa::kGeneric));
 }
 
+// Rounds `count` rows of x into `rows` for `w`, last row first (any order).
+void RoundInto(Bf16Rows& rows, const PackedWeightBf16& w,
+               const std::vector<float>& x, int count) {
+  rows.Reserve(count, w);
+  for (int r = count - 1; r >= 0; --r) {
+    rows.Round(r, x.data() + static_cast<size_t>(r) * w.k());
+  }
+}
+
 TEST(MatMulBf16Test, RowsRoundedAsWrittenGiveTheSameBits) {
   Bf16Rows prepared;
-  // A wider, longer product first leaves stale values in the buffer.
-  const Case wide{40, 200, 33};
-  const auto wide_x = Random(static_cast<size_t>(wide.rows) * wide.k, 7);
-  const auto wide_w = Random(static_cast<size_t>(wide.n) * wide.k, 8);
-  const PackedWeightBf16 wide_packed(wide_w.data(), wide.n, wide.k);
-  prepared.Reserve(wide.rows, wide_packed);
-  for (int r = 0; r < wide.rows; ++r) {
-    prepared.Round(r, wide_x.data() + static_cast<size_t>(r) * wide.k);
-  }
+  // A deeper product with more rows first leaves stale values behind.
+  const auto stale_w = Random(33 * 200, 8);
+  const PackedWeightBf16 stale(stale_w.data(), 33, 200);
+  RoundInto(prepared, stale, Random(40 * 200, 7), 40);
   for (const Case& c : kCases) {
     const auto x = Random(static_cast<size_t>(c.rows) * c.k, 4);
     const auto w = Random(static_cast<size_t>(c.n) * c.k, 5);
@@ -165,10 +169,7 @@ TEST(MatMulBf16Test, RowsRoundedAsWrittenGiveTheSameBits) {
       if (!Bf16IsaSupported(isa)) continue;
       SCOPED_TRACE(std::string(Bf16IsaName(isa)) + " rows " +
                    std::to_string(c.rows) + " k " + std::to_string(c.k));
-      prepared.Reserve(c.rows, packed);
-      for (int r = c.rows - 1; r >= 0; --r) {  // in any order
-        prepared.Round(r, x.data() + static_cast<size_t>(r) * c.k);
-      }
+      RoundInto(prepared, packed, x, c.rows);
       std::vector<float> y(static_cast<size_t>(c.rows) * c.n, NAN);
       MatMulBf16(prepared, c.rows, packed, bias.data(), y.data(), isa);
       const auto want = Product(c, x, w, bias, isa);
