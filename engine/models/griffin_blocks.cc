@@ -51,40 +51,6 @@ void ConvRow(const GriffinConfig& config, const RecurrentWeights& w,
   }
 }
 
-// Tokens [begin, end) of the recurrent block up to the scan, all per token:
-// gelu of the y half of x_y in place, the conv of its x half into c, the
-// block-diagonal RG-LRU gates of c (one product per head on its slice) and
-// their fusion with the decay into the scan's coefficients a and b.
-void RecurrentRows(const GriffinConfig& config, const LayerWeights& layer,
-                   const RaggedBatch& plan, const StatePool& pool,
-                   int64_t begin, int64_t end, Workspace& ws) {
-  const RecurrentWeights& w = layer.recurrent;
-  const int R = config.lru_width, bw = R / config.num_heads;
-  const size_t ld = 2 * static_cast<size_t>(R);
-  float* x_y = ws.x_y.data();
-  float* c = ws.conv.data();
-  float* a = ws.lru_a.data();
-  float* b = ws.lru_b.data();
-  for (int64_t i = begin; i < end; ++i) {
-    cpu::GeluTanh(x_y + i * ld + R, R, x_y + i * ld + R);
-    const float* tail =
-        pool.Row<float>(layer.first_slab, plan.slot(plan.chunk(i)));
-    ConvRow(config, w, tail, plan, i, x_y, ld, c);
-  }
-  const int rows = static_cast<int>(end - begin);
-  for (int h = 0; h < config.num_heads; ++h) {
-    const size_t offset = begin * R + static_cast<size_t>(h) * bw;
-    cpu::MatMulPackedStrided(c + offset, R, rows, w.recurrence_gate[h],
-                             w.recurrence_gate_bias + h * bw, a + offset, R);
-    cpu::MatMulPackedStrided(c + offset, R, rows, w.input_gate[h],
-                             w.input_gate_bias + h * bw, b + offset, R);
-  }
-  for (int64_t i = begin; i < end; ++i) {
-    cpu::RgLruCoefficients(w.log_decay.data(), a + i * R, b + i * R, c + i * R,
-                           R, plan.position(i) == 0, a + i * R, b + i * R);
-  }
-}
-
 // Channels [ch_begin, ch_end) of one chunk: the RG-LRU scan h = a·h + b
 // (h = b at position 0) in f32, sequential over the chunk's tokens, with
 // out = h ⊙ gelu(y) written over a; then the chunk's last K-1 conv inputs
@@ -123,6 +89,47 @@ void ScanChannels(const GriffinConfig& config, const LayerWeights& layer,
   }
 }
 
+// Tokens [begin, end) of the recurrent block up to the scan, all per token:
+// gelu of the y half of x_y in place, the conv of its x half into c, the
+// block-diagonal RG-LRU gates of c (one product per head on its slice) and
+// their fusion with the decay into the scan's coefficients a and b. A
+// one-token chunk (decode) is a single scan step: it runs here, its whole
+// row at once, and its output row is prepared for the out product.
+void RecurrentRows(const GriffinConfig& config, const LayerWeights& layer,
+                   const RaggedBatch& plan, StatePool& pool, int64_t begin,
+                   int64_t end, Workspace& ws) {
+  const RecurrentWeights& w = layer.recurrent;
+  const int R = config.lru_width, bw = R / config.num_heads;
+  const size_t ld = 2 * static_cast<size_t>(R);
+  float* x_y = ws.x_y.data();
+  float* c = ws.conv.data();
+  float* a = ws.lru_a.data();
+  float* b = ws.lru_b.data();
+  for (int64_t i = begin; i < end; ++i) {
+    cpu::GeluTanh(x_y + i * ld + R, R, x_y + i * ld + R);
+    const float* tail =
+        pool.Row<float>(layer.first_slab, plan.slot(plan.chunk(i)));
+    ConvRow(config, w, tail, plan, i, x_y, ld, c);
+  }
+  const int rows = static_cast<int>(end - begin);
+  for (int h = 0; h < config.num_heads; ++h) {
+    const size_t offset = begin * R + static_cast<size_t>(h) * bw;
+    cpu::MatMulPackedStrided(c + offset, R, rows, w.recurrence_gate[h],
+                             w.recurrence_gate_bias + h * bw, a + offset, R);
+    cpu::MatMulPackedStrided(c + offset, R, rows, w.input_gate[h],
+                             w.input_gate_bias + h * bw, b + offset, R);
+  }
+  for (int64_t i = begin; i < end; ++i) {
+    cpu::RgLruCoefficients(w.log_decay.data(), a + i * R, b + i * R, c + i * R,
+                           R, plan.position(i) == 0, a + i * R, b + i * R);
+    const int s = plan.chunk(i);
+    if (plan.length(s) == 1) {
+      ScanChannels(config, layer, plan, s, 0, R, pool, ws);
+      w.out.weight.Prepare(static_cast<int>(i), a + i * R, ws.prepared);
+    }
+  }
+}
+
 }  // namespace
 
 void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
@@ -132,21 +139,44 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
   const int T = plan.tokens(), R = config.lru_width;
   const int bw = R / config.num_heads, K = config.conv_width;
   w.x_y.ApplyPrepared(n, T, ws.prepared, ws.x_y.data());
+  w.out.weight.Reserve(T, ws.prepared);
   const int64_t row_work = R * (5 * kTranscendental + K + 4 * bw);
   cpu::ParallelFor(T, TaskGrain(row_work), [&](int64_t begin, int64_t end) {
     RecurrentRows(config, layer, plan, pool, begin, end, ws);
   });
+  // Longer chunks scan in channel blocks, so one long sequence still spreads
+  // over the threads; their rows are whole, and prepared, after every block.
+  std::vector<int>& long_chunks = ws.long_chunks;
+  long_chunks.clear();
+  int64_t long_tokens = 0;
+  for (int s = 0; s < plan.chunks(); ++s) {
+    if (plan.length(s) == 1) continue;
+    long_chunks.push_back(s);
+    long_tokens += plan.length(s);
+  }
+  if (long_chunks.empty()) {
+    w.out.ApplyPrepared(ws.lru_a.data(), T, ws.prepared, out);
+    return;
+  }
   constexpr int kChannelBlock = 16;
   const int blocks = (R + kChannelBlock - 1) / kChannelBlock;
-  const int64_t tokens_per_chunk = T / plan.chunks();
+  const int64_t chunk_items = static_cast<int64_t>(long_chunks.size());
+  const int64_t tokens_per_chunk = long_tokens / chunk_items;
   ForEachItem(
-      int64_t{plan.chunks()} * blocks,
-      (tokens_per_chunk + K) * kChannelBlock * 4, [&](int64_t item) {
+      chunk_items * blocks, (tokens_per_chunk + K) * kChannelBlock * 4,
+      [&](int64_t item) {
         const int ch_begin = static_cast<int>(item % blocks) * kChannelBlock;
-        ScanChannels(config, layer, plan, static_cast<int>(item / blocks),
-                     ch_begin, std::min(R, ch_begin + kChannelBlock), pool, ws);
+        ScanChannels(config, layer, plan, long_chunks[item / blocks], ch_begin,
+                     std::min(R, ch_begin + kChannelBlock), pool, ws);
       });
-  w.out.Apply(ws.lru_a.data(), T, out);
+  ForEachItem(chunk_items, tokens_per_chunk * R, [&](int64_t item) {
+    const int s = long_chunks[item];
+    for (int i = plan.begin(s); i < plan.end(s); ++i) {
+      w.out.weight.Prepare(i, ws.lru_a.data() + static_cast<size_t>(i) * R,
+                           ws.prepared);
+    }
+  });
+  w.out.ApplyPrepared(ws.lru_a.data(), T, ws.prepared, out);
 }
 
 void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,

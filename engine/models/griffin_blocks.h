@@ -89,6 +89,7 @@ struct Workspace {
   // The next product's input rows as they are written, rounded in BF16:
   // each block's input (the norm's output), attended, the MLP activation.
   cpu::Bf16Rows prepared;
+  std::vector<int> long_chunks;  // chunks of more than one token, this step
 
   // Makes every buffer hold at least `tokens` rows for `config`.
   void Reserve(const GriffinConfig& config, int tokens);
