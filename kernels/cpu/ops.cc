@@ -57,8 +57,10 @@ void ApplyRotary(float* x, int rotary_dims, const float* cos,
 
 void SoftmaxInPlace(float* x, int n) {
   if (n <= 0) return;
+  // Not std::fmax: a library call per entry here. A NaN score makes the
+  // whole row NaN either way (it reaches the sum).
   float max = x[0];
-  for (int i = 1; i < n; ++i) max = std::fmax(max, x[i]);
+  for (int i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
   for (int i = 0; i < n; ++i) x[i] -= max;
   Exp(x, n, x);
   float sum = 0.0f;

@@ -66,5 +66,15 @@ TEST(Softmax, NormalizesAndArgMaxTakesLowestTie) {
   EXPECT_EQ(ArgMax(ties, 4), 1);
 }
 
+// A NaN score poisons its row wherever it stands, rather than vanishing.
+TEST(Softmax, ANanAnywhereMakesTheRowNan) {
+  for (int at = 0; at < 3; ++at) {
+    float x[3] = {1.0f, 2.0f, 3.0f};
+    x[at] = std::nanf("");
+    SoftmaxInPlace(x, 3);
+    for (float v : x) EXPECT_TRUE(std::isnan(v)) << "NaN at " << at;
+  }
+}
+
 }  // namespace
 }  // namespace slabserve::cpu
