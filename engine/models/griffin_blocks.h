@@ -87,7 +87,8 @@ struct Workspace {
   std::vector<float> mlp_act;             // [T, F]
   std::vector<float> head_in;             // [logit rows, D]
   // The next product's input rows as they are written, rounded in BF16:
-  // each block's input (the norm's output), attended, the MLP activation.
+  // each block's input (the norm's output), attended, a decode token's scan
+  // output, the MLP activation, the LM head's input.
   cpu::Bf16Rows prepared;
   std::vector<int> long_chunks;  // chunks of more than one token, this step
 

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
 
 namespace slabserve::cpu {
@@ -56,12 +57,7 @@ void ScoreKeys(const float* q, int dim, const float* const* keys, size_t column,
       scores[j + u] = AddTail(sums[u], q, k[u], d8, dim) * scale;
     }
   }
-  for (; j < n; ++j) {
-    const float* k = keys[j] + column;
-    Lanes acc[8] = {};
-    for (int i = 0; i < d8; i += 8) acc[0] += Load(q + i) * Load(k + i);
-    scores[j] = AddTail(SumEach(acc)[0], q, k, d8, dim) * scale;
-  }
+  for (; j < n; ++j) scores[j] = Dot(q, keys[j] + column, dim) * scale;
 }
 
 // out[d] = Σ_j p[j]·v_j[d], j in order; 64 columns at a time in registers.
