@@ -212,9 +212,8 @@ void AttentionBlock(const GriffinConfig& config, const LayerWeights& layer,
   w.o.weight.Reserve(T, ws.prepared);
   const int64_t query_work = int64_t{4} * H * W * hd;
   cpu::ParallelFor(T, TaskGrain(query_work), [&](int64_t begin, int64_t end) {
-    thread_local std::vector<const float*> rows;
-    GrowToAtLeast(rows, 2 * static_cast<size_t>(W));
-    const float** keys = rows.data();
+    const float** keys =
+        ThreadScratch<const float*>(2 * static_cast<size_t>(W));
     const float** values = keys + W;
     float* scores = ThreadScratch(W);
     for (int64_t i = begin; i < end; ++i) {

@@ -7,12 +7,6 @@
 
 namespace slabserve {
 
-float* ThreadScratch(size_t floats) {
-  thread_local std::vector<float> buffer;
-  GrowToAtLeast(buffer, floats);
-  return buffer.data();
-}
-
 namespace {
 
 // Row `r` of n from row x (+ delta), then prepared for `next`.

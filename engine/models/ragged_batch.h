@@ -50,10 +50,15 @@ void GrowToAtLeast(std::vector<T>& buffer, size_t size) {
   if (buffer.size() < size) buffer.resize(size);
 }
 
-// A grow-only scratch buffer of at least `floats` floats for the calling
-// thread (e.g. one worker task's attention scores): reused by every later
-// call on that thread, so steady-state tasks allocate nothing.
-float* ThreadScratch(size_t floats);
+// A grow-only scratch buffer of at least `count` T for the calling thread
+// (e.g. one worker task's attention scores): reused by every later call on
+// that thread for the same T, so steady-state tasks allocate nothing.
+template <typename T = float>
+T* ThreadScratch(size_t count) {
+  thread_local std::vector<T> buffer;
+  GrowToAtLeast(buffer, count);
+  return buffer.data();
+}
 
 // The projection that reads a norm's output, and where its input rows are
 // prepared (cpu::Projection::Prepare) as the norm writes them.

@@ -128,6 +128,9 @@ TEST(ThreadScratchTest, GrowsOnlyAndIsPerThread) {
   float* other = nullptr;
   std::thread([&] { other = ThreadScratch(1000); }).join();
   EXPECT_NE(other, big);
+  // Each element type has its own buffer.
+  EXPECT_NE(static_cast<void*>(ThreadScratch<const float*>(10)),
+            static_cast<void*>(big));
 }
 
 TEST(TaskGrainTest, SmallItemsShareATask) {
