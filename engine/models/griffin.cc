@@ -145,7 +145,7 @@ absl::Status GriffinModel::LoadRecurrent(const std::string& prefix,
   // Stored [H, in, out] and applied as x·G; each head's block is transposed
   // to [out, in] and packed.
   auto load_gate = [&](const std::string& name,
-                       std::vector<cpu::PackedWeight>& gate,
+                       std::vector<cpu::Projection>& gate,
                        const float*& bias) -> absl::Status {
     const float* g;
     GRIFFIN_ASSIGN(g,
@@ -156,7 +156,7 @@ absl::Status GriffinModel::LoadRecurrent(const std::string& prefix,
       for (int i = 0; i < bw; ++i) {
         for (int j = 0; j < bw; ++j) block[j * bw + i] = stored[i * bw + j];
       }
-      gate.emplace_back(block.data(), bw, bw);
+      gate.emplace_back(block.data(), bw, bw, precision_);
     }
     weights_.pop_back();
     GRIFFIN_ASSIGN(bias, Tensor(prefix + "rg_lru." + name + "_bias", {H, bw}));

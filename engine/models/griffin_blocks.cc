@@ -28,6 +28,9 @@ void Workspace::Reserve(const GriffinConfig& config, int tokens) {
   GrowToAtLeast(attended, T * q_width);
   GrowToAtLeast(mlp, T * 2 * F);
   GrowToAtLeast(mlp_act, T * F);
+  if (gate_rows.size() < static_cast<size_t>(config.num_heads)) {
+    gate_rows.resize(config.num_heads);
+  }
 }
 
 namespace {
@@ -105,19 +108,26 @@ void RecurrentRows(const GriffinConfig& config, const LayerWeights& layer,
   float* c = ws.conv.data();
   float* a = ws.lru_a.data();
   float* b = ws.lru_b.data();
+  const int H = config.num_heads;
   for (int64_t i = begin; i < end; ++i) {
     cpu::GeluTanh(x_y + i * ld + R, R, x_y + i * ld + R);
     const float* tail =
         pool.Row<float>(layer.first_slab, plan.slot(plan.chunk(i)));
     ConvRow(config, w, tail, plan, i, x_y, ld, c);
+    for (int h = 0; h < H; ++h) {
+      w.input_gate[h].Prepare(static_cast<int>(i), c + i * R + h * bw,
+                              ws.gate_rows[h]);
+    }
   }
-  const int rows = static_cast<int>(end - begin);
-  for (int h = 0; h < config.num_heads; ++h) {
-    const size_t offset = begin * R + static_cast<size_t>(h) * bw;
-    cpu::MatMulPackedStrided(c + offset, R, rows, w.recurrence_gate[h],
-                             w.recurrence_gate_bias + h * bw, a + offset, R);
-    cpu::MatMulPackedStrided(c + offset, R, rows, w.input_gate[h],
-                             w.input_gate_bias + h * bw, b + offset, R);
+  for (int h = 0; h < H; ++h) {
+    const size_t at = static_cast<size_t>(h) * bw;
+    const int first = static_cast<int>(begin), last = static_cast<int>(end);
+    w.recurrence_gate[h].ApplyPreparedRows(c + at, R, first, last,
+                                           w.recurrence_gate_bias + at,
+                                           ws.gate_rows[h], a + at, R);
+    w.input_gate[h].ApplyPreparedRows(c + at, R, first, last,
+                                      w.input_gate_bias + at, ws.gate_rows[h],
+                                      b + at, R);
   }
   for (int64_t i = begin; i < end; ++i) {
     cpu::RgLruCoefficients(w.log_decay.data(), a + i * R, b + i * R, c + i * R,
@@ -140,10 +150,17 @@ void RecurrentBlock(const GriffinConfig& config, const LayerWeights& layer,
   const int bw = R / config.num_heads, K = config.conv_width;
   w.x_y.ApplyPrepared(n, T, ws.prepared, ws.x_y.data());
   w.out.weight.Reserve(T, ws.prepared);
+  for (int h = 0; h < config.num_heads; ++h) {
+    w.input_gate[h].Reserve(T, ws.gate_rows[h]);
+  }
+  // Tasks take whole blocks of rows, as the gates' products need.
+  const int align = w.input_gate[0].row_alignment();
   const int64_t row_work = R * (5 * kTranscendental + K + 4 * bw);
-  cpu::ParallelFor(T, TaskGrain(row_work), [&](int64_t begin, int64_t end) {
-    RecurrentRows(config, layer, plan, pool, begin, end, ws);
-  });
+  cpu::ParallelFor((T + align - 1) / align, TaskGrain(row_work * align),
+                   [&](int64_t begin, int64_t end) {
+                     RecurrentRows(config, layer, plan, pool, begin * align,
+                                   std::min<int64_t>(T, end * align), ws);
+                   });
   // Longer chunks scan in channel blocks, so one long sequence still spreads
   // over the threads; their rows are whole, and prepared, after every block.
   std::vector<int>& long_chunks = ws.long_chunks;

@@ -11,7 +11,6 @@
 #include "engine/models/griffin_config.h"
 #include "engine/models/ragged_batch.h"
 #include "engine/state/state_pool.h"
-#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/projection.h"
 
 namespace slabserve::griffin {
@@ -47,8 +46,8 @@ struct RecurrentWeights {
   Linear out;
   std::vector<float> conv_taps;  // [K, R]; tap K-1 is the current token
   const float* conv_bias = nullptr;
-  // Block-diagonal gates: one packed [out, in] block per head.
-  std::vector<cpu::PackedWeight> input_gate, recurrence_gate;
+  // Block-diagonal gates: one [out, in] block per head.
+  std::vector<cpu::Projection> input_gate, recurrence_gate;
   const float* input_gate_bias = nullptr;       // [R]
   const float* recurrence_gate_bias = nullptr;  // [R]
   std::vector<float> log_decay;                 // -8·softplus(Λ), [R]
@@ -90,6 +89,8 @@ struct Workspace {
   // each block's input (the norm's output), attended, a decode token's scan
   // output, the MLP activation, the LM head's input.
   cpu::Bf16Rows prepared;
+  // The RG-LRU gates' input c, one head's slice per entry (BF16 products).
+  std::vector<cpu::Bf16Rows> gate_rows;
   std::vector<int> long_chunks;  // chunks of more than one token, this step
 
   // Makes every buffer hold at least `tokens` rows for `config`.

@@ -34,6 +34,7 @@ struct Operands {
   const float* bias;
   float* y;
   int rows;
+  size_t ldy;  // y's row stride
 
   // x's row stride in pairs (32-bit words).
   size_t ldx() const { return w->pairs(); }
@@ -50,11 +51,11 @@ struct Operands {
   // [tile_rows][panels · kPanel], plus bias; rows ≥ rows and columns ≥ n
   // (padding) are dropped.
   void Emit(const float* out, int r, int tile_rows, int p, int panels) const {
-    const int n = w->n(), j0 = p * kPanel;
-    const int cols = std::min(panels * kPanel, n - j0);
+    const int j0 = p * kPanel;
+    const int cols = std::min(panels * kPanel, w->n() - j0);
     const int stride = panels * kPanel;
     for (int i = 0; i < tile_rows && r + i < rows; ++i) {
-      float* yr = y + static_cast<size_t>(r + i) * n + j0;
+      float* yr = y + static_cast<size_t>(r + i) * ldy + j0;
       const float* src = out + i * stride;
       if (bias == nullptr) {
         std::memcpy(yr, src, cols * sizeof(float));
@@ -362,7 +363,7 @@ void MatMulBf16(Bf16Rows& x, int rows, const PackedWeightBf16& w,
                 const float* bias, float* y, Bf16Isa isa) {
   const int n = w.n();
   if (rows <= 0 || n <= 0) return;
-  const Operands a{x.Padded(rows), &w, bias, y, rows};
+  const Operands a{x.Padded(rows), &w, bias, y, rows, static_cast<size_t>(n)};
   const BlockFn run = Blocks(isa);
   const int panels = (n + kPanel - 1) / kPanel;
   auto block = [&a, run](int r0, int r1, int p0, int p1) {
@@ -371,6 +372,17 @@ void MatMulBf16(Bf16Rows& x, int rows, const PackedWeightBf16& w,
   // Panel blocks are a multiple of every tile's panel group (1, 2, 3).
   ParallelForProductBlocks(rows, panels, w.k(),
                            {kBlockRows, kMaxBlockPanels, 6}, std::ref(block));
+}
+
+void MatMulBf16RowBlock(Bf16Rows& x, int begin, int end,
+                        const PackedWeightBf16& w, const float* bias, float* y,
+                        size_t ldy, Bf16Isa isa) {
+  const int n = w.n();
+  if (end <= begin || n <= 0) return;
+  // Rows from end up to its tile edge are nobody else's (begin and any other
+  // caller's rows start on tile edges), so zeroing them here races with none.
+  const Operands a{x.Padded(end), &w, bias, y, end, ldy};
+  Blocks(isa)(a, begin, end, 0, (n + kPanel - 1) / kPanel);
 }
 
 }  // namespace slabserve::cpu

@@ -107,6 +107,16 @@ void MatMulBf16(const float* x, int rows, const PackedWeightBf16& w,
 // since x.Reserve(≥ rows, w).
 void MatMulBf16(Bf16Rows& x, int rows, const PackedWeightBf16& w,
                 const float* bias, float* y, Bf16Isa isa = ActiveBf16Isa());
+// Rows [begin, end) of that product on the calling thread, row r of y at
+// y + r·ldy (ldy >= w.n()): for callers that split rows over threads
+// themselves, e.g. a per-row loop making one head's small product. The same
+// bits as MatMulBf16. Tiles read rows in blocks of kBf16RowBlock: begin must be
+// a multiple of it, and rows from end up to the next multiple are zeroed
+// here, so end must be one too unless no caller rounds rows past it.
+constexpr int kBf16RowBlock = 16;
+void MatMulBf16RowBlock(Bf16Rows& x, int begin, int end,
+                        const PackedWeightBf16& w, const float* bias, float* y,
+                        size_t ldy, Bf16Isa isa = ActiveBf16Isa());
 
 }  // namespace slabserve::cpu
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -175,6 +176,43 @@ TEST(MatMulBf16Test, RowsRoundedAsWrittenGiveTheSameBits) {
       const auto want = Product(c, x, w, bias, isa);
       EXPECT_EQ(std::memcmp(y.data(), want.data(), sizeof(float) * y.size()),
                 0);
+    }
+  }
+}
+
+// Rows split into blocks of kBf16RowBlock (the last one short), each run on
+// its own into wider y rows: the same bits as the whole product, columns
+// beside y's untouched.
+TEST(MatMulBf16Test, RowBlocksIntoStridedRowsGiveTheSameBits) {
+  for (const Case& c : kCases) {
+    const auto x = Random(static_cast<size_t>(c.rows) * c.k, 9);
+    const auto w = Random(static_cast<size_t>(c.n) * c.k, 10);
+    const auto bias = Random(c.n, 11);
+    const PackedWeightBf16 packed(w.data(), c.n, c.k);
+    const size_t ldy = c.n + 5;
+    for (Bf16Isa isa : kAllIsas) {
+      if (!Bf16IsaSupported(isa)) continue;
+      SCOPED_TRACE(std::string(Bf16IsaName(isa)) + " rows " +
+                   std::to_string(c.rows) + " k " + std::to_string(c.k));
+      Bf16Rows prepared;
+      prepared.Reserve(c.rows, packed);
+      std::vector<float> y(c.rows * ldy, -7.0f);
+      for (int begin = 0; begin < c.rows; begin += kBf16RowBlock) {
+        const int end = std::min(c.rows, begin + kBf16RowBlock);
+        for (int r = begin; r < end; ++r) {
+          prepared.Round(r, x.data() + static_cast<size_t>(r) * c.k);
+        }
+        MatMulBf16RowBlock(prepared, begin, end, packed, bias.data(), y.data(),
+                           ldy, isa);
+      }
+      const auto want = Product(c, x, w, bias, isa);
+      for (int r = 0; r < c.rows; ++r) {
+        EXPECT_EQ(std::memcmp(&y[r * ldy], &want[static_cast<size_t>(r) * c.n],
+                              sizeof(float) * c.n),
+                  0)
+            << "row " << r;
+        for (size_t j = c.n; j < ldy; ++j) ASSERT_EQ(y[r * ldy + j], -7.0f);
+      }
     }
   }
 }

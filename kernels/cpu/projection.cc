@@ -46,6 +46,18 @@ void Projection::ApplyPrepared(const float* x, int rows, const float* bias,
   }
 }
 
+void Projection::ApplyPreparedRows(const float* x, size_t ldx, int begin,
+                                   int end, const float* bias,
+                                   Bf16Rows& prepared, float* y,
+                                   size_t ldy) const {
+  if (precision_ == WeightPrecision::kBf16) {
+    MatMulBf16RowBlock(prepared, begin, end, bf16_, bias, y, ldy);
+  } else {
+    MatMulPackedStrided(x + begin * ldx, ldx, end - begin, f32_, bias,
+                        y + begin * ldy, ldy);
+  }
+}
+
 void Projection::Row(int j, float* out) const {
   if (precision_ == WeightPrecision::kBf16) {
     bf16_.Row(j, out);

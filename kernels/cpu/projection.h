@@ -46,6 +46,17 @@ class Projection {
   }
   void ApplyPrepared(const float* x, int rows, const float* bias,
                      Bf16Rows& prepared, float* y) const;
+  // Rows [begin, end) of ApplyPrepared with strided rows (row r of x at
+  // x + r·ldx, of y at y + r·ldy), run by a caller that splits rows over
+  // threads itself: BF16 on the calling thread (MatMulBf16RowBlock), F32 as
+  // MatMulPackedStrided. begin, and end unless it is the input's last row,
+  // must be multiples of row_alignment().
+  void ApplyPreparedRows(const float* x, size_t ldx, int begin, int end,
+                         const float* bias, Bf16Rows& prepared, float* y,
+                         size_t ldy) const;
+  int row_alignment() const {
+    return precision_ == WeightPrecision::kBf16 ? kBf16RowBlock : 1;
+  }
   // Row j of W (k floats, as stored: rounded in BF16), e.g. for a tied
   // embedding.
   void Row(int j, float* out) const;
