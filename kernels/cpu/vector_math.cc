@@ -15,8 +15,9 @@ namespace slabserve::cpu {
 namespace {
 
 // The build's own instruction set: 8 lanes, one AVX register under
-// --config=opt. The build is ISO C++ (-std=c++17), so GCC never contracts
-// a·b + c on its own; MulAdd is the only fused operation, and it is explicit.
+// --config=opt. GCC fuses a·b + c into FMA wherever the target has it (in
+// C++ even with -std=c++17), so code rounds alike across sets only where
+// every set has FMA; MulAdd makes the fusion explicit where it matters.
 namespace native {
 
 typedef float Vec __attribute__((vector_size(32)));
