@@ -56,40 +56,58 @@ class ThreadPool {
   // Runs task(i) for i in [0, tasks); the caller takes part.
   void Run(int tasks, const std::function<void(int)>& task) {
     std::unique_lock<std::mutex> run_lock(run_mu_);  // one loop at a time
+    const uint64_t generation = generation_.load(std::memory_order_relaxed) + 1;
+    task_.store(&task, std::memory_order_relaxed);
+    pending_.store(tasks, std::memory_order_relaxed);
+    // Opens the loop: a claim of this generation sees the stores above.
+    claim_.store(Claim(generation, tasks, 0), std::memory_order_release);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      task_ = &task;
-      tasks_ = tasks;
-      next_ = 0;
-      pending_ = tasks;
-      ++generation_;
+      generation_.store(generation, std::memory_order_release);
     }
     wake_.notify_all();
-    Drain();
+    Drain(generation);
     // A step runs dozens of loops back to back: waiting briefly for the
     // last worker is cheaper than sleeping and being woken.
     SpinWhile([this] { return pending_.load(std::memory_order_acquire) != 0; });
     std::unique_lock<std::mutex> lock(mu_);
     done_.wait(lock, [this] { return pending_ == 0; });
-    task_ = nullptr;
   }
 
  private:
-  void Drain() {
+  // The whole state of a loop's claims in one word, so that one
+  // compare-and-swap claims a task: the generation's low 32 bits (a thread
+  // would have to sleep through 2^32 loops to mistake one for another), the
+  // task count and the next unclaimed index, 16 bits each.
+  static uint64_t Claim(uint64_t generation, int tasks, int next) {
+    return generation << 32 | static_cast<uint64_t>(tasks) << 16 |
+           static_cast<uint64_t>(next);
+  }
+
+  // Claims and runs tasks of loop `generation` until none is left. A thread
+  // still draining an earlier loop never takes a task of a later one (the
+  // generation differs), and a loop's task stays valid while one of its
+  // tasks is claimed and not done (Run returns only when none is pending).
+  void Drain(uint64_t generation) {
+    uint64_t claim = claim_.load(std::memory_order_acquire);
     while (true) {
-      int index;
-      const std::function<void(int)>* task;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (task_ == nullptr || next_ >= tasks_) return;
-        index = next_++;
-        task = task_;
+      if (claim >> 32 != (generation & 0xFFFFFFFFu)) return;
+      const int tasks = static_cast<int>(claim >> 16 & 0xFFFFu);
+      const int index = static_cast<int>(claim & 0xFFFFu);
+      if (index >= tasks) return;
+      if (!claim_.compare_exchange_weak(claim, claim + 1,
+                                        std::memory_order_acquire)) {
+        continue;  // claim now holds the current value
       }
       running_pool_task = true;
-      (*task)(index);
+      (*task_.load(std::memory_order_relaxed))(index);
       running_pool_task = false;
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_.notify_all();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        // Under the lock, so Run cannot miss it between its check and wait.
+        std::lock_guard<std::mutex> lock(mu_);
+        done_.notify_all();
+      }
+      claim = claim_.load(std::memory_order_acquire);
     }
   }
   // Spins while `busy()` holds, for at most about a hundred microseconds.
@@ -116,20 +134,20 @@ class ThreadPool {
         if (stop_) return;
         seen = generation_;
       }
-      Drain();
+      Drain(seen);
     }
   }
 
   std::mutex run_mu_;
-  std::mutex mu_;
+  std::mutex mu_;  // for the condition variables' waits
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
-  const std::function<void(int)>* task_ = nullptr;
   static constexpr int kSpins = 1000;
-  int tasks_ = 0, next_ = 0;
-  // Written under mu_; atomic so that waiters may spin on them unlocked.
-  std::atomic<int> pending_{0};
-  std::atomic<uint64_t> generation_{0};
+  // The current loop's task, written by Run before it opens claim_.
+  std::atomic<const std::function<void(int)>*> task_{nullptr};
+  std::atomic<uint64_t> claim_{0};  // see Claim()
+  std::atomic<int> pending_{0};     // tasks of the current loop not yet done
+  std::atomic<uint64_t> generation_{0};  // written under mu_ (for wake_)
   std::atomic<bool> stop_{false};
 };
 
@@ -155,7 +173,9 @@ void ParallelFor(int64_t n, int64_t min_grain,
   if (n <= 0) return;
   ThreadPool& pool = Pool();
   int64_t grain = std::max<int64_t>(1, min_grain);
-  int64_t tasks = std::min<int64_t>((n + grain - 1) / grain, pool.size() * 4);
+  // At most 65535 tasks: a loop's claims count them in 16 bits.
+  int64_t tasks = std::min<int64_t>(
+      {(n + grain - 1) / grain, pool.size() * int64_t{4}, 0xFFFF});
   if (tasks <= 1 || pool.size() == 1 || running_pool_task) {
     fn(0, n);
     return;

@@ -21,6 +21,22 @@ TEST(ParallelForTest, CoversEveryIndexOnce) {
   }
 }
 
+// Loops of different sizes back to back: a thread still finishing one loop
+// never runs, or counts, a task of the next.
+TEST(ParallelForTest, BackToBackLoopsKeepTheirOwnTasks) {
+  std::vector<std::atomic<int>> seen(8);
+  for (int loop = 0; loop < 20000; ++loop) {
+    const int64_t n = loop % 2 == 0 ? 3 : 8;
+    for (std::atomic<int>& count : seen) count.store(0);
+    ParallelFor(n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) seen[i].fetch_add(1);
+    });
+    for (int64_t i = 0; i < 8; ++i) {
+      ASSERT_EQ(seen[i].load(), i < n ? 1 : 0) << "loop " << loop;
+    }
+  }
+}
+
 // A loop started inside another loop's task runs on that thread and
 // completes (the pool would otherwise wait on itself).
 TEST(ParallelForTest, NestedLoopRunsInline) {
