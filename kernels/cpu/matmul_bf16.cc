@@ -143,15 +143,25 @@ void Configure() {
   _tile_loadconfig(&config);
 }
 
-// RT × 16 rows from row r, PT panels from panel p; x rows are padded to 16.
+// RT × 16 rows from row r, PT panels from panel p into y (row stride ldy
+// floats); x rows are padded to 16. The sums start at bias16 (PT · 16
+// values, loaded into every row: stride 0) or at zero.
 template <int RT, int PT>
-void Tile(const Operands& a, int r, int p, float* out) {
+void Tile(const Operands& a, int r, int p, const float* bias16, float* y,
+          size_t ldy) {
   const int chunks = a.w->pairs() / kPanel;
   const size_t x_stride = a.ldx() * sizeof(uint32_t);
-  _tile_zero(0);
-  if (PT > 1) _tile_zero(1);
-  if (RT > 1) _tile_zero(2);
-  if (RT > 1 && PT > 1) _tile_zero(3);
+  if (bias16 != nullptr) {
+    _tile_loadd(0, bias16, 0);
+    if (PT > 1) _tile_loadd(1, bias16 + kPanel, 0);
+    if (RT > 1) _tile_loadd(2, bias16, 0);
+    if (RT > 1 && PT > 1) _tile_loadd(3, bias16 + kPanel, 0);
+  } else {
+    _tile_zero(0);
+    if (PT > 1) _tile_zero(1);
+    if (RT > 1) _tile_zero(2);
+    if (RT > 1 && PT > 1) _tile_zero(3);
+  }
   for (int c = 0; c < chunks; ++c) {
     const uint16_t* x = a.x + 2 * (r * a.ldx() + c * kPanel);
     _tile_loadd(4, x, x_stride);
@@ -163,27 +173,46 @@ void Tile(const Operands& a, int r, int p, float* out) {
     if (RT > 1) _tile_dpbf16ps(2, 5, 6);
     if (RT > 1 && PT > 1) _tile_dpbf16ps(3, 5, 7);
   }
-  // out [RT · 16][PT · 16]
-  const size_t out_stride = PT * kPanel * sizeof(float);
-  _tile_stored(0, out, out_stride);
-  if (PT > 1) _tile_stored(1, out + kPanel, out_stride);
-  if (RT > 1) _tile_stored(2, out + 16 * PT * kPanel, out_stride);
-  if (RT > 1 && PT > 1)
-    _tile_stored(3, out + 16 * PT * kPanel + kPanel, out_stride);
+  const size_t stride = ldy * sizeof(float);
+  _tile_stored(0, y, stride);
+  if (PT > 1) _tile_stored(1, y + kPanel, stride);
+  if (RT > 1) _tile_stored(2, y + 16 * ldy, stride);
+  if (RT > 1 && PT > 1) _tile_stored(3, y + 16 * ldy + kPanel, stride);
 }
 
+// Tiles whose rows and columns all lie in the block and in y store straight
+// into y; edge tiles go through a buffer and keep what fits. Every tile's
+// sums start at the bias, so a row's bits do not depend on which kind of
+// tile it landed in.
 void RunBlock(const Operands& a, int r0, int r1, int p0, int p1) {
   Configure();
   alignas(64) float out[kMaxRows * 2 * kPanel];
+  alignas(64) float edge_bias[2 * kPanel];
+  Operands summed = a;  // for Emit: the bias is in the sums already
+  summed.bias = nullptr;
+  const int n = a.w->n();
   for (int p = p0; p < p1; p += 2) {
-    const bool two_panels = p + 1 < p1;
+    const int panels = p + 1 < p1 ? 2 : 1;
+    const bool whole_columns = (p + panels) * kPanel <= n;
+    const float* bias16 = nullptr;
+    if (a.bias != nullptr && whole_columns) {
+      bias16 = a.bias + p * kPanel;
+    } else if (a.bias != nullptr) {
+      for (int j = 0; j < panels * kPanel; ++j) {
+        edge_bias[j] = p * kPanel + j < n ? a.bias[p * kPanel + j] : 0.0f;
+      }
+      bias16 = edge_bias;
+    }
     for (int r = r0; r < r1; r += 32) {
-      const bool two_rows = r + 16 < r1;
-      if (two_rows && two_panels) Tile<2, 2>(a, r, p, out);
-      if (two_rows && !two_panels) Tile<2, 1>(a, r, p, out);
-      if (!two_rows && two_panels) Tile<1, 2>(a, r, p, out);
-      if (!two_rows && !two_panels) Tile<1, 1>(a, r, p, out);
-      a.Emit(out, r, two_rows ? 32 : 16, p, two_panels ? 2 : 1);
+      const int tile_rows = r + 16 < r1 ? 32 : 16;
+      const bool direct = whole_columns && r + tile_rows <= r1;
+      float* y = direct ? a.y + r * a.ldy + p * kPanel : out;
+      const size_t ldy = direct ? a.ldy : panels * kPanel;
+      if (tile_rows == 32 && panels == 2) Tile<2, 2>(a, r, p, bias16, y, ldy);
+      if (tile_rows == 32 && panels == 1) Tile<2, 1>(a, r, p, bias16, y, ldy);
+      if (tile_rows == 16 && panels == 2) Tile<1, 2>(a, r, p, bias16, y, ldy);
+      if (tile_rows == 16 && panels == 1) Tile<1, 1>(a, r, p, bias16, y, ldy);
+      if (!direct) summed.Emit(out, r, tile_rows, p, panels);
     }
   }
   _tile_release();

@@ -9,8 +9,9 @@
 // never on the other rows, the tiling or the thread split. The instruction
 // sets that convert to F32 (generic, AVX2, AVX-512) give identical bits:
 // each bf16 product is exact in F32, and the sums run over k in order. The
-// dot-product instructions (AVX-512-BF16, AMX) sum pairs in their own way,
-// so their results may differ from those in the last bits.
+// dot-product instructions (AVX-512-BF16, AMX) sum pairs in their own way
+// (AMX also starts its sums at the bias, so that whole tiles store straight
+// into y), so their results may differ from those in the last bits.
 #ifndef SLABSERVE_KERNELS_CPU_MATMUL_BF16_H_
 #define SLABSERVE_KERNELS_CPU_MATMUL_BF16_H_
 
