@@ -180,32 +180,38 @@ void Tile(const Operands& a, int r, int p, const float* bias16, float* y,
   if (RT > 1 && PT > 1) _tile_stored(3, y + 16 * ldy + kPanel, stride);
 }
 
-// Tiles whose rows and columns all lie in the block and in y store straight
-// into y; edge tiles go through a buffer and keep what fits. Every tile's
-// sums start at the bias, so a row's bits do not depend on which kind of
-// tile it landed in.
+// The sums' starting values for panels [p, p + panels): bias16 of Tile, or
+// null for none. Columns past n (the last panel's padding) start at zero.
+const float* TileBias(const Operands& a, int p, int panels, float* edge) {
+  const int n = a.w->n(), j0 = p * kPanel;
+  if (a.bias == nullptr || j0 + panels * kPanel <= n) {
+    return a.bias == nullptr ? nullptr : a.bias + j0;
+  }
+  for (int j = 0; j < panels * kPanel; ++j) {
+    edge[j] = j0 + j < n ? a.bias[j0 + j] : 0.0f;
+  }
+  return edge;
+}
+
+// Rows outer: a 32-row group's x tiles stay in L1 across the block's panels
+// while the weights stream from L2 (a sixth faster at 256 rows here than
+// panels outer). Tiles whose rows and columns all lie in the block and in y
+// store straight into y; edge tiles go through a buffer and keep what fits.
+// Every tile's sums start at the bias, so a row's bits do not depend on
+// which kind of tile it landed in.
 void RunBlock(const Operands& a, int r0, int r1, int p0, int p1) {
   Configure();
   alignas(64) float out[kMaxRows * 2 * kPanel];
   alignas(64) float edge_bias[2 * kPanel];
   Operands summed = a;  // for Emit: the bias is in the sums already
   summed.bias = nullptr;
-  const int n = a.w->n();
-  for (int p = p0; p < p1; p += 2) {
-    const int panels = p + 1 < p1 ? 2 : 1;
-    const bool whole_columns = (p + panels) * kPanel <= n;
-    const float* bias16 = nullptr;
-    if (a.bias != nullptr && whole_columns) {
-      bias16 = a.bias + p * kPanel;
-    } else if (a.bias != nullptr) {
-      for (int j = 0; j < panels * kPanel; ++j) {
-        edge_bias[j] = p * kPanel + j < n ? a.bias[p * kPanel + j] : 0.0f;
-      }
-      bias16 = edge_bias;
-    }
-    for (int r = r0; r < r1; r += 32) {
-      const int tile_rows = r + 16 < r1 ? 32 : 16;
-      const bool direct = whole_columns && r + tile_rows <= r1;
+  for (int r = r0; r < r1; r += 32) {
+    const int tile_rows = r + 16 < r1 ? 32 : 16;
+    for (int p = p0; p < p1; p += 2) {
+      const int panels = p + 1 < p1 ? 2 : 1;
+      const float* bias16 = TileBias(a, p, panels, edge_bias);
+      const bool direct =
+          (p + panels) * kPanel <= a.w->n() && r + tile_rows <= r1;
       float* y = direct ? a.y + r * a.ldy + p * kPanel : out;
       const size_t ldy = direct ? a.ldy : panels * kPanel;
       if (tile_rows == 32 && panels == 2) Tile<2, 2>(a, r, p, bias16, y, ldy);
