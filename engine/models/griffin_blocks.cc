@@ -283,15 +283,20 @@ void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
   float* act = ws.mlp_act.data();
   layer.gate_up.ApplyPrepared(m, rows, ws.prepared, gate_up);
   layer.down.weight.Reserve(rows, ws.prepared);
-  cpu::ParallelFor(rows, TaskGrain(F * kTranscendental),
-                   [&](int64_t begin, int64_t end) {
-                     for (int64_t r = begin; r < end; ++r) {
-                       const float* gate = gate_up + r * 2 * F;
-                       cpu::GeluTanhMul(gate, gate + F, F, act + r * F);
-                       layer.down.weight.Prepare(static_cast<int>(r),
-                                                 act + r * F, ws.prepared);
-                     }
-                   });
+  // BF16 reads only the prepared rows: each f32 row then lives in one
+  // cache-resident row buffer instead of a [rows, F] pass through memory.
+  const bool prepared_only =
+      layer.down.weight.precision() == cpu::WeightPrecision::kBf16;
+  cpu::ParallelFor(
+      rows, TaskGrain(F * kTranscendental), [&](int64_t begin, int64_t end) {
+        float* row = prepared_only ? ThreadScratch(F) : nullptr;
+        for (int64_t r = begin; r < end; ++r) {
+          const float* gate = gate_up + r * 2 * F;
+          float* act_r = prepared_only ? row : act + r * F;
+          cpu::GeluTanhMul(gate, gate + F, F, act_r);
+          layer.down.weight.Prepare(static_cast<int>(r), act_r, ws.prepared);
+        }
+      });
   layer.down.ApplyPrepared(act, rows, ws.prepared, out);
 }
 

@@ -38,8 +38,9 @@ class Projection {
   // For an input written row by row: Reserve(rows, prepared) before the
   // rows are written, Prepare(r, x_r, prepared) as row r is written (BF16:
   // rounds it while it is in cache; F32: nothing), then ApplyPrepared. The
-  // result is Apply's, bit for bit. Rows of `prepared` are rounded for this
-  // projection's depth only.
+  // result is Apply's, bit for bit; in BF16 ApplyPrepared reads only
+  // `prepared`, not x. Rows of `prepared` are rounded for this projection's
+  // depth only.
   void Reserve(int rows, Bf16Rows& prepared) const;
   void Prepare(int r, const float* x_r, Bf16Rows& prepared) const {
     if (precision_ == WeightPrecision::kBf16) prepared.Round(r, x_r);
