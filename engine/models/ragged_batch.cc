@@ -3,51 +3,71 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/norm_act.h"
 #include "kernels/cpu/ops.h"
 
 namespace slabserve {
 
 namespace {
 
-// Row `r` of n from row x (+ delta), then prepared for `next`.
-void AddThenNormRow(float* x, const float* delta, int width, const float* scale,
-                    float eps, int64_t r, float* n, const NextProduct& next) {
+// Row `r` of n = norm(row x (+ delta)), then prepared for `next`.
+template <typename Norm>
+void AddThenNormRow(float* x, const float* delta, int width, const Norm& norm,
+                    int64_t r, float* n, const NextProduct& next) {
   if (delta != nullptr) {
     for (int i = 0; i < width; ++i) x[i] += delta[i];
   }
   float* n_row = n + r * width;
-  cpu::RmsNorm(x, 1, width, scale, eps, n_row);
+  norm(x, n_row);
   if (next.projection != nullptr) {
     next.projection->Prepare(static_cast<int>(r), n_row, *next.prepared);
   }
+}
+
+// Rows [0, rows) of n from x's rows at row_of(r).
+template <typename Norm, typename RowOf>
+void AddThenNormEach(float* x, const float* delta, int64_t rows, int width,
+                     const Norm& norm, float* n, const NextProduct& next,
+                     const RowOf& row_of) {
+  if (next.projection != nullptr) {
+    next.projection->Reserve(static_cast<int>(rows), *next.prepared);
+  }
+  ForEachItem(rows, 4 * width, [&](int64_t r) {
+    const size_t row = static_cast<size_t>(row_of(r)) * width;
+    AddThenNormRow(x + row, delta == nullptr ? nullptr : delta + row, width,
+                   norm, r, n, next);
+  });
 }
 
 }  // namespace
 
 void AddThenNorm(float* x, const float* delta, int64_t rows, int width,
                  const float* scale, float eps, float* n, NextProduct next) {
-  if (next.projection != nullptr) {
-    next.projection->Reserve(static_cast<int>(rows), *next.prepared);
-  }
-  ForEachItem(rows, 4 * width, [&](int64_t r) {
-    AddThenNormRow(x + r * width,
-                   delta == nullptr ? nullptr : delta + r * width, width, scale,
-                   eps, r, n, next);
-  });
+  auto rms = [&](const float* in, float* out) {
+    cpu::RmsNorm(in, 1, width, scale, eps, out);
+  };
+  AddThenNormEach(x, delta, rows, width, rms, n, next,
+                  [](int64_t r) { return r; });
 }
 
 void AddThenNormRows(float* x, const float* delta, const std::vector<int>& rows,
                      int width, const float* scale, float eps, float* n,
                      NextProduct next) {
-  const int64_t count = static_cast<int64_t>(rows.size());
-  if (next.projection != nullptr) {
-    next.projection->Reserve(static_cast<int>(count), *next.prepared);
-  }
-  ForEachItem(count, 4 * width, [&](int64_t r) {
-    const size_t row = static_cast<size_t>(rows[r]) * width;
-    AddThenNormRow(x + row, delta == nullptr ? nullptr : delta + row, width,
-                   scale, eps, r, n, next);
-  });
+  auto rms = [&](const float* in, float* out) {
+    cpu::RmsNorm(in, 1, width, scale, eps, out);
+  };
+  AddThenNormEach(x, delta, static_cast<int64_t>(rows.size()), width, rms, n,
+                  next, [&rows](int64_t r) { return rows[r]; });
+}
+
+void AddThenLayerNorm(float* x, const float* delta, int64_t rows, int width,
+                      const float* weight, const float* bias, float eps,
+                      float* n, NextProduct next) {
+  auto layer_norm = [&](const float* in, float* out) {
+    cpu::LayerNorm(in, 1, width, weight, bias, eps, out);
+  };
+  AddThenNormEach(x, delta, rows, width, layer_norm, n, next,
+                  [](int64_t r) { return r; });
 }
 
 absl::Status CheckPoolLayout(const StatePool& pool,

@@ -80,6 +80,11 @@ void AddThenNorm(float* x, const float* delta, int64_t rows, int width,
 void AddThenNormRows(float* x, const float* delta, const std::vector<int>& rows,
                      int width, const float* scale, float eps, float* n,
                      NextProduct next = {});
+// AddThenNorm with a LayerNorm (weight, bias) instead of the RMSNorm. n may
+// be delta itself: each row is added before its norm is written.
+void AddThenLayerNorm(float* x, const float* delta, int64_t rows, int width,
+                      const float* weight, const float* bias, float eps,
+                      float* n, NextProduct next = {});
 
 // FailedPrecondition unless `pool` was created with `layout`.
 absl::Status CheckPoolLayout(const StatePool& pool,

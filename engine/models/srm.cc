@@ -21,14 +21,6 @@ void AddInPlace(float* h, const float* x, int64_t rows, int dim) {
   });
 }
 
-void LayerNormRows(const float* x, int64_t rows, int dim, const float* weight,
-                   const float* bias, float eps, float* y) {
-  cpu::ParallelFor(rows, TaskGrain(4 * dim), [&](int64_t begin, int64_t end) {
-    cpu::LayerNorm(x + begin * dim, end - begin, dim, weight, bias, eps,
-                   y + begin * dim);
-  });
-}
-
 absl::Status CheckSize(const std::vector<float>& tensor, size_t want,
                        const std::string& name) {
   if (tensor.size() != want) {
@@ -164,7 +156,7 @@ absl::StatusOr<std::unique_ptr<SrmModel>> SrmModel::Create(
 }
 
 absl::StatusOr<std::unique_ptr<SrmModel>> SrmModel::CreateRandom(
-    const SrmConfig& config, uint64_t seed) {
+    const SrmConfig& config, uint64_t seed, cpu::WeightPrecision precision) {
   if (absl::Status status = config.Validate(); !status.ok()) return status;
   const size_t V = config.vocab_size, D = config.hidden_dim,
                F = static_cast<size_t>(config.expansion_factor) * D,
@@ -193,7 +185,7 @@ absl::StatusOr<std::unique_ptr<SrmModel>> SrmModel::CreateRandom(
     b.mixer_bias = random.Vector(H * N, 0.1f);
     if (config.decay) b.decay_value = random.Vector(H, 0.1f, 0.95f);
   }
-  return Create(config, std::move(w), "f32");
+  return Create(config, std::move(w), "f32", precision);
 }
 
 std::vector<StateSlabSpec> SrmModel::StateLayout() const { return layout_; }
@@ -239,8 +231,8 @@ absl::Status SrmModel::Forward(absl::Span<const SequenceChunk> batch,
 void SrmModel::RunTile(int64_t begin, int64_t end, StatePool& pool,
                        Scratch& scratch) const {
   const int rows = static_cast<int>(end - begin);
-  const int D = config_.hidden_dim, H = config_.heads, N = config_.seq_len;
-  const int F = config_.expansion_factor * D, e = config_.head_dim();
+  const int D = config_.hidden_dim;
+  const int F = config_.expansion_factor * D;
   const float eps = config_.layer_norm_eps;
   const RaggedBatch& plan = plan_;
   float* h = scratch.h.data();
@@ -264,56 +256,78 @@ void SrmModel::RunTile(int64_t begin, int64_t end, StatePool& pool,
     }
   }
   segment_start.push_back(rows);
-  const int segments = static_cast<int>(segment_start.size()) - 1;
 
+  cpu::Bf16Rows& prepared = scratch.prepared;
+  const float* pending = nullptr;  // the last block's output, not yet in h
   for (int l = 0; l < config_.num_blocks; ++l) {
     const SrmBlockWeights& w = weights_.blocks[l];
     const PackedBlock& packed = packed_[l];
-    // Channel mixing.
-    LayerNormRows(h, rows, D, w.channel_norm_weight.data(),
-                  w.channel_norm_bias.data(), eps, u);
-    packed.mlp_in.Apply(u, rows, w.mlp_in_bias.data(), m);
+    // Channel mixing; the previous block's output joins h as the norm reads
+    // it.
+    AddThenLayerNorm(h, pending, rows, D, w.channel_norm_weight.data(),
+                     w.channel_norm_bias.data(), eps, u,
+                     {&packed.mlp_in, &prepared});
+    packed.mlp_in.ApplyPrepared(u, rows, w.mlp_in_bias.data(), prepared, m);
+    packed.mlp_out.Reserve(rows, prepared);
     cpu::ParallelFor(rows, TaskGrain(16 * F), [&](int64_t first, int64_t last) {
-      cpu::Silu(m + first * F, (last - first) * F, m + first * F);
+      for (int64_t r = first; r < last; ++r) {
+        cpu::Silu(m + r * F, F, m + r * F);
+        packed.mlp_out.Prepare(static_cast<int>(r), m + r * F, prepared);
+      }
     });
-    packed.mlp_out.Apply(m, rows, w.mlp_out_bias.data(), u);
-    AddInPlace(h, u, rows, D);
+    packed.mlp_out.ApplyPrepared(m, rows, w.mlp_out_bias.data(), prepared, u);
     // Token mixing: projections, per-head recurrences, out_proj.
-    LayerNormRows(h, rows, D, w.token_norm_weight.data(),
-                  w.token_norm_bias.data(), eps, u);
-    packed.proj.Apply(u, rows, w.proj_bias.data(), p);
-    const float* a = &decay_[static_cast<size_t>(l) * H];
-    cpu::ParallelFor(segments, TaskGrain(3 * D), [&](int64_t sb, int64_t se) {
-      for (int64_t s = sb; s < se; ++s) {
-        const int chunk = plan.chunk(begin + segment_start[s]);
-        float* state = pool.Row<float>(l, plan.slot(chunk));
-        for (int i = segment_start[s]; i < segment_start[s + 1]; ++i) {
-          const int t = plan.position(begin + i);
-          float* y_row = p + static_cast<size_t>(i) * D;
-          for (int k = 0; k < H; ++k) {
-            const float wt = w.mixer_weight[static_cast<size_t>(k) * N + t];
-            const float bt = w.mixer_bias[static_cast<size_t>(k) * N + t];
-            const float ak = a[k];
-            float* st = state + k * e;
-            float* y = y_row + k * e;
-            if (k < H / 2) {  // column-repeat: weight on the way out
-              for (int c = 0; c < e; ++c) {
-                st[c] = y[c] + ak * st[c];
-                y[c] = wt * st[c] + bt;
-              }
-            } else {  // row-repeat: weight on the way in
-              for (int c = 0; c < e; ++c) {
-                st[c] = wt * y[c] + ak * st[c];
-                y[c] = st[c] + bt;
-              }
+    AddThenLayerNorm(h, u, rows, D, w.token_norm_weight.data(),
+                     w.token_norm_bias.data(), eps, u,
+                     {&packed.proj, &prepared});
+    packed.proj.ApplyPrepared(u, rows, w.proj_bias.data(), prepared, p);
+    packed.out.Reserve(rows, prepared);
+    MixTokens(l, begin, pool, scratch);
+    packed.out.ApplyPrepared(p, rows, w.out_bias.data(), prepared, u);
+    pending = u;
+  }
+  AddInPlace(h, pending, rows, D);
+}
+
+void SrmModel::MixTokens(int l, int64_t begin, StatePool& pool,
+                         Scratch& scratch) const {
+  const int D = config_.hidden_dim, H = config_.heads, N = config_.seq_len;
+  const int e = config_.head_dim();
+  const SrmBlockWeights& w = weights_.blocks[l];
+  const cpu::Projection& out = packed_[l].out;
+  const std::vector<int>& segment_start = scratch.segment_start;
+  const int segments = static_cast<int>(segment_start.size()) - 1;
+  const float* a = &decay_[static_cast<size_t>(l) * H];
+  float* p = scratch.p.data();
+  cpu::ParallelFor(segments, TaskGrain(3 * D), [&](int64_t sb, int64_t se) {
+    for (int64_t s = sb; s < se; ++s) {
+      const int chunk = plan_.chunk(begin + segment_start[s]);
+      float* state = pool.Row<float>(l, plan_.slot(chunk));
+      for (int i = segment_start[s]; i < segment_start[s + 1]; ++i) {
+        const int t = plan_.position(begin + i);
+        float* y_row = p + static_cast<size_t>(i) * D;
+        for (int k = 0; k < H; ++k) {
+          const float wt = w.mixer_weight[static_cast<size_t>(k) * N + t];
+          const float bt = w.mixer_bias[static_cast<size_t>(k) * N + t];
+          const float ak = a[k];
+          float* st = state + k * e;
+          float* y = y_row + k * e;
+          if (k < H / 2) {  // column-repeat: weight on the way out
+            for (int c = 0; c < e; ++c) {
+              st[c] = y[c] + ak * st[c];
+              y[c] = wt * st[c] + bt;
+            }
+          } else {  // row-repeat: weight on the way in
+            for (int c = 0; c < e; ++c) {
+              st[c] = wt * y[c] + ak * st[c];
+              y[c] = st[c] + bt;
             }
           }
         }
+        out.Prepare(i, y_row, scratch.prepared);
       }
-    });
-    packed.out.Apply(p, rows, w.out_bias.data(), u);
-    AddInPlace(h, u, rows, D);
-  }
+    }
+  });
 }
 
 absl::StatusOr<std::vector<float>> SrmModel::RecurrentStateForEval(

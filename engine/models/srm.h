@@ -55,7 +55,8 @@ class SrmModel : public Model {
   // Seeded random weights of the given shape (benchmarks, tests): uniform
   // ±1/sqrt(fan_in) for Linear layers, decay values on both sides of the clip.
   static absl::StatusOr<std::unique_ptr<SrmModel>> CreateRandom(
-      const SrmConfig& config, uint64_t seed);
+      const SrmConfig& config, uint64_t seed,
+      cpu::WeightPrecision precision = cpu::WeightPrecision::kF32);
 
   const ModelInfo& info() const override { return info_; }
   const SrmConfig& config() const { return config_; }
@@ -82,11 +83,17 @@ class SrmModel : public Model {
   struct Scratch {
     std::vector<float> h, u, p, m;   // [rows, D] ×3, [rows, F]
     std::vector<int> segment_start;  // rows where a chunk's run begins
+    // The next product's input rows, rounded in BF16 as they are written.
+    cpu::Bf16Rows prepared;
   };
   // Runs rows [begin, end) of plan_ through every block, updating the slots'
   // state in place.
   void RunTile(int64_t begin, int64_t end, StatePool& pool,
                Scratch& scratch) const;
+  // Block l's token mixer over the tile's projected rows p (from row
+  // `begin` of plan_), in place: each chunk's run of rows in order through
+  // its slot's state; each finished row is prepared for the out product.
+  void MixTokens(int l, int64_t begin, StatePool& pool, Scratch& scratch) const;
 
   // A block's Linear weights, packed at load.
   struct PackedBlock {

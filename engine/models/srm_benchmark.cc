@@ -21,6 +21,7 @@
 #include "engine/models/srm.h"
 #include "engine/state/state_pool.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/projection.h"
 
 ABSL_FLAG(double, min_seconds, 3.0,
           "Keep stepping a batch until this much time has passed.");
@@ -28,6 +29,9 @@ ABSL_FLAG(double, max_seconds, 60.0,
           "Time cap for one batch size; larger batches are measured "
           "partially.");
 ABSL_FLAG(int, threads, 0, "Worker threads (0: all cores).");
+ABSL_FLAG(std::string, weights, "f32",
+          "Projection precision: f32 or bf16 (BF16 weights and inputs, F32 "
+          "sums).");
 ABSL_FLAG(int, tile_rows, slabserve::SrmModel::kDefaultTileRows,
           "Rows Forward runs through all blocks at a time.");
 ABSL_FLAG(std::vector<std::string>, batches, {},
@@ -123,20 +127,28 @@ int Main() {
   if (absl::GetFlag(FLAGS_threads) > 0) {
     cpu::SetNumThreads(absl::GetFlag(FLAGS_threads));
   }
+  const absl::StatusOr<cpu::WeightPrecision> precision =
+      cpu::ParseWeightPrecision(absl::GetFlag(FLAGS_weights));
+  if (!precision.ok()) {
+    std::fprintf(stderr, "--weights: %s\n",
+                 precision.status().ToString().c_str());
+    return 1;
+  }
   const SrmConfig config = PublishedShape();
   auto build_start = std::chrono::steady_clock::now();
   absl::StatusOr<std::unique_ptr<SrmModel>> model =
-      SrmModel::CreateRandom(config, 1);
+      SrmModel::CreateRandom(config, 1, *precision);
   if (!model.ok()) {
     std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;
   }
   (*model)->set_tile_rows(absl::GetFlag(FLAGS_tile_rows));
   std::printf(
-      "SRM V=%d D=%d L=%d H=%d N=%d c=%d, random f32 weights (built in "
+      "SRM V=%d D=%d L=%d H=%d N=%d c=%d, random %s weights (built in "
       "%.1f s), %d threads, tiles of %d rows\n",
       config.vocab_size, config.hidden_dim, config.num_blocks, config.heads,
-      config.seq_len, config.decay_constant, Seconds(build_start),
+      config.seq_len, config.decay_constant,
+      cpu::WeightPrecisionName(*precision), Seconds(build_start),
       cpu::NumThreads(), (*model)->tile_rows());
 
   std::printf("\nstate per sequence and capacity\n");
