@@ -255,13 +255,15 @@ absl::Status BmojoModel::Forward(absl::Span<const SequenceChunk> batch,
   const float eps = config_.rms_norm_eps;
   const float* pending = nullptr;
   for (const LayerWeights& layer : layers_) {
-    AddThenNorm(x, pending, T, d, layer.input_norm.data(), eps, n);
+    AddThenNorm(x, pending, T, d, layer.input_norm.data(), eps, n,
+                layer.attention.q.Next(ws.prepared));
     if (layer.type == BmojoLayerType::kAttention) {
       bmojo::FullAttentionLayer(config_, layer, plan, n, pool, ws, out);
     } else {
       bmojo::BmojoFLayer(config_, layer, plan, n, pool, ws, out);
     }
-    AddThenNorm(x, out, T, d, layer.post_norm.data(), eps, n);
+    AddThenNorm(x, out, T, d, layer.post_norm.data(), eps, n,
+                layer.gate.Next(ws.prepared));
     bmojo::MlpLayer(config_, layer, T, n, ws, out);
     pending = out;
   }
@@ -270,8 +272,9 @@ absl::Status BmojoModel::Forward(absl::Span<const SequenceChunk> batch,
   if (!head_rows.empty()) {
     const int rows = static_cast<int>(head_rows.size());
     float* y = ws.head_in.data();
-    AddThenNormRows(x, pending, head_rows, d, final_norm_.data(), eps, y);
-    lm_head_.Apply(y, rows, logits);
+    AddThenNormRows(x, pending, head_rows, d, final_norm_.data(), eps, y,
+                    lm_head_.Next(ws.prepared));
+    lm_head_.ApplyPrepared(y, rows, ws.prepared, logits);
   }
   plan.AdvancePositions(pool);
   return absl::OkStatus();

@@ -54,9 +54,9 @@ void Project(const BmojoConfig& c, const AttentionWeights& w,
              const RaggedBatch& plan, const float* n, const float* fading,
              Workspace& ws) {
   const int T = plan.tokens();
-  w.q.Apply(n, T, ws.q.data());
-  w.k.Apply(n, T, ws.k.data());
-  w.v.Apply(n, T, ws.v.data());
+  w.q.ApplyPrepared(n, T, ws.prepared, ws.q.data());
+  w.k.ApplyPrepared(n, T, ws.prepared, ws.k.data());
+  w.v.ApplyPrepared(n, T, ws.prepared, ws.v.data());
   NormAndRope(c, plan, w.q_norm, c.num_heads, ws.q.data());
   NormAndRope(c, plan, w.k_norm, c.num_kv_heads, ws.k.data());
   if (fading == nullptr) return;
@@ -263,15 +263,17 @@ void MlpLayer(const BmojoConfig& c, const LayerWeights& layer, int rows,
   const int I = c.intermediate_size;
   float* gate = ws.gate.data();
   float* up = ws.up.data();
-  layer.gate.Apply(m, rows, gate);
-  layer.up.Apply(m, rows, up);
+  layer.gate.ApplyPrepared(m, rows, ws.prepared, gate);
+  layer.up.ApplyPrepared(m, rows, ws.prepared, up);
+  layer.down.weight.Reserve(rows, ws.prepared);
   ForEachItem(rows, I * (kTranscendental + 2), [&](int64_t r) {
     float* g = gate + r * I;
     cpu::Silu(g, I, g);
     const float* u = up + r * I;
     for (int k = 0; k < I; ++k) g[k] *= u[k];
+    layer.down.weight.Prepare(static_cast<int>(r), g, ws.prepared);
   });
-  layer.down.Apply(gate, rows, out);
+  layer.down.ApplyPrepared(gate, rows, ws.prepared, out);
 }
 
 }  // namespace slabserve::bmojo

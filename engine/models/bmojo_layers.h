@@ -29,6 +29,14 @@ struct Linear {
   void Apply(const float* x, int rows, float* y) const {
     weight.Apply(x, rows, nullptr, y);
   }
+  // Apply with x's rows already prepared (cpu::Projection::ApplyPrepared).
+  void ApplyPrepared(const float* x, int rows, cpu::Bf16Rows& prepared,
+                     float* y) const {
+    weight.ApplyPrepared(x, rows, nullptr, prepared, y);
+  }
+  NextProduct Next(cpu::Bf16Rows& prepared) const {
+    return {&weight, &prepared};
+  }
 };
 
 // Qwen3 attention projections, also the tied B'MOJO-F attention.
@@ -81,6 +89,11 @@ struct Workspace {
   std::vector<float> y, fading;                // [T, d_in], [T, d]
   std::vector<float> innovation;               // [T, H] per-head r
   std::vector<float> gate, up;                 // [T, I]
+  // A norm's output rows as it writes them, rounded in BF16 for the
+  // products that read them: every product of a norm's output has depth d
+  // (q, k, v and in_proj; gate and up; the LM head), so one preparation
+  // serves them all. Then the MLP activation, for down.
+  cpu::Bf16Rows prepared;
 
   void Reserve(const BmojoConfig& config, int tokens);
 };

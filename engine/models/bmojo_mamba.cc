@@ -108,7 +108,7 @@ void MambaFading(const BmojoConfig& c, const LayerWeights& layer,
   const int T = plan.tokens(), E = c.in_proj_rows(), H = c.num_heads;
   const int D = c.head_dim, d_in = c.d_inner(), d_xb = c.d_xb();
   float* zx = ws.zxbcdt.data();
-  w.in_proj.Apply(n, T, zx);
+  w.in_proj.ApplyPrepared(n, T, ws.prepared, zx);
   if (c.bc_norm) {
     ForEachItem(T, 3 * (d_xb + d_in), [&](int64_t i) {
       float* b = zx + i * E + d_in + d_xb;
