@@ -1,10 +1,14 @@
 #include "engine/models/ragged_batch.h"
 
+#include <cstring>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/norm_act.h"
+#include "kernels/cpu/ops.h"
 
 namespace slabserve {
 namespace {
@@ -140,6 +144,79 @@ TEST(TaskGrainTest, SmallItemsShareATask) {
   std::vector<int> hits(1000, 0);
   ForEachItem(1000, 10, [&](int64_t i) { ++hits[i]; });
   EXPECT_EQ(hits, std::vector<int>(1000, 1));
+}
+
+std::vector<float> RandomRows(int rows, int width, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(rows) * width);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// The fused residual add and norm give the bits of adding, then norming,
+// whichever norm; their rows prepared as written give the product's bits.
+TEST(AddThenNormTest, EqualsAddThenNormInTwoPassesAndPreparesRows) {
+  constexpr int kRows = 37, kWidth = 48, kOut = 20;
+  const std::vector<float> x0 = RandomRows(kRows, kWidth, 1);
+  const std::vector<float> delta = RandomRows(kRows, kWidth, 2);
+  const std::vector<float> scale = RandomRows(1, kWidth, 3);
+  const std::vector<float> bias = RandomRows(1, kWidth, 4);
+  const std::vector<float> w = RandomRows(kOut, kWidth, 5);
+  const cpu::Projection next(w.data(), kOut, kWidth,
+                             cpu::WeightPrecision::kBf16);
+  std::vector<float> added = x0;
+  for (size_t i = 0; i < added.size(); ++i) added[i] += delta[i];
+  auto expect_same = [](const std::vector<float>& a,
+                        const std::vector<float>& b, const char* what) {
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
+        << what;
+  };
+  for (bool layer_norm : {false, true}) {
+    SCOPED_TRACE(layer_norm ? "LayerNorm" : "RmsNorm");
+    std::vector<float> want(added.size());
+    if (layer_norm) {
+      cpu::LayerNorm(added.data(), kRows, kWidth, scale.data(), bias.data(),
+                     1e-5f, want.data());
+    } else {
+      cpu::RmsNorm(added.data(), kRows, kWidth, scale.data(), 1e-5f,
+                   want.data());
+    }
+    std::vector<float> x = x0;
+    // The output overwrites delta itself, as SRM's blocks use it.
+    std::vector<float> n = delta;
+    cpu::Bf16Rows prepared;
+    if (layer_norm) {
+      AddThenLayerNorm(x.data(), n.data(), kRows, kWidth, scale.data(),
+                       bias.data(), 1e-5f, n.data(), {&next, &prepared});
+    } else {
+      AddThenNorm(x.data(), n.data(), kRows, kWidth, scale.data(), 1e-5f,
+                  n.data(), {&next, &prepared});
+    }
+    expect_same(x, added, "residual");
+    expect_same(n, want, "norm");
+    std::vector<float> got(kRows * kOut), direct(kRows * kOut);
+    next.ApplyPrepared(n.data(), kRows, nullptr, prepared, got.data());
+    next.Apply(n.data(), kRows, nullptr, direct.data());
+    expect_same(got, direct, "prepared product");
+  }
+  // Only the listed rows, packed into n.
+  std::vector<float> x = x0, n(2 * kWidth);
+  AddThenNormRows(x.data(), delta.data(), {5, 30}, kWidth, scale.data(), 1e-5f,
+                  n.data());
+  for (int r : {5, 30}) {
+    EXPECT_EQ(
+        std::memcmp(&x[r * kWidth], &added[r * kWidth], kWidth * sizeof(float)),
+        0);
+  }
+  EXPECT_EQ(x[0], x0[0]);  // rows not listed are left alone
+  std::vector<float> want_rows(2 * kWidth);
+  cpu::RmsNorm(&added[5 * kWidth], 1, kWidth, scale.data(), 1e-5f,
+               want_rows.data());
+  cpu::RmsNorm(&added[30 * kWidth], 1, kWidth, scale.data(), 1e-5f,
+               want_rows.data() + kWidth);
+  expect_same(n, want_rows, "rows");
 }
 
 // Blocks for every chunk are taken before any state changes, or none.
