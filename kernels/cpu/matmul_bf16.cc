@@ -104,6 +104,24 @@ typedef uint32_t Words __attribute__((vector_size(64)));
 constexpr int kRows = 8, kPanels = 2;
 SLABSERVE_BF16_CONVERTING_SET
 #include "kernels/cpu/matmul_bf16_tiles.inc"
+
+// out[i] = math::Bf16Bits(x[i]), 16 lanes at a time: the same integer
+// arithmetic on each lane, so the same bits.
+void RoundRow(const float* x, int k, uint16_t* out) {
+  typedef uint16_t Halves __attribute__((vector_size(32)));
+  int i = 0;
+  for (; i + 16 <= k; i += 16) {
+    Words bits;
+    std::memcpy(&bits, x + i, sizeof(bits));
+    const Words rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    const Words quiet_nan = (bits | 0x00400000u) >> 16;
+    const Words chosen =
+        (bits & 0x7FFFFFFFu) > 0x7F800000u ? quiet_nan : rounded;
+    const Halves halves = __builtin_convertvector(chosen, Halves);
+    std::memcpy(out + i, &halves, sizeof(halves));
+  }
+  for (; i < k; ++i) out[i] = math::Bf16Bits(x[i]);
+}
 }  // namespace avx512
 SLABSERVE_TARGET_POP
 
@@ -365,7 +383,16 @@ void Bf16Rows::Reserve(int rows, const PackedWeightBf16& w) {
 
 void Bf16Rows::Round(int r, const float* x) {
   uint16_t* out = data_.data() + r * width_;
+#if defined(__x86_64__)
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) {
+    avx512::RoundRow(x, k_, out);
+  } else {
+    for (int i = 0; i < k_; ++i) out[i] = math::Bf16Bits(x[i]);
+  }
+#else
   for (int i = 0; i < k_; ++i) out[i] = math::Bf16Bits(x[i]);
+#endif
   std::fill(out + k_, out + width_, uint16_t{0});
 }
 

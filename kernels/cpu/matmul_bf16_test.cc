@@ -217,5 +217,30 @@ TEST(MatMulBf16Test, RowBlocksIntoStridedRowsGiveTheSameBits) {
   }
 }
 
+// Rows are rounded as math::Bf16Bits rounds, on every class of value:
+// ties to even, carries into the exponent and to infinity, subnormals,
+// infinities, and NaNs (quietened, payload's top bits kept).
+TEST(Bf16RowsTest, RoundIsBf16BitsForEveryKindOfValue) {
+  std::vector<uint32_t> bits = {
+      0x00000000u, 0x80000000u, 0x00000001u, 0x807FFFFFu, 0x00008000u,
+      0x00018000u, 0x3F808000u, 0x3F818000u, 0x3F80FFFFu, 0x7F7FFFFFu,
+      0xFF7FFFFFu, 0x7F800000u, 0xFF800000u, 0x7F800001u, 0xFF810000u,
+      0x7FC00000u, 0x7FFFFFFFu, 0x3F7FFFFFu, 0x4049FFFFu, 0xC0490FDBu};
+  std::mt19937 rng(12);
+  while (bits.size() < 67) bits.push_back(rng());
+  std::vector<float> x(bits.size());
+  std::memcpy(x.data(), bits.data(), bits.size() * sizeof(float));
+  const int k = static_cast<int>(x.size());
+  const PackedWeightBf16 w(std::vector<float>(k, 0.0f).data(), 1, k);
+  Bf16Rows rows;
+  rows.Reserve(1, w);
+  rows.Round(0, x.data());
+  const uint16_t* got = rows.Padded(1);
+  for (int i = 0; i < k; ++i) {
+    EXPECT_EQ(got[i], math::Bf16Bits(x[i])) << std::hex << bits[i];
+  }
+  for (int i = k; i < 2 * w.pairs(); ++i) EXPECT_EQ(got[i], 0) << i;
+}
+
 }  // namespace
 }  // namespace slabserve::cpu
