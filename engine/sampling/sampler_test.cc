@@ -1,7 +1,9 @@
 #include "engine/sampling/sampler.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -38,6 +40,31 @@ TEST(SamplerTest, GreedyPicksArgmaxAndLowestIdOnTies) {
   EXPECT_EQ(SampleOnce(params, logits, 0), ArgMax(logits));
   std::vector<float> ties = {0.5f, 2.0f, -1.0f, 2.0f, 2.0f};
   EXPECT_EQ(SampleOnce(params, ties, 0), 1);
+}
+
+// Greedy is the scan from id 0 that keeps the first strictly larger value,
+// at every length and position (vector blocks and tail), with NaNs (never
+// chosen; at id 0 never beaten), infinities and zeros of both signs.
+TEST(SamplerTest, GreedyIsTheFirstStrictlyLargerScan) {
+  const SamplingParams params;
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int n : {1, 2, 7, 8, 9, 16, 31, 64, 100}) {
+    for (int at = 0; at < n; ++at) {
+      for (float special : {nan, inf, -inf, 0.0f, -0.0f, 3.0f}) {
+        std::vector<float> logits(n, -1.0f);
+        if (n > 2) logits[n / 2] = -0.0f;
+        logits[at] = special;
+        if (at + 3 < n) logits[at + 3] = special;  // a tie after it
+        EXPECT_EQ(SampleOnce(params, logits, 0), ArgMax(logits))
+            << "n " << n << " at " << at << " value " << special;
+      }
+    }
+  }
+  for (uint32_t salt = 0; salt < 20; ++salt) {
+    const std::vector<float> logits = Row(4096, salt);
+    EXPECT_EQ(SampleOnce(params, logits, 0), ArgMax(logits));
+  }
 }
 
 TEST(SamplerTest, TopKOneAndTinyTopPEqualGreedy) {
