@@ -617,7 +617,7 @@ int main(int argc, char** argv) {
   // Debian's Abseil is built with its deadlock detector on, which keeps a
   // graph of every Mutex acquisition (about 1% of a loaded server's time
   // here); an optimised build takes Abseil's own optimised default and
-  // leaves detection to the debug builds the tests run.
+  // leaves detection to the sanitizer builds and the unit tests.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
   // Blocked before any thread starts, so every thread inherits the mask and
