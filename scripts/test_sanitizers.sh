@@ -28,10 +28,11 @@ case $kind in
     ;;
   tsan)
     flags=(--config=tsan)
-    # The scheduler and server packages. End-to-end tests that run a whole
-    # server process (gRPC and HTTP front ends together) are left out until
-    # their reports can be told apart from gRPC's uninstrumented internals.
-    targets=(//engine/scheduler:all //server:all)
+    # The worker pool, and the scheduler and server packages. End-to-end
+    # tests that run a whole server process (gRPC and HTTP front ends
+    # together) are left out until their reports can be told apart from
+    # gRPC's uninstrumented internals.
+    targets=(//kernels/cpu:parallel_test //engine/scheduler:all //server:all)
     # Uninstrumented libraries (gRPC, protobuf, the kernels) are not
     # checked: their own accesses are invisible, and what they do through
     # intercepted calls (memcpy, free) would be reported without the
