@@ -27,7 +27,6 @@ void Workspace::Reserve(const GriffinConfig& config, int tokens) {
   GrowToAtLeast(qkv, T * (q_width + 2 * kv_width));
   GrowToAtLeast(attended, T * q_width);
   GrowToAtLeast(mlp, T * 2 * F);
-  GrowToAtLeast(mlp_act, T * F);
   if (gate_rows.size() < static_cast<size_t>(config.num_heads)) {
     gate_rows.resize(config.num_heads);
   }
@@ -280,13 +279,18 @@ void MlpBlock(const GriffinConfig& config, const LayerWeights& layer, int rows,
               const float* m, Workspace& ws, float* out) {
   const int F = config.mlp_width;
   float* gate_up = ws.mlp.data();
-  float* act = ws.mlp_act.data();
   layer.gate_up.ApplyPrepared(m, rows, ws.prepared, gate_up);
   layer.down.weight.Reserve(rows, ws.prepared);
   // BF16 reads only the prepared rows: each f32 row then lives in one
-  // cache-resident row buffer instead of a [rows, F] pass through memory.
+  // cache-resident row buffer instead of a [rows, F] pass through memory,
+  // and the [rows, F] buffer is never allocated.
   const bool prepared_only =
       layer.down.weight.precision() == cpu::WeightPrecision::kBf16;
+  float* act = nullptr;
+  if (!prepared_only) {
+    GrowToAtLeast(ws.mlp_act, static_cast<size_t>(rows) * F);
+    act = ws.mlp_act.data();
+  }
   cpu::ParallelFor(
       rows, TaskGrain(F * kTranscendental), [&](int64_t begin, int64_t end) {
         float* row = prepared_only ? ThreadScratch(F) : nullptr;

@@ -83,7 +83,7 @@ struct Workspace {
   std::vector<float> qkv;                 // [T, H·hd + 2·KVH·hd]
   std::vector<float> attended;            // [T, H·hd]
   std::vector<float> mlp;                 // [T, 2F]: gate, up
-  std::vector<float> mlp_act;             // [T, F]
+  std::vector<float> mlp_act;             // [T, F]: F32 only, MlpBlock grows it
   std::vector<float> head_in;             // [logit rows, D]
   // The next product's input rows as they are written, rounded in BF16:
   // each block's input (the norm's output), attended, a decode token's scan
@@ -93,7 +93,7 @@ struct Workspace {
   std::vector<cpu::Bf16Rows> gate_rows;
   std::vector<int> long_chunks;  // chunks of more than one token, this step
 
-  // Makes every buffer hold at least `tokens` rows for `config`.
+  // Makes every buffer but mlp_act hold at least `tokens` rows for `config`.
   void Reserve(const GriffinConfig& config, int tokens);
 };
 
