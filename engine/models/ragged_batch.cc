@@ -39,25 +39,27 @@ void AddThenNormEach(float* x, const float* delta, int64_t rows, int width,
   });
 }
 
+// n_row = RmsNorm(row) ⊙ scale, for AddThenNormEach.
+auto RmsRow(int width, const float* scale, float eps) {
+  return [=](const float* in, float* out) {
+    cpu::RmsNorm(in, 1, width, scale, eps, out);
+  };
+}
+
 }  // namespace
 
 void AddThenNorm(float* x, const float* delta, int64_t rows, int width,
                  const float* scale, float eps, float* n, NextProduct next) {
-  auto rms = [&](const float* in, float* out) {
-    cpu::RmsNorm(in, 1, width, scale, eps, out);
-  };
-  AddThenNormEach(x, delta, rows, width, rms, n, next,
+  AddThenNormEach(x, delta, rows, width, RmsRow(width, scale, eps), n, next,
                   [](int64_t r) { return r; });
 }
 
 void AddThenNormRows(float* x, const float* delta, const std::vector<int>& rows,
                      int width, const float* scale, float eps, float* n,
                      NextProduct next) {
-  auto rms = [&](const float* in, float* out) {
-    cpu::RmsNorm(in, 1, width, scale, eps, out);
-  };
-  AddThenNormEach(x, delta, static_cast<int64_t>(rows.size()), width, rms, n,
-                  next, [&rows](int64_t r) { return rows[r]; });
+  AddThenNormEach(x, delta, static_cast<int64_t>(rows.size()), width,
+                  RmsRow(width, scale, eps), n, next,
+                  [&rows](int64_t r) { return rows[r]; });
 }
 
 void AddThenLayerNorm(float* x, const float* delta, int64_t rows, int width,

@@ -86,11 +86,6 @@ void WeightedSum64(const float* p, const float* const* values, size_t column,
 }
 }  // namespace avx512
 SLABSERVE_TARGET_POP
-
-bool UseAvx512() {
-  static const bool has = __builtin_cpu_supports("avx512f");
-  return has;
-}
 #endif
 
 // out[d] = Σ_j p[j]·v_j[d], j in order; 64 columns at a time in registers.
@@ -99,7 +94,7 @@ void WeightedSum(const float* p, const float* const* values, size_t column,
   int d = 0;
   for (; d + 64 <= dim; d += 64) {
 #if defined(SLABSERVE_ATTENTION_AVX512)
-    if (UseAvx512()) {
+    if (CpuHasAvx512F()) {
       avx512::WeightedSum64(p, values, column + d, n, out + d);
       continue;
     }

@@ -86,7 +86,7 @@ SLABSERVE_TARGET_POP
 
 bool UseAvx512() {
 #if defined(SLABSERVE_MATMUL_AVX512)
-  return __builtin_cpu_supports("avx512f");
+  return CpuHasAvx512F();
 #else
   return false;
 #endif

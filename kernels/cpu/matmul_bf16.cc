@@ -202,9 +202,8 @@ void Tile(const Operands& a, int r, int p, const float* bias16, float* y,
 // null for none. Columns past n (the last panel's padding) start at zero.
 const float* TileBias(const Operands& a, int p, int panels, float* edge) {
   const int n = a.w->n(), j0 = p * kPanel;
-  if (a.bias == nullptr || j0 + panels * kPanel <= n) {
-    return a.bias == nullptr ? nullptr : a.bias + j0;
-  }
+  if (a.bias == nullptr) return nullptr;
+  if (j0 + panels * kPanel <= n) return a.bias + j0;
   for (int j = 0; j < panels * kPanel; ++j) {
     edge[j] = j0 + j < n ? a.bias[j0 + j] : 0.0f;
   }
@@ -280,6 +279,15 @@ BlockFn Blocks(Bf16Isa isa) {
   }
 }
 
+// out[i] = math::Bf16Bits(x[i]) for i < k, 16 lanes at a time where the
+// CPU allows.
+void RoundRow(const float* x, int k, uint16_t* out) {
+#if defined(__x86_64__)
+  if (CpuHasAvx512F()) return avx512::RoundRow(x, k, out);
+#endif
+  for (int i = 0; i < k; ++i) out[i] = math::Bf16Bits(x[i]);
+}
+
 }  // namespace
 
 const char* Bf16IsaName(Bf16Isa isa) {
@@ -303,7 +311,7 @@ bool Bf16IsaSupported(Bf16Isa isa) {
     case Bf16Isa::kAvx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case Bf16Isa::kAvx512:
-      return __builtin_cpu_supports("avx512f");
+      return CpuHasAvx512F();
     case Bf16Isa::kAvx512Bf16:
       return __builtin_cpu_supports("avx512bf16");
     case Bf16Isa::kAmx:
@@ -383,16 +391,7 @@ void Bf16Rows::Reserve(int rows, const PackedWeightBf16& w) {
 
 void Bf16Rows::Round(int r, const float* x) {
   uint16_t* out = data_.data() + r * width_;
-#if defined(__x86_64__)
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512) {
-    avx512::RoundRow(x, k_, out);
-  } else {
-    for (int i = 0; i < k_; ++i) out[i] = math::Bf16Bits(x[i]);
-  }
-#else
-  for (int i = 0; i < k_; ++i) out[i] = math::Bf16Bits(x[i]);
-#endif
+  RoundRow(x, k_, out);
   std::fill(out + k_, out + width_, uint16_t{0});
 }
 

@@ -17,4 +17,15 @@
 #define SLABSERVE_TARGET_POP SLABSERVE_PRAGMA(GCC pop_options)
 #endif
 
+#if defined(__x86_64__)
+namespace slabserve::cpu {
+// Whether this CPU has AVX-512F, asked once: the run-time choice of every
+// kernel compiled with SLABSERVE_TARGET_PUSH("avx512f").
+inline bool CpuHasAvx512F() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+}
+}  // namespace slabserve::cpu
+#endif
+
 #endif  // SLABSERVE_KERNELS_CPU_TARGET_H_

@@ -75,8 +75,7 @@ SLABSERVE_TARGET_POP
 
 bool CpuHasAvx512() {
 #if defined(SLABSERVE_VECTOR_MATH_AVX512)
-  static const bool has = __builtin_cpu_supports("avx512f");
-  return has;
+  return CpuHasAvx512F();
 #else
   return false;
 #endif
