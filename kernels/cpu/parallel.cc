@@ -168,14 +168,17 @@ void SetNumThreads(int threads) { requested_threads = threads; }
 
 int NumThreads() { return Pool().size(); }
 
-void ParallelFor(int64_t n, int64_t min_grain,
-                 const std::function<void(int64_t, int64_t)>& fn) {
+namespace {
+
+// ParallelFor in at most `max_tasks` tasks.
+void ParallelForTasks(int64_t n, int64_t min_grain, int64_t max_tasks,
+                      const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   ThreadPool& pool = Pool();
   int64_t grain = std::max<int64_t>(1, min_grain);
   // At most 65535 tasks: a loop's claims count them in 16 bits.
-  int64_t tasks = std::min<int64_t>(
-      {(n + grain - 1) / grain, pool.size() * int64_t{4}, 0xFFFF});
+  int64_t tasks =
+      std::min<int64_t>({(n + grain - 1) / grain, max_tasks, 0xFFFF});
   if (tasks <= 1 || pool.size() == 1 || running_pool_task) {
     fn(0, n);
     return;
@@ -191,12 +194,23 @@ void ParallelFor(int64_t n, int64_t min_grain,
   pool.Run(static_cast<int>(tasks), std::ref(task));
 }
 
+}  // namespace
+
+void ParallelFor(int64_t n, int64_t min_grain,
+                 const std::function<void(int64_t, int64_t)>& fn) {
+  // A few tasks per thread: enough to even out, few claims.
+  ParallelForTasks(n, min_grain, NumThreads() * int64_t{4}, fn);
+}
+
 void ParallelForProductBlocks(
     int rows, int panels, int k, const ProductBlocks& shape,
     const std::function<void(int, int, int, int)>& block) {
   const int block_rows = shape.block_rows, group = shape.panel_group;
   const int row_blocks = (rows + block_rows - 1) / block_rows;
-  const int64_t want_items = 4 * NumThreads();
+  // Many blocks, each its own task: blocks come in uneven sizes (edge rows
+  // and panels), which coarser tasks would leave to one thread to finish.
+  // A claim costs one compare-and-swap; a block, ~10^5 cycles or more.
+  const int64_t want_items = 16 * NumThreads();
   int block_panels = static_cast<int>(std::clamp<int64_t>(
       (int64_t{panels} * row_blocks + want_items - 1) / want_items, 1,
       shape.max_block_panels));
@@ -218,7 +232,8 @@ void ParallelForProductBlocks(
   };
   // By reference: the std::function stays in its small buffer, so a product
   // allocates nothing.
-  ParallelFor(int64_t{row_blocks} * panel_blocks, grain, std::ref(blocks));
+  const int64_t items = int64_t{row_blocks} * panel_blocks;
+  ParallelForTasks(items, grain, items, std::ref(blocks));
 }
 
 }  // namespace slabserve::cpu
