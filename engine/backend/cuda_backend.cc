@@ -313,6 +313,14 @@ absl::StatusOr<std::vector<int>> CudaBackend::SwapIn(const SwappedSlots& copy) {
       return status;
     }
   }
+  // cudaMemcpy from pageable memory may return before its DMA lands, and
+  // the compute stream does not wait for the legacy stream it ran on.
+  if (absl::Status landed =
+          cuda::CudaStatus(cudaDeviceSynchronize(), "swapping in");
+      !landed.ok()) {
+    for (int taken : slots) Release(taken);
+    return landed;
+  }
   return slots;
 }
 

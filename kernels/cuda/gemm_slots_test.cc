@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -81,6 +82,59 @@ TEST(GemmTest, BlockDiagonalMatchesHost) {
         }
         EXPECT_NEAR(y[r * R + h * bw + j], want, 1e-5);
       }
+    }
+  }
+}
+
+// The first rows of a product are the same bits whether they ride alone or
+// with up to 2,048 others (see gemm.h).
+TEST(GemmTest, RowsDoNotDependOnTheRowCount) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const int kMaxRows = 2048, in = 512, out = 640, blocks = 8, bw = 64;
+  const std::vector<float> x = Random(kMaxRows * in, 6),
+                           w = Random(out * in, 7);
+  std::vector<uint16_t> xb(x.size()), wb(w.size());
+  for (size_t i = 0; i < x.size(); ++i) xb[i] = math::Bf16Bits(x[i]);
+  for (size_t i = 0; i < w.size(); ++i) wb[i] = math::Bf16Bits(w[i]);
+  auto gemm = Gemm::Create(nullptr);
+  ASSERT_TRUE(gemm.ok()) << gemm.status();
+  DeviceVector<float> dx(x), dw(w), dy(kMaxRows * out);
+  DeviceVector<uint16_t> dxb(xb), dwb(wb);
+  const std::vector<float> g = Random(blocks * bw * bw, 8);
+  DeviceVector<float> dg(g);
+  // Each product at `rows` rows, read back.
+  auto linear = [&](bool bf16, int rows) {
+    const DeviceMatrix weight{bf16 ? GemmType::kBf16 : GemmType::kF32,
+                              bf16 ? static_cast<void*>(dwb.get()) : dw.get(),
+                              out, in};
+    const void* input = bf16 ? static_cast<void*>(dxb.get()) : dx.get();
+    EXPECT_TRUE((*gemm)->Linear(input, rows, weight, dy.get()).ok());
+    std::vector<float> y = dy.Read();
+    y.resize(static_cast<size_t>(rows) * out);
+    return y;
+  };
+  auto block_diagonal = [&](int rows) {
+    EXPECT_TRUE(
+        (*gemm)
+            ->BlockDiagonal(dx.get(), rows, in, dg.get(), blocks, bw, dy.get())
+            .ok());
+    std::vector<float> y = dy.Read();
+    y.resize(static_cast<size_t>(rows) * in);
+    return y;
+  };
+  for (bool bf16 : {false, true}) {
+    const std::vector<float> all = linear(bf16, kMaxRows);
+    const std::vector<float> gates = block_diagonal(kMaxRows);
+    for (int rows : {1, 2, 7, 64, 333, 1000}) {
+      const std::vector<float> some = linear(bf16, rows);
+      EXPECT_EQ(
+          std::memcmp(some.data(), all.data(), sizeof(float) * some.size()), 0)
+          << (bf16 ? "bf16" : "f32") << " linear, " << rows << " rows";
+      const std::vector<float> some_gates = block_diagonal(rows);
+      EXPECT_EQ(std::memcmp(some_gates.data(), gates.data(),
+                            sizeof(float) * some_gates.size()),
+                0)
+          << "block diagonal, " << rows << " rows";
     }
   }
 }

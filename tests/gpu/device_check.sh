@@ -19,7 +19,7 @@
 # .gpu_bundle/logs). Extra arguments go to the benchmark (e.g.
 # --peak_gbs=4800 --peak_tflops=989 for an H200).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 start=$SECONDS
 bundle=.gpu_bundle
 logs=${OUT:-$bundle/logs}
