@@ -4,14 +4,15 @@
 #   1. the programs come from .gpu_bundle/ (tests/gpu/make_bundle.sh: built
 #      with --config=opt --config=cuda for sm_80 and sm_90, with the shared
 #      libraries they need). A GPU machine without Bazel gets the bundle
-#      carried from the build machine; where Bazel is present and the bundle
-#      is not, this script makes it first;
+#      carried from the build machine; where Bazel is present, this script
+#      (re)makes it first;
 #   2. runs every test tagged "cuda" (kernels against host references, the
 #      backend against the CPU backend on every golden model, batch
 #      invariance, decode CUDA graphs against eager steps, the scheduler
 #      crowd) and fails if any case skipped: on this machine a skip means the
 #      device was not found;
-#   3. runs the decode benchmark: step time, tok/s and roofline fractions
+#   3. runs the kernel tests again under compute-sanitizer's memcheck;
+#   4. runs the decode benchmark: step time, tok/s and roofline fractions
 #      against batch 1 ... 16,384 for the golden models (F32 and BF16) and a
 #      RecurrentGemma-2B-shaped model with random weights made on the device.
 # CUDA's libraries (cuBLAS, cudart, NCCL) are the GPU machine's own: the
@@ -27,14 +28,13 @@ logs=${OUT:-$bundle/logs}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
   echo "nvidia-smi: not available"
 
-if [[ ! -f $bundle/manifest ]]; then
-  if ! command -v bazel >/dev/null; then
-    echo "device check: no $bundle and no bazel: run tests/gpu/make_bundle.sh" \
-      "on a build machine and bring $bundle here"
-    exit 1
-  fi
+if command -v bazel >/dev/null; then
   echo "=== build (tests/gpu/make_bundle.sh)"
   bash tests/gpu/make_bundle.sh || exit 1
+elif [[ ! -f $bundle/manifest ]]; then
+  echo "device check: no $bundle and no bazel: run tests/gpu/make_bundle.sh" \
+    "on a build machine and bring $bundle here"
+  exit 1
 fi
 mkdir -p "$logs"
 
@@ -77,6 +77,28 @@ echo "GPU test cases skipped: $skipped"
 if ((skipped > 0)); then
   echo "device check: a GPU test skipped, so no device was found"
   tests=1
+fi
+
+# The kernel tests again under compute-sanitizer's memcheck, where it is
+# installed: an out-of-bounds access or a misaligned one fails the check
+# even when the results happened to come out right.
+echo "=== memcheck"
+sanitizer=$(command -v compute-sanitizer ||
+  find /usr/local/cuda/bin/ /usr/local/cuda/compute-sanitizer/ /opt/ \
+    -name compute-sanitizer -type f 2>/dev/null | head -n 1)
+if [[ -z $sanitizer ]]; then
+  echo "compute-sanitizer: not available, memcheck not run"
+else
+  for program in model_kernels_test sampling_kernels_test gemm_slots_test; do
+    timeout 180 "$sanitizer" --tool memcheck --error-exitcode 9 \
+      "$bundle/bin/$program" >"$logs/$program.memcheck.log" 2>&1
+    status=$?
+    tail -n 3 "$logs/$program.memcheck.log"
+    if ((status != 0)); then
+      echo "$program under memcheck: exit status $status (9: errors found)"
+      tests=1
+    fi
+  done
 fi
 
 echo "=== decode benchmark"
