@@ -24,13 +24,19 @@ std::vector<float> Random(size_t n, uint32_t seed) {
   return v;
 }
 
+std::vector<uint16_t> Bf16Bits(const std::vector<float>& values) {
+  std::vector<uint16_t> bits(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    bits[i] = math::Bf16Bits(values[i]);
+  }
+  return bits;
+}
+
 TEST(GemmTest, LinearF32AndBf16MatchHost) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const int rows = 7, in = 96, out = 40;
   const std::vector<float> x = Random(rows * in, 1), w = Random(out * in, 2);
-  std::vector<uint16_t> xb(x.size()), wb(w.size());
-  for (size_t i = 0; i < x.size(); ++i) xb[i] = math::Bf16Bits(x[i]);
-  for (size_t i = 0; i < w.size(); ++i) wb[i] = math::Bf16Bits(w[i]);
+  const std::vector<uint16_t> xb = Bf16Bits(x), wb = Bf16Bits(w);
   auto gemm = Gemm::Create(nullptr);
   ASSERT_TRUE(gemm.ok()) << gemm.status();
   DeviceVector<float> dx(x), dw(w), dy(rows * out);
@@ -93,9 +99,7 @@ TEST(GemmTest, RowsDoNotDependOnTheRowCount) {
   const int kMaxRows = 2048, in = 512, out = 640, blocks = 8, bw = 64;
   const std::vector<float> x = Random(kMaxRows * in, 6),
                            w = Random(out * in, 7);
-  std::vector<uint16_t> xb(x.size()), wb(w.size());
-  for (size_t i = 0; i < x.size(); ++i) xb[i] = math::Bf16Bits(x[i]);
-  for (size_t i = 0; i < w.size(); ++i) wb[i] = math::Bf16Bits(w[i]);
+  const std::vector<uint16_t> xb = Bf16Bits(x), wb = Bf16Bits(w);
   auto gemm = Gemm::Create(nullptr);
   ASSERT_TRUE(gemm.ok()) << gemm.status();
   DeviceVector<float> dx(x), dw(w), dy(kMaxRows * out);
