@@ -199,11 +199,13 @@ void Tile(const Operands& a, int r, int p, const float* bias16, float* y,
 }
 
 // The sums' starting values for panels [p, p + panels): bias16 of Tile, or
-// null for none. Columns past n (the last panel's padding) start at zero.
-const float* TileBias(const Operands& a, int p, int panels, float* edge) {
+// null for none. Columns past n (the last panel's padding, where not
+// `whole_columns`) start at zero.
+const float* TileBias(const Operands& a, int p, int panels, bool whole_columns,
+                      float* edge) {
   const int n = a.w->n(), j0 = p * kPanel;
   if (a.bias == nullptr) return nullptr;
-  if (j0 + panels * kPanel <= n) return a.bias + j0;
+  if (whole_columns) return a.bias + j0;
   for (int j = 0; j < panels * kPanel; ++j) {
     edge[j] = j0 + j < n ? a.bias[j0 + j] : 0.0f;
   }
@@ -226,9 +228,9 @@ void RunBlock(const Operands& a, int r0, int r1, int p0, int p1) {
     const int tile_rows = r + 16 < r1 ? 32 : 16;
     for (int p = p0; p < p1; p += 2) {
       const int panels = p + 1 < p1 ? 2 : 1;
-      const float* bias16 = TileBias(a, p, panels, edge_bias);
-      const bool direct =
-          (p + panels) * kPanel <= a.w->n() && r + tile_rows <= r1;
+      const bool whole_columns = (p + panels) * kPanel <= a.w->n();
+      const float* bias16 = TileBias(a, p, panels, whole_columns, edge_bias);
+      const bool direct = whole_columns && r + tile_rows <= r1;
       float* y = direct ? a.y + r * a.ldy + p * kPanel : out;
       const size_t ldy = direct ? a.ldy : panels * kPanel;
       if (tile_rows == 32 && panels == 2) Tile<2, 2>(a, r, p, bias16, y, ldy);
