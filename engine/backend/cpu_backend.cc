@@ -90,6 +90,7 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::CreateWithPool(
 CpuBackend::CpuBackend(Model* model, std::unique_ptr<StatePool> pool)
     : model_(model),
       pool_(std::move(pool)),
+      plan_checker_(pool_->capacity()),
       samplers_(pool_->capacity()),
       slot_logits_(pool_->capacity(), nullptr),
       slot_failed_(pool_->capacity(), false) {}
@@ -173,6 +174,12 @@ StepResult CpuBackend::Wait() {
 }
 
 StepResult CpuBackend::RunStep(const StepPlan& plan) {
+  if (absl::Status status = plan_checker_.Check(
+          plan, [&](int slot) { return pool_->IsAllocated(slot); });
+      !status.ok()) {
+    restored_logits_.clear();  // they served this step only
+    return FailedStep(plan, status);
+  }
   for (auto& [slot, logits] : restored_logits_) {
     slot_logits_[slot] = logits.data();
   }

@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "engine/backend/backend.h"
+#include "engine/backend/plan_check.h"
 #include "engine/models/model.h"
 #include "engine/sampling/sampler.h"
 #include "engine/state/state_pool.h"
@@ -82,6 +83,7 @@ class CpuBackend : public Backend {
 
   Model* const model_;
   const std::unique_ptr<StatePool> pool_;
+  PlanChecker plan_checker_;
   // By slot; held only while the slot is allocated: a sampler's generator
   // is kilobytes, and pools hold hundreds of thousands of slots.
   std::vector<std::unique_ptr<SlotSampler>> samplers_;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "engine/backend/test_util.h"
 #include "engine/models/registry.h"
 #include "gtest/gtest.h"
 
@@ -16,7 +17,7 @@ const std::vector<int32_t> kPrompt = {2, 17, 301, 45, 9, 250};
 
 std::unique_ptr<Model> Griffin() {
   absl::StatusOr<std::unique_ptr<Model>> model =
-      LoadModel("tests/golden/griffin_tiny");
+      LoadModel(testing::GoldenModelDir("griffin_tiny"));
   EXPECT_TRUE(model.ok()) << model.status();
   return model.ok() ? *std::move(model) : nullptr;
 }
@@ -128,6 +129,17 @@ TEST(CpuBackendTest, FailingChunkFailsOnlyItsSlot) {
   ExpectSameToken(Direct(*model, 7), *result.samples[0]);
   EXPECT_FALSE(result.samples[1].ok());
   EXPECT_FALSE(result.samples[2].ok());
+}
+
+TEST(CpuBackendTest, BrokenPlanFailsTheStepAndTouchesNothing) {
+  std::unique_ptr<Model> model = Griffin();
+  ASSERT_NE(model, nullptr);
+  auto backend = CpuBackend::Create(model.get(), size_t{64} << 20);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  absl::StatusOr<SampledToken> sample =
+      testing::SampleAfterBrokenPlan(**backend, Sampling(7), kPrompt);
+  ASSERT_TRUE(sample.ok()) << sample.status();
+  ExpectSameToken(Direct(*model, 7), *sample);
 }
 
 TEST(CpuBackendTest, BudgetBelowOneSlotIsAnError) {

@@ -109,6 +109,7 @@ absl::Status CudaBackend::InitSlabs(size_t capacity, int graph_max_batch) {
                                     static_cast<int>(capacity));
   if (!slots.ok()) return slots.status();
   slots_ = *std::move(slots);
+  plan_checker_ = PlanChecker(static_cast<int>(capacity));
   samplers_.resize(capacity);
   slot_logits_.assign(capacity, nullptr);
   slot_failed_.assign(capacity, false);
@@ -328,10 +329,7 @@ void CudaBackend::FailStep(const absl::Status& status, Pending& pending) {
   // A sticky error (the context is lost) fails every later step too; an
   // error the device recovers from (out of memory) fails this step only.
   if (broken_.ok() && cudaDeviceSynchronize() != cudaSuccess) broken_ = status;
-  StepResult& result = pending.result;
-  result.chunks.assign(pending.plan.chunks.size(), status);
-  result.snapshots.assign(pending.plan.snapshots.size(), nullptr);
-  result.samples.assign(pending.plan.samples.size(), status);
+  pending.result = FailedStep(pending.plan, status);
   pending.sample_rows.assign(pending.plan.samples.size(), -1);
 }
 
@@ -346,6 +344,14 @@ void CudaBackend::Submit(StepPlan plan) {
   }
   pending.restored = std::move(restored_logits_);
   restored_logits_.clear();
+  if (absl::Status status = plan_checker_.Check(
+          pending.plan, [&](int slot) { return slots_->IsAllocated(slot); });
+      !status.ok()) {
+    FailStep(status, pending);
+    pending.failed = true;
+    pending.plan_broken = true;
+    return;
+  }
   for (auto& [slot, logits] : pending.restored) {
     slot_logits_[slot] = logits.get<float>();
   }
@@ -378,14 +384,16 @@ StepResult CudaBackend::Wait() {
 }
 
 void CudaBackend::EndStep(Pending& pending) {
-  const StepPlan& plan = pending.plan;
-  for (const PlannedChunk& chunk : plan.chunks) {
-    slot_logits_[chunk.slot] = nullptr;
-    slot_failed_[chunk.slot] = false;
-  }
-  for (const PlannedFork& fork : plan.forks) {
-    slot_logits_[fork.to] = nullptr;
-    slot_failed_[fork.to] = false;
+  // A broken plan ran nothing, and its slots may be out of range.
+  if (!pending.plan_broken) {
+    for (const PlannedChunk& chunk : pending.plan.chunks) {
+      slot_logits_[chunk.slot] = nullptr;
+      slot_failed_[chunk.slot] = false;
+    }
+    for (const PlannedFork& fork : pending.plan.forks) {
+      slot_logits_[fork.to] = nullptr;
+      slot_failed_[fork.to] = false;
+    }
   }
   for (auto& [slot, logits] : pending.restored) slot_logits_[slot] = nullptr;
   pending.restored.clear();

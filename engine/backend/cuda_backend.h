@@ -39,6 +39,7 @@
 #include "engine/backend/cuda/device_buffer.h"
 #include "engine/backend/cuda/device_model.h"
 #include "engine/backend/decode_graph_plan.h"
+#include "engine/backend/plan_check.h"
 #include "engine/models/model.h"
 #include "engine/models/ragged_batch.h"
 #include "engine/state/state_pool.h"
@@ -110,6 +111,8 @@ class CudaBackend : public Backend {
     int rows = 0;
     int top_n = 0;
     bool failed = false;  // Submit already failed the whole step
+    // The plan broke PlanChecker's rules: nothing may index its slots.
+    bool plan_broken = false;
     // Logits restored before Submit, for this step only (a Restore while
     // the step runs serves the next one).
     absl::flat_hash_map<int, cuda::DeviceBuffer> restored;
@@ -152,6 +155,7 @@ class CudaBackend : public Backend {
   std::unique_ptr<cuda::DeviceModel> device_model_;
   // Slot accounting and positions on the host (a 4-byte dummy row each).
   std::unique_ptr<StatePool> slots_;
+  PlanChecker plan_checker_;
   std::vector<StateSlabSpec> layout_;
   std::vector<cuda::DeviceBuffer> slab_storage_;
   cuda::DeviceSlabs slabs_;

@@ -121,6 +121,24 @@ TEST(CudaBackendTest, GreedyMatchesCpuOnEveryGoldenModel) {
   }
 }
 
+TEST(CudaBackendTest, BrokenPlanFailsTheStepAndTouchesNothing) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  auto model = LoadModel(GoldenModelDir("griffin_tiny"));
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto cpu = CpuBackend::Create(model->get(), kGoldenStateBudgetBytes);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  std::unique_ptr<Backend> gpu = Cuda(model->get(), "griffin_tiny");
+  ASSERT_NE(gpu, nullptr);
+  SlotSampling greedy;
+  greedy.top_logprobs = 0;
+  const std::vector<int32_t> prompt = Prompt(11, 3);
+  auto want = testing::SampleAfterBrokenPlan(**cpu, greedy, prompt);
+  auto got = testing::SampleAfterBrokenPlan(*gpu, greedy, prompt);
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectClose({*want}, {*got}, 2e-4f, 1, "after a broken plan");
+}
+
 TEST(CudaBackendTest, ResultsDoNotDependOnTheBatch) {
   SKIP_WITHOUT_CUDA_DEVICE();
   for (const char* name : kGoldenModels) {

@@ -2,8 +2,9 @@
 // slot's state is the list of tokens it has been fed, and the token it
 // samples is a fixed function of that history and the slot's seed
 // (FakeBackend::NextToken), so a test knows every output in advance. It
-// checks the seam's contract as it goes (slots allocated, logits present
-// where a sample needs them) and can fail chunks on demand.
+// checks the seam's contract as it goes (every plan keeps PlanChecker's
+// rules, or the process dies naming the rule; logits present where a sample
+// needs them) and can fail chunks on demand.
 //
 // With `block_tokens` > 0 it also simulates per-token state: each fed token
 // is written to a block of a real StatePool (blocks taken as a slot grows,
@@ -22,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/backend/backend.h"
+#include "engine/backend/plan_check.h"
 #include "engine/state/state_pool.h"
 
 namespace slabserve {
@@ -115,6 +117,7 @@ class FakeBackend : public Backend {
   std::vector<Slot> slots_ ABSL_GUARDED_BY(mu_);
   // Hands out the slots; holds the simulated blocks.
   std::unique_ptr<StatePool> pool_ ABSL_GUARDED_BY(mu_);
+  PlanChecker plan_checker_ ABSL_GUARDED_BY(mu_);
   std::optional<int32_t> poison_ ABSL_GUARDED_BY(mu_);
   absl::Status next_step_error_ ABSL_GUARDED_BY(mu_);
   bool held_ ABSL_GUARDED_BY(mu_) = false;
