@@ -33,13 +33,12 @@ absl::Status PlanChecker::Check(const StepPlan& plan,
     const PlannedChunk& chunk = plan.chunks[i];
     if (!allocated(chunk.slot)) return NotAllocated("chunk", i, chunk.slot);
     if (chunk.tokens.empty()) {
-      return absl::InternalError(
-          absl::StrCat("step plan: chunk ", i, " (slot ", chunk.slot,
-                       ") has no tokens"));
+      return absl::InternalError(absl::StrCat("step plan: chunk ", i, " (slot ",
+                                              chunk.slot, ") has no tokens"));
     }
     if (SeenBefore(chunk_marks_, chunk.slot)) {
-      return absl::InternalError(absl::StrCat(
-          "step plan: slot ", chunk.slot, " has more than one chunk"));
+      return absl::InternalError(absl::StrCat("step plan: slot ", chunk.slot,
+                                              " has more than one chunk"));
     }
   }
   for (size_t i = 0; i < plan.snapshots.size(); ++i) {
@@ -59,8 +58,8 @@ absl::Status PlanChecker::Check(const StepPlan& plan,
     const int slot = plan.samples[i];
     if (!allocated(slot)) return NotAllocated("sample", i, slot);
     if (SeenBefore(sample_marks_, slot)) {
-      return absl::InternalError(absl::StrCat(
-          "step plan: slot ", slot, " samples more than once"));
+      return absl::InternalError(
+          absl::StrCat("step plan: slot ", slot, " samples more than once"));
     }
   }
   return absl::OkStatus();

@@ -6,6 +6,7 @@
 #include <functional>
 #include <vector>
 
+#include "absl/base/internal/raw_logging.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/target.h"
 #include "kernels/math/elementwise.h"
@@ -397,6 +398,12 @@ void Bf16Rows::Round(int r, const float* x) {
   std::fill(out + k_, out + width_, uint16_t{0});
 }
 
+bool Bf16Rows::Fits(int rows, const PackedWeightBf16& w) const {
+  const size_t padded_rows = (static_cast<size_t>(rows) + 15) / 16 * 16;
+  return k_ == w.k() && width_ == 2 * static_cast<size_t>(w.pairs()) &&
+         padded_rows * width_ <= data_.size();
+}
+
 const uint16_t* Bf16Rows::Padded(int rows) {
   const size_t padded_rows = (static_cast<size_t>(rows) + 15) / 16 * 16;
   std::fill(data_.data() + rows * width_, data_.data() + padded_rows * width_,
@@ -426,6 +433,7 @@ void MatMulBf16(Bf16Rows& x, int rows, const PackedWeightBf16& w,
                 const float* bias, float* y, Bf16Isa isa) {
   const int n = w.n();
   if (rows <= 0 || n <= 0) return;
+  ABSL_RAW_CHECK(x.Fits(rows, w), "bf16 rows not reserved for this product");
   const Operands a{x.Padded(rows), &w, bias, y, rows, static_cast<size_t>(n)};
   const BlockFn run = Blocks(isa);
   const int panels = (n + kPanel - 1) / kPanel;
@@ -442,6 +450,7 @@ void MatMulBf16RowBlock(Bf16Rows& x, int begin, int end,
                         size_t ldy, Bf16Isa isa) {
   const int n = w.n();
   if (end <= begin || n <= 0) return;
+  ABSL_RAW_CHECK(x.Fits(end, w), "bf16 rows not reserved for this product");
   // Rows from end up to its tile edge are nobody else's (begin and any other
   // caller's rows start on tile edges), so zeroing them here races with none.
   const Operands a{x.Padded(end), &w, bias, y, end, ldy};

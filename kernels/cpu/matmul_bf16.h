@@ -91,6 +91,9 @@ class Bf16Rows {
   const uint16_t* Padded(int rows);
   // Row stride in 32-bit words: the weight's pairs().
   int pairs() const { return static_cast<int>(width_ / 2); }
+  // Whether Reserve() made room for `rows` rows of `w`'s depth: products
+  // check it, since rows rounded for one weight often feed several.
+  bool Fits(int rows, const PackedWeightBf16& w) const;
 
  private:
   std::vector<uint16_t> data_;

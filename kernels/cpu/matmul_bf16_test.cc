@@ -180,6 +180,30 @@ TEST(MatMulBf16Test, RowsRoundedAsWrittenGiveTheSameBits) {
   }
 }
 
+// Rows rounded for another depth, or fewer than the product reads, are a
+// bug in the caller; the product stops the process instead of reading past
+// them.
+TEST(MatMulBf16DeathTest, RowsReservedForAnotherProductStop) {
+  const auto w64 = Random(16 * 64, 1);
+  const auto w96 = Random(16 * 96, 2);
+  const PackedWeightBf16 depth64(w64.data(), 16, 64);
+  const PackedWeightBf16 depth96(w96.data(), 16, 96);
+  Bf16Rows prepared;
+  RoundInto(prepared, depth64, Random(20 * 64, 3), 20);
+  std::vector<float> y(64 * 16);
+  EXPECT_TRUE(prepared.Fits(20, depth64));
+  EXPECT_TRUE(prepared.Fits(32, depth64));  // 20 rows take two row tiles
+  EXPECT_FALSE(prepared.Fits(33, depth64));
+  EXPECT_FALSE(prepared.Fits(20, depth96));
+  EXPECT_DEATH(MatMulBf16(prepared, 20, depth96, nullptr, y.data()),
+               "not reserved");
+  EXPECT_DEATH(MatMulBf16(prepared, 40, depth64, nullptr, y.data()),
+               "not reserved");
+  EXPECT_DEATH(
+      MatMulBf16RowBlock(prepared, 32, 48, depth64, nullptr, y.data(), 16),
+      "not reserved");
+}
+
 // Rows split into blocks of kBf16RowBlock (the last one short), each run on
 // its own into wider y rows: the same bits as the whole product, columns
 // beside y's untouched.
