@@ -3,43 +3,25 @@
 // in-flight streams, then exit 0.
 #include <signal.h>
 
-#include <algorithm>
 #include <atomic>
-#include <cstdio>
-#include <fstream>
-#include <functional>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
-#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "engine/backend/registry.h"
-#include "engine/io/tokenizer.h"
-#include "engine/models/registry.h"
-#include "engine/scheduler/scheduler.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "kernels/cpu/parallel.h"
-#include "kernels/cpu/projection.h"
 #include "server/api_keys.h"
-#include "server/chat_template.h"
 #include "server/config.h"
-#include "server/grpc_listener.h"
 #include "server/memory_releaser.h"
 #include "server/metrics.h"
-#include "server/openai_server.h"
-#include "server/service.h"
+#include "server/startup.h"
 #include "spdlog/spdlog.h"
 
 // Empty strings and -1 mean "not given": the config file's value (or its
@@ -224,137 +206,17 @@ absl::Status ApplyFlags(ServerConfig* config) {
   return ApplyByteSizeFlags(config);
 }
 
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::stringstream text;
-  text << file.rdbuf();
-  if (!file) return absl::InvalidArgumentError(path + " cannot be read");
-  return text.str();
-}
-
-// TLS (optionally mutual) from the config's PEM files, or plaintext.
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
-    const ServerConfig& config) {
-  if (config.tls_cert_file().empty()) {
-    return grpc::InsecureServerCredentials();
+// The config file's fields with the given flags over them, validated.
+absl::StatusOr<ServerConfig> ConfigFromFlags() {
+  ServerConfig config;
+  if (std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    absl::StatusOr<ServerConfig> loaded = LoadConfigFile(path);
+    if (!loaded.ok()) return loaded.status();
+    config = *std::move(loaded);
   }
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  absl::StatusOr<std::string> cert = ReadWholeFile(config.tls_cert_file());
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadWholeFile(config.tls_key_file());
-  if (!key.ok()) return key.status();
-  pair.cert_chain = *std::move(cert);
-  pair.private_key = *std::move(key);
-  grpc::SslServerCredentialsOptions ssl(
-      GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  ssl.pem_key_cert_pairs.push_back(std::move(pair));
-  if (!config.tls_client_ca_file().empty()) {
-    absl::StatusOr<std::string> roots =
-        ReadWholeFile(config.tls_client_ca_file());
-    if (!roots.ok()) return roots.status();
-    ssl.pem_root_certs = *std::move(roots);
-    ssl.client_certificate_request =
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-  }
-  return grpc::SslServerCredentials(ssl);
-}
-
-bool IsLoopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
-}
-
-absl::Status WritePortFile(const std::string& path, int port) {
-  // Written under a temporary name and renamed, so readers never see a
-  // partial file.
-  std::string temporary = path + ".tmp";
-  {
-    std::ofstream file(temporary);
-    file << port << "\n";
-    if (!file) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot write port file ", temporary));
-    }
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot rename ", temporary, " to ", path));
-  }
-  return absl::OkStatus();
-}
-
-std::string BaseName(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-// The OpenAI-compatible API on config.openai_listen, with the gRPC
-// service's limits and keys and the model's chat template; writes
-// --openai_port_file when given.
-absl::StatusOr<std::unique_ptr<OpenAiServer>> StartOpenAi(
-    const ServerConfig& config, Scheduler* scheduler,
-    const Tokenizer* tokenizer, ServerMetrics* metrics,
-    const ServiceOptions& service_options, std::function<bool()> draining) {
-  std::string host;
-  int port = 0;
-  ParseHostPort(config.openai_listen(), &host, &port)
-      .IgnoreError();  // checked by ValidateConfig
-  LoadedChatTemplate chat = LoadChatTemplate(config.model_dir());
-  spdlog::info("chat template \"{}\" ({})",
-               absl::CEscape(chat.chat_template.format()), chat.origin);
-  OpenAiServerOptions options;
-  options.model_name = service_options.model_name;
-  options.request_limits = service_options.limits;
-  options.chat_template = chat.chat_template;
-  options.api_keys = service_options.api_keys;
-  options.http.max_body_bytes =
-      static_cast<size_t>(config.openai_max_body_bytes());
-  // Whole (unstreamed) answers can take a while to start.
-  options.http.idle_timeout_seconds = 120;
-  absl::StatusOr<std::unique_ptr<OpenAiServer>> server =
-      OpenAiServer::Start(host, port, scheduler, tokenizer, metrics,
-                          std::move(options), std::move(draining));
-  if (!server.ok()) return server.status();
-  spdlog::info("OpenAI API on http://{}:{}/v1", host, (*server)->port());
-  if (std::string path = absl::GetFlag(FLAGS_openai_port_file); !path.empty()) {
-    if (absl::Status s = WritePortFile(path, (*server)->port()); !s.ok()) {
-      return s;
-    }
-  }
-  return server;
-}
-
-// Readiness goes NOT_SERVING first, so health-checking balancers stop
-// sending work; after `listen` the port closes (new connections are refused)
-// while in-flight streams run on for `grace`. Calls on connections accepted
-// before the port closed are served. grpc::Server::Shutdown (GOAWAY, then
-// waiting for the last chunks) comes only when the scheduler is done: in
-// gRPC 1.51 it cancels calls that arrived but were not yet matched to a
-// handler, which a gateway could no longer send elsewhere.
-void DrainAndStop(const ServerConfig& config, grpc::Server* server,
-                  GrpcListener* listener, SlabserveService* service,
-                  Scheduler* scheduler, std::atomic<bool>* shutting_down) {
-  *shutting_down = true;  // /healthz and the OpenAI API answer 503 at once
-  const absl::Duration grace = absl::Seconds(config.drain_grace_seconds());
-  const absl::Duration listen = absl::Seconds(config.drain_listen_seconds());
-  server->GetHealthCheckService()->SetServingStatus(false);
-  // With the port kept open, new calls get a clear UNAVAILABLE meanwhile.
-  if (listen > absl::ZeroDuration()) service->StartDrain();
-  std::thread closer([&] {
-    absl::SleepFor(listen);
-    listener->Close();
-  });
-  if (listen == absl::ZeroDuration()) {
-    // The port closes at once; calls on connections accepted just before
-    // reach the scheduler within moments, even on a loaded machine.
-    absl::SleepFor(absl::Seconds(1));
-    service->StartDrain();
-  }
-  scheduler->Drain(grace);
-  closer.join();
-  // Handlers write their last chunks after the scheduler is done with them.
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  server->Wait();
+  if (absl::Status s = ApplyFlags(&config); !s.ok()) return s;
+  if (absl::Status s = ValidateConfig(config); !s.ok()) return s;
+  return config;
 }
 
 // Blocks until SIGTERM or SIGINT; returns its name.
@@ -365,231 +227,53 @@ const char* WaitForShutdownSignal(const sigset_t& signals) {
   return signal_number == SIGTERM ? "SIGTERM" : "SIGINT";
 }
 
-int Run(const sigset_t& shutdown_signals) {
-  ServerConfig config;
-  if (std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
-    absl::StatusOr<ServerConfig> loaded = LoadConfigFile(path);
-    if (!loaded.ok()) {
-      spdlog::error("{}", std::string(loaded.status().message()));
-      return 2;
-    }
-    config = *std::move(loaded);
-  }
-  if (absl::Status s = ApplyFlags(&config); !s.ok()) {
-    spdlog::error("{}", std::string(s.message()));
-    return 2;
-  }
-  if (absl::Status s = ValidateConfig(config); !s.ok()) {
-    spdlog::error("{}", std::string(s.message()));
-    return 2;
-  }
-  spdlog::set_level(spdlog::level::from_str(config.log_level()));
-  if (config.threads() > 0) cpu::SetNumThreads(config.threads());
-
-  // Before the weights load: a missing backend is known at once.
-  if (absl::Status s = CheckBackendAvailable(config.backend()); !s.ok()) {
-    spdlog::error("cannot start the backend: {}", std::string(s.message()));
-    return 1;
-  }
-  LoadOptions load_options;
-  load_options.weights_file = config.weights_file();
-  // Validated with the config: f32 or bf16.
-  load_options.weights = *cpu::ParseWeightPrecision(config.device_weights());
-  load_options.eidetic = {config.eidetic_capacity(), config.eidetic_threshold(),
-                          config.eidetic_topk_per_window()};
-  absl::StatusOr<std::unique_ptr<Model>> model =
-      LoadModel(config.model_dir(), load_options);
-  if (!model.ok()) {
-    spdlog::error("cannot load model: {}",
-                  std::string(model.status().message()));
-    return 1;
-  }
-  const ModelInfo& info = (*model)->info();
-  std::unique_ptr<Tokenizer> tokenizer;
-  if (std::string path = ResolveTokenizerPath(config); !path.empty()) {
-    absl::StatusOr<std::unique_ptr<Tokenizer>> loaded = Tokenizer::Load(path);
-    if (!loaded.ok()) {
-      spdlog::error("cannot load tokenizer: {}",
-                    std::string(loaded.status().message()));
-      return 1;
-    }
-    if ((*loaded)->vocab_size() > info.vocab_size) {
-      spdlog::error(
-          "tokenizer {} has {} pieces but the model's vocabulary "
-          "has only {}",
-          path, (*loaded)->vocab_size(), info.vocab_size);
-      return 1;
-    }
-    tokenizer = *std::move(loaded);
-  } else {
-    spdlog::warn("no tokenizer: only token-id prompts are accepted");
-  }
-
+// Starts every part, serves until a shutdown signal, then drains. Parts
+// are declared in start order, so they stop in reverse.
+absl::Status Serve(const ServerConfig& config,
+                   const sigset_t& shutdown_signals) {
+  absl::StatusOr<std::unique_ptr<Model>> model = LoadModelFor(config);
+  if (!model.ok()) return model.status();
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer =
+      LoadTokenizerFor(config, (*model)->info());
+  if (!tokenizer.ok()) return tokenizer.status();
   ServerMetrics metrics;
-  SchedulerOptions options;
-  options.max_waiting_bytes = static_cast<size_t>(config.max_waiting_bytes());
-  options.step_token_budget = config.step_token_budget();
-  options.max_batch = config.max_batch();
-  options.prefix_cache_bytes = static_cast<size_t>(config.prefix_cache_bytes());
-  options.max_swap_bytes = static_cast<size_t>(config.swap_space_bytes());
-  options.stream_buffer_tokens = config.stream_buffer_tokens();
-  options.on_step = [&metrics](const StepMetrics& step) {
-    metrics.ObserveStep(step);
-  };
-  BackendOptions backend_options;
-  backend_options.model_dir = config.model_dir();
-  backend_options.weights_file = config.weights_file();
-  backend_options.bf16_weights = config.device_weights() == "bf16";
-  backend_options.block_tokens = config.block_tokens();
-  backend_options.cuda_graph_max_batch = config.cuda_graph_max_batch();
-  absl::StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(
-      config.backend(), model->get(),
-      static_cast<size_t>(config.state_memory_bytes()), backend_options);
-  if (!backend.ok()) {
-    spdlog::error("cannot start the backend: {}",
-                  std::string(backend.status().message()));
-    return 1;
-  }
-  const std::string backend_name = (*backend)->name();
   absl::StatusOr<std::unique_ptr<Scheduler>> scheduler =
-      Scheduler::Create(*std::move(backend), options);
-  if (!scheduler.ok()) {
-    spdlog::error("cannot start the scheduler: {}",
-                  std::string(scheduler.status().message()));
-    return 1;
-  }
-  SchedulerStats stats = (*scheduler)->stats();
-  spdlog::info(
-      "model {} ({}, {} layers, vocab {}, weights {}) on the {} backend: {} "
-      "bytes of state per sequence, {} slots",
-      config.model_dir(), info.architecture, info.num_layers, info.vocab_size,
-      info.weights_dtype, backend_name, stats.state_bytes_per_sequence,
-      stats.slot_capacity);
-  if (load_options.weights == cpu::WeightPrecision::kBf16) {
-    spdlog::info("bf16 projections; CPU products on {}",
-                 cpu::Bf16IsaName(cpu::BestBf16Isa()));
-  }
-  if (stats.block_capacity > 0) {
-    spdlog::info(
-        "per-token state: {} blocks of {} tokens ({} bytes each); {} bytes of "
-        "host swap space",
-        stats.block_capacity, stats.block_tokens, stats.state_bytes_per_block,
-        config.swap_space_bytes());
-  }
-
-  ServiceOptions service_options;
-  service_options.model_name = BaseName(config.model_dir());
-  service_options.limits = {config.max_tokens_limit(),
-                            config.max_prompt_tokens(), config.max_n()};
-  service_options.stream_stall_timeout =
-      absl::Seconds(config.stream_stall_seconds());
+      StartScheduler(config, model->get(), &metrics);
+  if (!scheduler.ok()) return scheduler.status();
   std::optional<ApiKeys> api_keys;
-  if (!config.api_keys_file().empty()) {
-    absl::StatusOr<ApiKeys> loaded = ApiKeys::Load(config.api_keys_file());
-    if (!loaded.ok()) {
-      spdlog::error("{}", std::string(loaded.status().message()));
-      return 1;
-    }
-    api_keys = *std::move(loaded);
-    service_options.api_keys = &*api_keys;
-    spdlog::info("API keys required ({} accepted)", api_keys->size());
-  }
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
-      ServerCredentialsFor(config);
-  if (!credentials.ok()) {
-    spdlog::error("TLS: {}", std::string(credentials.status().message()));
-    return 1;
-  }
-  SlabserveService service(scheduler->get(), tokenizer.get(), &metrics,
-                           service_options);
-
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  std::string host;
-  int port = 0;
-  ParseHostPort(config.listen(), &host, &port).IgnoreError();  // validated
-  // Exclusive (no SO_REUSEPORT): a second server cannot share the port.
-  absl::StatusOr<std::unique_ptr<GrpcListener>> listener =
-      GrpcListener::Listen(host, port);
-  if (!listener.ok()) {
-    spdlog::error("{}", std::string(listener.status().message()));
-    return 1;
-  }
-  const int grpc_port = (*listener)->port();
-  grpc::ServerBuilder builder;
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             config.max_streams_per_connection());
-  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor =
-      builder.experimental().AddExternalConnectionAcceptor(
-          grpc::ServerBuilder::experimental_type::ExternalConnectionType::
-              FROM_FD,
-          *credentials);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr) {
-    spdlog::error("cannot start the gRPC server on {}", config.listen());
-    return 1;
-  }
-  (*listener)->Start(std::move(acceptor));
-  server->GetHealthCheckService()->SetServingStatus(
-      v1::Slabserve::service_full_name(), true);
+  absl::StatusOr<ServiceOptions> service_options =
+      ServiceOptionsFor(config, &api_keys);
+  if (!service_options.ok()) return service_options.status();
+  SlabserveService service(scheduler->get(), tokenizer->get(), &metrics,
+                           *service_options);
+  absl::StatusOr<GrpcEndpoint> grpc =
+      StartGrpc(config, &service, api_keys.has_value());
+  if (!grpc.ok()) return grpc.status();
   MemoryReleaser memory_releaser(absl::Seconds(5));
-  const bool tls = !config.tls_cert_file().empty();
-  spdlog::info(
-      "listening on {}:{} ({}{})", host, grpc_port, tls ? "TLS" : "plaintext",
-      config.tls_client_ca_file().empty() ? "" : ", client certificates");
-  if (!IsLoopback(host) && !tls && !api_keys.has_value()) {
-    spdlog::warn(
-        "listening on {} without TLS or API keys: anyone who can reach the "
-        "port can use the model (set tls_cert_file/tls_key_file and/or "
-        "api_keys_file)",
-        host);
-  }
 
   std::atomic<bool> shutting_down{false};  // set by SIGTERM / SIGINT
-  std::unique_ptr<MetricsHttpServer> metrics_server;
-  if (!config.metrics_listen().empty()) {
-    std::string metrics_host;
-    int metrics_port = 0;
-    ParseHostPort(config.metrics_listen(), &metrics_host, &metrics_port)
-        .IgnoreError();  // checked by ValidateConfig
-    MetricsHttpServer::Handlers handlers;
-    handlers.metrics = [&] { return metrics.Render((*scheduler)->stats()); };
-    handlers.healthy = [&] { return !shutting_down; };
-    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
-        MetricsHttpServer::Start(metrics_host, metrics_port, handlers);
-    if (!started.ok()) {
-      spdlog::error("{}", std::string(started.status().message()));
-      return 1;
-    }
-    metrics_server = *std::move(started);
-    spdlog::info("metrics on http://{}:{}/metrics", metrics_host,
-                 metrics_server->port());
-    if (std::string path = absl::GetFlag(FLAGS_metrics_port_file);
-        !path.empty()) {
-      if (absl::Status s = WritePortFile(path, metrics_server->port());
-          !s.ok()) {
-        spdlog::error("{}", std::string(s.message()));
-        return 1;
-      }
-    }
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> metrics_server =
+      StartMetrics(config, &metrics, scheduler->get(), &shutting_down);
+  if (!metrics_server.ok()) return metrics_server.status();
+  if (*metrics_server != nullptr) {
+    absl::Status written = WritePortFile(absl::GetFlag(FLAGS_metrics_port_file),
+                                         (*metrics_server)->port());
+    if (!written.ok()) return written;
   }
-  std::unique_ptr<OpenAiServer> openai_server;
-  if (!config.openai_listen().empty()) {
-    absl::StatusOr<std::unique_ptr<OpenAiServer>> started =
-        StartOpenAi(config, scheduler->get(), tokenizer.get(), &metrics,
-                    service_options, [&] { return shutting_down.load(); });
-    if (!started.ok()) {
-      spdlog::error("{}", std::string(started.status().message()));
-      return 1;
-    }
-    openai_server = *std::move(started);
+  absl::StatusOr<std::unique_ptr<OpenAiServer>> openai_server =
+      StartOpenAi(config, scheduler->get(), tokenizer->get(), &metrics,
+                  *service_options, &shutting_down);
+  if (!openai_server.ok()) return openai_server.status();
+  if (*openai_server != nullptr) {
+    absl::Status written = WritePortFile(absl::GetFlag(FLAGS_openai_port_file),
+                                         (*openai_server)->port());
+    if (!written.ok()) return written;
   }
-  if (std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
-    if (absl::Status s = WritePortFile(path, grpc_port); !s.ok()) {
-      spdlog::error("{}", std::string(s.message()));
-      return 1;
-    }
+  // Last: the gRPC port file says the whole server is up.
+  if (absl::Status written =
+          WritePortFile(absl::GetFlag(FLAGS_port_file), grpc->listener->port());
+      !written.ok()) {
+    return written;
   }
 
   const char* signal_name = WaitForShutdownSignal(shutdown_signals);
@@ -597,11 +281,27 @@ int Run(const sigset_t& shutdown_signals) {
       "{}: draining (grace {}, port open {})", signal_name,
       absl::FormatDuration(absl::Seconds(config.drain_grace_seconds())),
       absl::FormatDuration(absl::Seconds(config.drain_listen_seconds())));
-  DrainAndStop(config, server.get(), listener->get(), &service,
-               scheduler->get(), &shutting_down);
-  openai_server.reset();
-  metrics_server.reset();
+  DrainAndStop(config, *grpc, &service, scheduler->get(), &shutting_down);
+  openai_server->reset();
+  metrics_server->reset();
   spdlog::info("shut down");
+  return absl::OkStatus();
+}
+
+// The process's exit code: 2 for a bad config or flag, 1 when something
+// cannot start.
+int Run(const sigset_t& shutdown_signals) {
+  absl::StatusOr<ServerConfig> config = ConfigFromFlags();
+  if (!config.ok()) {
+    spdlog::error("{}", std::string(config.status().message()));
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(config->log_level()));
+  if (config->threads() > 0) cpu::SetNumThreads(config->threads());
+  if (absl::Status s = Serve(*config, shutdown_signals); !s.ok()) {
+    spdlog::error("{}", std::string(s.message()));
+    return 1;
+  }
   return 0;
 }
 
