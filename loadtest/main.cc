@@ -288,86 +288,87 @@ nlohmann::json ConfigJson(const slabserve::v1::ModelInfo& info) {
           {"ignore_eos", absl::GetFlag(FLAGS_ignore_eos)}};
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "slabload --target=HOST:PORT [--concurrency=N | --rate=R | --burst] "
-      "[--requests=M] [--duration=S] [--sweep=1,8,64] [--json=FILE] ...");
-  UnderscoreFlagNames(argc, argv);
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  if (positional.size() > 1) {
-    return UsageError(
-        absl::StrCat("unexpected argument '", positional[1], "'"));
-  }
-
-  // Validate every flag before touching the network.
+// What the flags ask for, every one validated before touching the network.
+struct Plan {
   slabload::RunConfig config;
-  config.concurrency = absl::GetFlag(FLAGS_concurrency);
-  config.rate = absl::GetFlag(FLAGS_rate);
-  config.burst = absl::GetFlag(FLAGS_burst);
-  config.requests = absl::GetFlag(FLAGS_requests);
-  config.duration_s = absl::GetFlag(FLAGS_duration);
-  config.request_timeout_s = absl::GetFlag(FLAGS_timeout);
-  config.arrival_seed = absl::GetFlag(FLAGS_seed) + 1;
-  config.progress = absl::GetFlag(FLAGS_progress) && isatty(STDERR_FILENO);
+  bool by_rate = false;
+  std::vector<double> sweep;  // concurrencies, or rates when by_rate
+  slabload::WorkloadOptions workload;
+  slabload::Slo slo;
+};
+
+// The run's pacing and bounds.
+absl::Status RunConfigFromFlags(slabload::RunConfig* config) {
+  config->concurrency = absl::GetFlag(FLAGS_concurrency);
+  config->rate = absl::GetFlag(FLAGS_rate);
+  config->burst = absl::GetFlag(FLAGS_burst);
+  config->requests = absl::GetFlag(FLAGS_requests);
+  config->duration_s = absl::GetFlag(FLAGS_duration);
+  config->request_timeout_s = absl::GetFlag(FLAGS_timeout);
+  config->arrival_seed = absl::GetFlag(FLAGS_seed) + 1;
+  config->progress = absl::GetFlag(FLAGS_progress) && isatty(STDERR_FILENO);
   Warmup warmup;
   if (!ParseWarmup(absl::GetFlag(FLAGS_warmup), &warmup)) {
-    return UsageError(absl::StrCat("--warmup=", absl::GetFlag(FLAGS_warmup),
-                                   ": expected seconds ('5s') or a request "
-                                   "count ('20')"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--warmup=", absl::GetFlag(FLAGS_warmup),
+                     ": expected seconds ('5s') or a request count ('20')"));
   }
-  config.warmup_requests = warmup.requests;
-  config.warmup_s = warmup.seconds;
-  if (absl::GetFlag(FLAGS_target).empty())
-    return UsageError("--target is empty");
-  if (config.concurrency < 1) return UsageError("--concurrency must be >= 1");
+  config->warmup_requests = warmup.requests;
+  config->warmup_s = warmup.seconds;
+  if (config->concurrency < 1) {
+    return absl::InvalidArgumentError("--concurrency must be >= 1");
+  }
   // Written so that NaN fails too; infinities are no durations or rates.
-  if (!(config.rate >= 0) || std::isinf(config.rate)) {
-    return UsageError("--rate must be a finite number >= 0");
+  if (!(config->rate >= 0) || std::isinf(config->rate)) {
+    return absl::InvalidArgumentError("--rate must be a finite number >= 0");
   }
-  if (config.requests < 0) return UsageError("--requests must be >= 0");
-  if (!(config.duration_s >= 0) || std::isinf(config.duration_s)) {
-    return UsageError("--duration must be a finite number >= 0");
+  if (config->requests < 0) {
+    return absl::InvalidArgumentError("--requests must be >= 0");
   }
-  if (!(config.request_timeout_s > 0) || std::isinf(config.request_timeout_s)) {
-    return UsageError("--timeout must be a finite number > 0");
+  if (!(config->duration_s >= 0) || std::isinf(config->duration_s)) {
+    return absl::InvalidArgumentError(
+        "--duration must be a finite number >= 0");
   }
-  if (absl::GetFlag(FLAGS_channels) < 0 ||
-      absl::GetFlag(FLAGS_channels) > kMaxChannels) {
-    return UsageError(absl::StrCat("--channels must be in [0, ", kMaxChannels,
-                                   "] (0: one per 512 streams)"));
+  if (!(config->request_timeout_s > 0) ||
+      std::isinf(config->request_timeout_s)) {
+    return absl::InvalidArgumentError("--timeout must be a finite number > 0");
   }
-  for (const auto& [flag, path] :
-       {std::pair<const char*, std::string>{"json", absl::GetFlag(FLAGS_json)},
-        {"csv", absl::GetFlag(FLAGS_csv)}}) {
-    if (absl::Status s = CheckOutputPath(path, flag); !s.ok()) {
-      return UsageError(std::string(s.message()));
-    }
+  if (config->requests == 0 && config->duration_s == 0) {
+    return absl::InvalidArgumentError(
+        "unbounded run: give --requests and/or --duration");
   }
-  if (config.requests == 0 && config.duration_s == 0) {
-    return UsageError("unbounded run: give --requests and/or --duration");
+  if (config->burst && (config->rate > 0 || config->requests == 0)) {
+    return absl::InvalidArgumentError("--burst needs --requests and no --rate");
   }
-  if (config.burst && (config.rate > 0 || config.requests == 0)) {
-    return UsageError("--burst needs --requests and no --rate");
-  }
-  const bool by_rate = absl::GetFlag(FLAGS_rate_sweep);
-  std::vector<double> sweep;
+  return absl::OkStatus();
+}
+
+// The load points: --sweep's values, or the one point the config names.
+absl::Status SweepFromFlags(Plan* plan) {
+  plan->by_rate = absl::GetFlag(FLAGS_rate_sweep);
   for (const std::string& value : absl::GetFlag(FLAGS_sweep)) {
     double x;
     if (!absl::SimpleAtod(value, &x) || !(x > 0) || std::isinf(x) ||
-        (!by_rate && x != std::floor(x))) {
-      return UsageError(
+        (!plan->by_rate && x != std::floor(x))) {
+      return absl::InvalidArgumentError(
           absl::StrCat("--sweep value '", value, "' is not a ",
-                       by_rate ? "positive rate" : "positive integer"));
+                       plan->by_rate ? "positive rate" : "positive integer"));
     }
-    sweep.push_back(x);
+    plan->sweep.push_back(x);
   }
-  if (by_rate && sweep.empty()) return UsageError("--rate_sweep needs --sweep");
-  if (sweep.empty()) {
-    sweep.push_back(config.rate > 0 ? config.rate : config.concurrency);
+  if (plan->by_rate && plan->sweep.empty()) {
+    return absl::InvalidArgumentError("--rate_sweep needs --sweep");
   }
-  slabload::WorkloadOptions workload;
+  if (plan->sweep.empty()) {
+    plan->sweep.push_back(plan->config.rate > 0 ? plan->config.rate
+                                                : plan->config.concurrency);
+  }
+  return absl::OkStatus();
+}
+
+// The requests' prompts, lengths and sampling; the goodput objectives.
+absl::Status WorkloadFromFlags(Plan* plan) {
+  slabload::WorkloadOptions& workload = plan->workload;
   for (auto [flag, text, range] :
        {std::make_tuple("prompt-len", absl::GetFlag(FLAGS_prompt_len),
                         &workload.prompt_len),
@@ -375,13 +376,12 @@ int main(int argc, char** argv) {
                         &workload.output_len)}) {
     absl::StatusOr<slabload::LengthRange> parsed =
         slabload::ParseLengthRange(text, flag);
-    if (!parsed.ok()) return UsageError(std::string(parsed.status().message()));
+    if (!parsed.ok()) return parsed.status();
     *range = *parsed;
   }
   if (!absl::GetFlag(FLAGS_prompts).empty()) {
     auto prompts = slabload::LoadPrompts(absl::GetFlag(FLAGS_prompts));
-    if (!prompts.ok())
-      return UsageError(std::string(prompts.status().message()));
+    if (!prompts.ok()) return prompts.status();
     workload.prompts = *std::move(prompts);
   }
   workload.shared_prefix = absl::GetFlag(FLAGS_shared_prefix);
@@ -391,93 +391,101 @@ int main(int argc, char** argv) {
   workload.sampling.set_top_k(absl::GetFlag(FLAGS_top_k));
   workload.sampling.set_top_p(absl::GetFlag(FLAGS_top_p));
   workload.sampling.set_seed(absl::GetFlag(FLAGS_seed));
-  const slabload::Slo slo{absl::GetFlag(FLAGS_ttft_slo),
-                          absl::GetFlag(FLAGS_itl_slo)};
-  if (!(slo.ttft_ms >= 0) || !(slo.itl_ms >= 0)) {
-    return UsageError("--ttft_slo and --itl_slo must be >= 0 (0: none)");
+  plan->slo = {absl::GetFlag(FLAGS_ttft_slo), absl::GetFlag(FLAGS_itl_slo)};
+  if (!(plan->slo.ttft_ms >= 0) || !(plan->slo.itl_ms >= 0)) {
+    return absl::InvalidArgumentError(
+        "--ttft_slo and --itl_slo must be >= 0 (0: none)");
   }
+  return absl::OkStatus();
+}
 
-  double max_streams = by_rate || config.rate > 0 ? 512 : 1;
-  for (double x : sweep) max_streams = std::max(max_streams, x);
-  int channels = absl::GetFlag(FLAGS_channels);
-  if (channels <= 0) {
-    channels = std::min(8, static_cast<int>(std::ceil(max_streams / 512)));
+absl::StatusOr<Plan> PlanFromFlags() {
+  if (absl::GetFlag(FLAGS_target).empty()) {
+    return absl::InvalidArgumentError("--target is empty");
   }
-  slabserve::ConnectOptions connect;
-  connect.channels = channels;
-  if (std::string error; !slabserve::ApplySecurityFlags(&connect, &error)) {
-    return UsageError(error);
+  Plan plan;
+  if (absl::Status s = RunConfigFromFlags(&plan.config); !s.ok()) return s;
+  if (absl::GetFlag(FLAGS_channels) < 0 ||
+      absl::GetFlag(FLAGS_channels) > kMaxChannels) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--channels must be in [0, ", kMaxChannels,
+                     "] (0: one per 512 streams)"));
   }
-  std::unique_ptr<slabserve::Client> client =
-      slabserve::Client::Connect(absl::GetFlag(FLAGS_target), connect);
-  slabserve::v1::ModelInfo info;
-  if (!ProbeServer(*client, &info)) return kExitFailure;
-  workload.vocab_size = info.vocab_size();
-  workload.bos_token_id = info.bos_token_id();
-  workload.eos_token_id = info.eos_token_id();
-  if (absl::Status valid = slabload::ValidateWorkload(workload); !valid.ok()) {
-    return UsageError(std::string(valid.message()));
+  for (const auto& [flag, path] :
+       {std::pair<const char*, std::string>{"json", absl::GetFlag(FLAGS_json)},
+        {"csv", absl::GetFlag(FLAGS_csv)}}) {
+    if (absl::Status s = CheckOutputPath(path, flag); !s.ok()) return s;
+  }
+  if (absl::Status s = SweepFromFlags(&plan); !s.ok()) return s;
+  if (absl::Status s = WorkloadFromFlags(&plan); !s.ok()) return s;
+  return plan;
+}
+
+// --channels, or one connection per 512 streams of the largest point (at
+// most 8).
+int Channels(const Plan& plan) {
+  if (absl::GetFlag(FLAGS_channels) > 0) return absl::GetFlag(FLAGS_channels);
+  double max_streams = plan.by_rate || plan.config.rate > 0 ? 512 : 1;
+  for (double x : plan.sweep) max_streams = std::max(max_streams, x);
+  return std::min(8, static_cast<int>(std::ceil(max_streams / 512)));
+}
+
+// The workload must fit the server's vocabulary and limits.
+absl::Status FitWorkloadToServer(const slabserve::v1::ModelInfo& info,
+                                 slabload::WorkloadOptions* workload) {
+  workload->vocab_size = info.vocab_size();
+  workload->bos_token_id = info.bos_token_id();
+  workload->eos_token_id = info.eos_token_id();
+  if (absl::Status valid = slabload::ValidateWorkload(*workload); !valid.ok()) {
+    return valid;
   }
   if (info.max_tokens_limit() > 0 &&
-      workload.output_len.max > info.max_tokens_limit()) {
-    return UsageError(absl::StrCat(
-        "--output-len up to ", workload.output_len.max,
+      workload->output_len.max > info.max_tokens_limit()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--output-len up to ", workload->output_len.max,
         " exceeds the server's max_tokens limit ", info.max_tokens_limit()));
   }
+  return absl::OkStatus();
+}
 
-  slabload::StreamStarter start_stream;
-  if (absl::Status s = MakeStreamStarter(*client, info.name(), &start_stream);
-      !s.ok()) {
-    return UsageError(std::string(s.message()));
+// One load point at sweep value `x`, with the server's (and replicas')
+// metrics around it when asked for.
+PointResult RunPoint(const Plan& plan, double x,
+                     const slabload::StreamStarter& start_stream) {
+  PointResult point;
+  slabload::RunConfig run = plan.config;
+  if (plan.by_rate || plan.config.rate > 0) {
+    run.rate = x;
+    point.mode = "open";
+    point.rate = x;
+  } else if (plan.config.burst) {
+    point.mode = "burst";
+  } else {
+    run.concurrency = static_cast<int>(x);
+    point.mode = "closed";
+    point.concurrency = run.concurrency;
   }
-
-  slabload::InstallInterruptHandler();
   const std::string metrics_target = absl::GetFlag(FLAGS_metrics_target);
-  const std::vector<std::string> replica_metrics =
-      absl::GetFlag(FLAGS_replica_metrics);
-  std::vector<PointResult> points;
-  bool failed = false;
-  for (double x : sweep) {
-    PointResult point;
-    slabload::RunConfig run = config;
-    if (by_rate || config.rate > 0) {
-      run.rate = x;
-      point.mode = "open";
-      point.rate = x;
-    } else if (config.burst) {
-      point.mode = "burst";
-    } else {
-      run.concurrency = static_cast<int>(x);
-      point.mode = "closed";
-      point.concurrency = run.concurrency;
-    }
-    slabload::MetricsSnapshot before, after;
-    const bool scraped =
-        !metrics_target.empty() && Scrape(metrics_target, &before, &point);
-    point.replicas = ScrapeReplicas(replica_metrics);
-    slabload::Workload requests(workload);
-    slabload::RunResult result = slabload::RunLoad(start_stream, requests, run);
-    FinishReplicas(&point.replicas);
-    point.summary = slabload::SummarizeRun(result.records, slo);
-    point.stopped_early = result.stopped_early;
-    if (scraped && Scrape(metrics_target, &after, &point)) {
-      point.server_metrics = slabload::MetricsDelta(before, after);
-    }
-    slabload::PrintSummary(point, stdout);
-    std::fflush(stdout);
-    if (!point.stopped_early.empty() || point.summary.completed == 0) {
-      failed = true;
-      std::fprintf(
-          stderr, "slabload: %s\n",
-          point.stopped_early.empty()
-              ? "no request completed"
-              : absl::StrCat("stopped early: ", point.stopped_early).c_str());
-    }
-    points.push_back(std::move(point));
-    if (failed || slabload::Interrupted()) break;
+  slabload::MetricsSnapshot before, after;
+  const bool scraped =
+      !metrics_target.empty() && Scrape(metrics_target, &before, &point);
+  point.replicas = ScrapeReplicas(absl::GetFlag(FLAGS_replica_metrics));
+  slabload::Workload requests(plan.workload);
+  slabload::RunResult result = slabload::RunLoad(start_stream, requests, run);
+  FinishReplicas(&point.replicas);
+  point.summary = slabload::SummarizeRun(result.records, plan.slo);
+  point.stopped_early = result.stopped_early;
+  if (scraped && Scrape(metrics_target, &after, &point)) {
+    point.server_metrics = slabload::MetricsDelta(before, after);
   }
-  if (points.size() > 1) slabload::PrintSweepTable(points, by_rate, stdout);
+  return point;
+}
 
+// The JSON report, a sweep's CSV and plots, as the flags ask; what could
+// not be written.
+std::vector<std::string> WriteReports(const std::vector<PointResult>& points,
+                                      const slabserve::v1::ModelInfo& info,
+                                      bool by_rate) {
   std::vector<std::string> problems;
   const std::string json_path = absl::GetFlag(FLAGS_json);
   if (!json_path.empty()) {
@@ -512,6 +520,72 @@ int main(int argc, char** argv) {
       problems.push_back(std::string(s.message()));
     }
   }
+  return problems;
+}
+
+// Runs the sweep's points in order, stopping at the first that fails;
+// whether one did.
+bool RunSweep(const Plan& plan, const slabload::StreamStarter& start_stream,
+              std::vector<PointResult>* points) {
+  for (double x : plan.sweep) {
+    PointResult point = RunPoint(plan, x, start_stream);
+    slabload::PrintSummary(point, stdout);
+    std::fflush(stdout);
+    const bool failed =
+        !point.stopped_early.empty() || point.summary.completed == 0;
+    if (failed) {
+      std::fprintf(
+          stderr, "slabload: %s\n",
+          point.stopped_early.empty()
+              ? "no request completed"
+              : absl::StrCat("stopped early: ", point.stopped_early).c_str());
+    }
+    points->push_back(std::move(point));
+    if (failed) return true;
+    if (slabload::Interrupted()) return false;
+  }
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "slabload --target=HOST:PORT [--concurrency=N | --rate=R | --burst] "
+      "[--requests=M] [--duration=S] [--sweep=1,8,64] [--json=FILE] ...");
+  UnderscoreFlagNames(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    return UsageError(
+        absl::StrCat("unexpected argument '", positional[1], "'"));
+  }
+  absl::StatusOr<Plan> plan = PlanFromFlags();
+  if (!plan.ok()) return UsageError(std::string(plan.status().message()));
+  slabserve::ConnectOptions connect;
+  connect.channels = Channels(*plan);
+  if (std::string error; !slabserve::ApplySecurityFlags(&connect, &error)) {
+    return UsageError(error);
+  }
+  std::unique_ptr<slabserve::Client> client =
+      slabserve::Client::Connect(absl::GetFlag(FLAGS_target), connect);
+  slabserve::v1::ModelInfo info;
+  if (!ProbeServer(*client, &info)) return kExitFailure;
+  if (absl::Status s = FitWorkloadToServer(info, &plan->workload); !s.ok()) {
+    return UsageError(std::string(s.message()));
+  }
+  slabload::StreamStarter start_stream;
+  if (absl::Status s = MakeStreamStarter(*client, info.name(), &start_stream);
+      !s.ok()) {
+    return UsageError(std::string(s.message()));
+  }
+
+  slabload::InstallInterruptHandler();
+  std::vector<PointResult> points;
+  const bool failed = RunSweep(*plan, start_stream, &points);
+  if (points.size() > 1)
+    slabload::PrintSweepTable(points, plan->by_rate, stdout);
+  const std::vector<std::string> problems =
+      WriteReports(points, info, plan->by_rate);
   for (const std::string& problem : problems) {
     std::fprintf(stderr, "slabload: %s\n", problem.c_str());
   }

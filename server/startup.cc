@@ -142,8 +142,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> StartScheduler(
   backend_options.block_tokens = config.block_tokens();
   backend_options.cuda_graph_max_batch = config.cuda_graph_max_batch();
   absl::StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(
-      config.backend(), model,
-      static_cast<size_t>(config.state_memory_bytes()), backend_options);
+      config.backend(), model, static_cast<size_t>(config.state_memory_bytes()),
+      backend_options);
   if (!backend.ok()) {
     return Annotated(backend.status(), "cannot start the backend");
   }
