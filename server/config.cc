@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -152,139 +153,134 @@ absl::Status ParseHostPort(const std::string& address, std::string* host,
   return absl::OkStatus();
 }
 
-absl::Status ValidateConfig(const ServerConfig& config) {
-  auto invalid = [](auto&&... parts) {
-    return absl::InvalidArgumentError(absl::StrCat("config: ", parts...));
-  };
+namespace {
+
+template <typename... Parts>
+absl::Status Invalid(const Parts&... parts) {
+  return absl::InvalidArgumentError(absl::StrCat("config: ", parts...));
+}
+
+// The model, tokenizer and where the model runs.
+absl::Status ValidateModel(const ServerConfig& config) {
   if (config.model_dir().empty()) {
-    return invalid("model_dir is not set (use --model=DIR or model_dir)");
+    return Invalid("model_dir is not set (use --model=DIR or model_dir)");
   }
   if (absl::Status s = CheckModelDir(config.model_dir()); !s.ok()) {
-    return invalid(s.message());
+    return Invalid(s.message());
   }
   if (config.has_tokenizer_path() && !config.tokenizer_path().empty() &&
       !FileExists(config.tokenizer_path())) {
-    return invalid("tokenizer_path \"", config.tokenizer_path(),
+    return Invalid("tokenizer_path \"", config.tokenizer_path(),
                    "\" cannot be opened");
   }
+  if (!IsBackendName(config.backend())) {
+    return Invalid("backend \"", config.backend(), "\" is not one of ",
+                   absl::StrJoin(kBackendNames, ", "));
+  }
+  if (config.device_weights() != "f32" && config.device_weights() != "bf16") {
+    return Invalid("device_weights \"", config.device_weights(),
+                   "\" is not one of f32, bf16");
+  }
+  return absl::OkStatus();
+}
+
+// The ports, and the files that secure them.
+absl::Status ValidateEndpoints(const ServerConfig& config) {
   std::string host;
   int port = 0;
-  if (absl::Status s = ParseHostPort(config.listen(), &host, &port); !s.ok()) {
-    return invalid("listen: ", s.message());
-  }
-  if (!config.metrics_listen().empty()) {
-    if (absl::Status s = ParseHostPort(config.metrics_listen(), &host, &port);
-        !s.ok()) {
-      return invalid("metrics_listen: ", s.message());
+  for (const auto& [name, address, optional] :
+       {std::make_tuple("listen", &config.listen(), false),
+        std::make_tuple("metrics_listen", &config.metrics_listen(), true),
+        std::make_tuple("openai_listen", &config.openai_listen(), true)}) {
+    if (optional && address->empty()) continue;
+    if (absl::Status s = ParseHostPort(*address, &host, &port); !s.ok()) {
+      return Invalid(name, ": ", s.message());
     }
-  }
-  if (!config.openai_listen().empty()) {
-    if (absl::Status s = ParseHostPort(config.openai_listen(), &host, &port);
-        !s.ok()) {
-      return invalid("openai_listen: ", s.message());
-    }
-  }
-  if (config.openai_max_body_bytes() <= 0) {
-    return invalid("openai_max_body_bytes must be > 0, got ",
-                   config.openai_max_body_bytes());
-  }
-  if (config.state_memory_bytes() <= 0) {
-    return invalid("state_memory_bytes must be > 0, got ",
-                   config.state_memory_bytes());
-  }
-  if (config.max_waiting_bytes() <= 0) {
-    return invalid("max_waiting_bytes must be > 0, got ",
-                   config.max_waiting_bytes());
-  }
-  if (config.step_token_budget() <= 0) {
-    return invalid("step_token_budget must be > 0, got ",
-                   config.step_token_budget());
-  }
-  if (config.max_batch() <= 0) {
-    return invalid("max_batch must be > 0, got ", config.max_batch());
-  }
-  if (config.prefix_cache_bytes() < 0) {
-    return invalid("prefix_cache_bytes must be >= 0, got ",
-                   config.prefix_cache_bytes());
-  }
-  if (config.block_tokens() < 0 || config.block_tokens() > 65536) {
-    return invalid("block_tokens must be in [0, 65536], got ",
-                   config.block_tokens());
-  }
-  if (config.swap_space_bytes() < 0) {
-    return invalid("swap_space_bytes must be >= 0, got ",
-                   config.swap_space_bytes());
-  }
-  if (config.threads() < 0) {
-    return invalid("threads must be >= 0, got ", config.threads());
-  }
-  static const char* const kLevels[] = {"trace", "debug",    "info", "warn",
-                                        "error", "critical", "off"};
-  bool known_level = false;
-  for (const char* level : kLevels) known_level |= config.log_level() == level;
-  if (!known_level) {
-    return invalid("log_level \"", config.log_level(), "\" is not one of ",
-                   absl::StrJoin(kLevels, ", "));
-  }
-  if (config.max_tokens_limit() <= 0) {
-    return invalid("max_tokens_limit must be > 0, got ",
-                   config.max_tokens_limit());
-  }
-  if (!(config.drain_listen_seconds() >= 0)) {
-    return invalid("drain_listen_seconds must be >= 0, got ",
-                   config.drain_listen_seconds());
-  }
-  if (!(config.drain_grace_seconds() >= 0)) {
-    return invalid("drain_grace_seconds must be >= 0, got ",
-                   config.drain_grace_seconds());
-  }
-  if (config.max_n() <= 0) {
-    return invalid("max_n must be > 0, got ", config.max_n());
-  }
-  if (config.stream_buffer_tokens() <= 0) {
-    return invalid("stream_buffer_tokens must be > 0, got ",
-                   config.stream_buffer_tokens());
-  }
-  if (config.max_prompt_tokens() <= 0) {
-    return invalid("max_prompt_tokens must be > 0, got ",
-                   config.max_prompt_tokens());
-  }
-  // Written so that NaN fails too; an infinity means "never".
-  if (!(config.stream_stall_seconds() >= 0)) {
-    return invalid("stream_stall_seconds must be >= 0 (0: off), got ",
-                   config.stream_stall_seconds());
   }
   if (config.tls_cert_file().empty() != config.tls_key_file().empty()) {
-    return invalid("tls_cert_file and tls_key_file go together: give both");
+    return Invalid("tls_cert_file and tls_key_file go together: give both");
   }
   if (!config.tls_client_ca_file().empty() && config.tls_cert_file().empty()) {
-    return invalid(
+    return Invalid(
         "tls_client_ca_file needs TLS (tls_cert_file, tls_key_file)");
   }
   for (const std::string* path :
        {&config.tls_cert_file(), &config.tls_key_file(),
         &config.tls_client_ca_file(), &config.api_keys_file()}) {
     if (!path->empty() && !FileExists(*path)) {
-      return invalid("\"", *path, "\" cannot be opened");
+      return Invalid("\"", *path, "\" cannot be opened");
     }
   }
-  if (config.max_streams_per_connection() <= 0) {
-    return invalid("max_streams_per_connection must be > 0, got ",
-                   config.max_streams_per_connection());
+  return absl::OkStatus();
+}
+
+// Counts and sizes with a lower bound: 1 ("> 0") or 0 (">= 0").
+absl::Status ValidateCounts(const ServerConfig& config) {
+  struct Count {
+    const char* name;
+    int64_t value, min;
+  };
+  for (const Count& count : {
+           Count{"openai_max_body_bytes", config.openai_max_body_bytes(), 1},
+           Count{"state_memory_bytes", config.state_memory_bytes(), 1},
+           Count{"max_waiting_bytes", config.max_waiting_bytes(), 1},
+           Count{"step_token_budget", config.step_token_budget(), 1},
+           Count{"max_batch", config.max_batch(), 1},
+           Count{"prefix_cache_bytes", config.prefix_cache_bytes(), 0},
+           Count{"swap_space_bytes", config.swap_space_bytes(), 0},
+           Count{"threads", config.threads(), 0},
+           Count{"max_tokens_limit", config.max_tokens_limit(), 1},
+           Count{"max_n", config.max_n(), 1},
+           Count{"stream_buffer_tokens", config.stream_buffer_tokens(), 1},
+           Count{"max_prompt_tokens", config.max_prompt_tokens(), 1},
+           Count{"max_streams_per_connection",
+                 config.max_streams_per_connection(), 1},
+           Count{"cuda_graph_max_batch", config.cuda_graph_max_batch(), 0},
+       }) {
+    if (count.value < count.min) {
+      return Invalid(count.name, " must be ", count.min > 0 ? "> 0" : ">= 0",
+                     ", got ", count.value);
+    }
   }
-  if (!IsBackendName(config.backend())) {
-    return invalid("backend \"", config.backend(), "\" is not one of ",
-                   absl::StrJoin(kBackendNames, ", "));
-  }
-  if (config.device_weights() != "f32" && config.device_weights() != "bf16") {
-    return invalid("device_weights \"", config.device_weights(),
-                   "\" is not one of f32, bf16");
-  }
-  if (config.cuda_graph_max_batch() < 0) {
-    return invalid("cuda_graph_max_batch must be >= 0, got ",
-                   config.cuda_graph_max_batch());
+  if (config.block_tokens() < 0 || config.block_tokens() > 65536) {
+    return Invalid("block_tokens must be in [0, 65536], got ",
+                   config.block_tokens());
   }
   return absl::OkStatus();
+}
+
+// Durations and the log level.
+absl::Status ValidateTimesAndLogging(const ServerConfig& config) {
+  // Written so that NaN fails too; an infinity means "never".
+  for (const auto& [name, seconds, note] :
+       {std::make_tuple("drain_listen_seconds", config.drain_listen_seconds(),
+                        ""),
+        std::make_tuple("drain_grace_seconds", config.drain_grace_seconds(),
+                        ""),
+        std::make_tuple("stream_stall_seconds", config.stream_stall_seconds(),
+                        " (0: off)")}) {
+    if (!(seconds >= 0)) {
+      return Invalid(name, " must be >= 0", note, ", got ", seconds);
+    }
+  }
+  static const char* const kLevels[] = {"trace", "debug",    "info", "warn",
+                                        "error", "critical", "off"};
+  bool known_level = false;
+  for (const char* level : kLevels) known_level |= config.log_level() == level;
+  if (!known_level) {
+    return Invalid("log_level \"", config.log_level(), "\" is not one of ",
+                   absl::StrJoin(kLevels, ", "));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateConfig(const ServerConfig& config) {
+  if (absl::Status s = ValidateModel(config); !s.ok()) return s;
+  if (absl::Status s = ValidateEndpoints(config); !s.ok()) return s;
+  if (absl::Status s = ValidateCounts(config); !s.ok()) return s;
+  return ValidateTimesAndLogging(config);
 }
 
 std::string ResolveTokenizerPath(const ServerConfig& config) {
