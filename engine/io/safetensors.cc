@@ -67,6 +67,90 @@ class ScopedFd {
   int fd_;
 };
 
+// A shape of non-negative integers; its element count and byte size must
+// fit in uint64.
+absl::Status ParseShape(const nlohmann::json& shape, TensorDType dtype,
+                        TensorEntry* entry, uint64_t* bytes) {
+  uint64_t elements = 1;
+  bool overflow = false;
+  for (const auto& dim : shape) {
+    uint64_t d = 0;
+    if (!JsonToU64(dim, &d) ||
+        d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shape ", shape.dump(), " must hold non-negative integers"));
+    }
+    entry->shape.push_back(static_cast<int64_t>(d));
+    if (d != 0 && elements > std::numeric_limits<uint64_t>::max() / d) {
+      overflow = true;
+    }
+    elements *= d;
+  }
+  const size_t elem_bytes = DTypeBytes(dtype);
+  if (overflow ||
+      elements > std::numeric_limits<uint64_t>::max() / elem_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shape ", shape.dump(), " is too large"));
+  }
+  *bytes = elements * elem_bytes;
+  return absl::OkStatus();
+}
+
+// One header entry, its bytes within `data` (data_size bytes).
+absl::StatusOr<TensorEntry> ParseEntry(const nlohmann::json& info,
+                                       const unsigned char* data,
+                                       uint64_t data_size) {
+  auto bad = [](auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat(parts...));
+  };
+  if (!info.is_object()) return bad("entry is not a JSON object");
+  const auto dtype_it = info.find("dtype");
+  const auto shape_it = info.find("shape");
+  const auto offsets_it = info.find("data_offsets");
+  if (dtype_it == info.end() || !dtype_it->is_string()) {
+    return bad("missing string 'dtype'");
+  }
+  if (shape_it == info.end() || !shape_it->is_array()) {
+    return bad("missing array 'shape'");
+  }
+  if (offsets_it == info.end() || !offsets_it->is_array() ||
+      offsets_it->size() != 2) {
+    return bad("'data_offsets' must be an array [begin, end]");
+  }
+  TensorEntry entry;
+  const std::string dtype_name = dtype_it->get<std::string>();
+  if (!ParseDType(dtype_name, &entry.dtype)) {
+    return bad("unsupported dtype ", dtype_name,
+               " (supported: F32, BF16, F16)");
+  }
+  uint64_t expected = 0;
+  if (absl::Status s = ParseShape(*shape_it, entry.dtype, &entry, &expected);
+      !s.ok()) {
+    return s;
+  }
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  if (!JsonToU64((*offsets_it)[0], &begin) ||
+      !JsonToU64((*offsets_it)[1], &end)) {
+    return bad("'data_offsets' must be non-negative integers");
+  }
+  if (begin > end) {
+    return bad("data_offsets [", begin, ", ", end, "] have begin > end");
+  }
+  if (end > data_size) {
+    return bad("data_offsets [", begin, ", ", end,
+               "] run past the end of the data (", data_size, " bytes)");
+  }
+  if (end - begin != expected) {
+    return bad("data_offsets [", begin, ", ", end, "] hold ", end - begin,
+               " bytes but ", dtype_name, " ", shape_it->dump(), " needs ",
+               expected);
+  }
+  entry.data = data + begin;
+  entry.nbytes = static_cast<size_t>(expected);
+  return entry;
+}
+
 }  // namespace
 
 const char* TensorDTypeName(TensorDType dtype) {
@@ -136,76 +220,14 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
   const unsigned char* data = bytes + kHeaderLengthBytes + header_len;
   const uint64_t data_size = file_size - kHeaderLengthBytes - header_len;
   for (const auto& item : header.items()) {
-    const std::string& name = item.key();
-    const nlohmann::json& info = item.value();
-    if (name == "__metadata__") continue;
-    auto bad = [&](const std::string& message) {
-      return error(absl::StrCat("tensor '", name, "': ", message));
-    };
-    if (!info.is_object()) return bad("entry is not a JSON object");
-    const auto dtype_it = info.find("dtype");
-    const auto shape_it = info.find("shape");
-    const auto offsets_it = info.find("data_offsets");
-    if (dtype_it == info.end() || !dtype_it->is_string()) {
-      return bad("missing string 'dtype'");
+    if (item.key() == "__metadata__") continue;
+    absl::StatusOr<TensorEntry> entry =
+        ParseEntry(item.value(), data, data_size);
+    if (!entry.ok()) {
+      return error(absl::StrCat("tensor '", item.key(),
+                                "': ", entry.status().message()));
     }
-    if (shape_it == info.end() || !shape_it->is_array()) {
-      return bad("missing array 'shape'");
-    }
-    if (offsets_it == info.end() || !offsets_it->is_array() ||
-        offsets_it->size() != 2) {
-      return bad("'data_offsets' must be an array [begin, end]");
-    }
-    TensorEntry entry;
-    const std::string dtype_name = dtype_it->get<std::string>();
-    if (!ParseDType(dtype_name, &entry.dtype)) {
-      return bad(absl::StrCat("unsupported dtype ", dtype_name,
-                              " (supported: F32, BF16, F16)"));
-    }
-    uint64_t elements = 1;
-    bool overflow = false;
-    for (const auto& dim : *shape_it) {
-      uint64_t d = 0;
-      if (!JsonToU64(dim, &d) ||
-          d > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return bad(absl::StrCat("shape ", shape_it->dump(),
-                                " must hold non-negative integers"));
-      }
-      entry.shape.push_back(static_cast<int64_t>(d));
-      if (d != 0 && elements > std::numeric_limits<uint64_t>::max() / d) {
-        overflow = true;
-      }
-      elements *= d;
-    }
-    const size_t elem_bytes = DTypeBytes(entry.dtype);
-    if (overflow ||
-        elements > std::numeric_limits<uint64_t>::max() / elem_bytes) {
-      return bad(absl::StrCat("shape ", shape_it->dump(), " is too large"));
-    }
-    uint64_t begin = 0;
-    uint64_t end = 0;
-    if (!JsonToU64((*offsets_it)[0], &begin) ||
-        !JsonToU64((*offsets_it)[1], &end)) {
-      return bad("'data_offsets' must be non-negative integers");
-    }
-    if (begin > end) {
-      return bad(absl::StrCat("data_offsets [", begin, ", ", end,
-                              "] have begin > end"));
-    }
-    if (end > data_size) {
-      return bad(absl::StrCat("data_offsets [", begin, ", ", end,
-                              "] run past the end of the data (", data_size,
-                              " bytes)"));
-    }
-    const uint64_t expected = elements * elem_bytes;
-    if (end - begin != expected) {
-      return bad(absl::StrCat("data_offsets [", begin, ", ", end, "] hold ",
-                              end - begin, " bytes but ", dtype_name, " ",
-                              shape_it->dump(), " needs ", expected));
-    }
-    entry.data = data + begin;
-    entry.nbytes = static_cast<size_t>(expected);
-    file->tensors_.emplace(name, std::move(entry));
+    file->tensors_.emplace(item.key(), *std::move(entry));
   }
   return file;
 }
