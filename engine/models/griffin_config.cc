@@ -29,8 +29,10 @@ int GriffinConfig::num_attention_layers() const {
   return n;
 }
 
-absl::StatusOr<GriffinConfig> ParseGriffinConfig(const Config& config) {
-  GriffinConfig c;
+namespace {
+
+// Widths, heads and window.
+absl::Status ParseSizes(const Config& config, GriffinConfig& c) {
   GRIFFIN_ASSIGN(c.vocab_size, config.Int("vocab_size", 1, kMaxInt));
   GRIFFIN_ASSIGN(c.num_layers, config.Int("num_hidden_layers", 1, 100000));
   GRIFFIN_ASSIGN(c.hidden_size, config.Int("hidden_size", 1, 1 << 20));
@@ -71,7 +73,11 @@ absl::StatusOr<GriffinConfig> ParseGriffinConfig(const Config& config) {
   GRIFFIN_ASSIGN(c.attention_window,
                  config.Int("attention_window_size", 1, 1 << 24));
   GRIFFIN_ASSIGN(c.conv_width, config.Int("conv1d_width", 1, 64));
+  return absl::OkStatus();
+}
 
+// The block pattern, repeated over the layers.
+absl::Status ParseBlocks(const Config& config, GriffinConfig& c) {
   std::string block_key = "block_types";
   if (!config.Has(block_key)) block_key = "_block_types";
   if (!config.Has(block_key)) {
@@ -93,7 +99,11 @@ absl::StatusOr<GriffinConfig> ParseGriffinConfig(const Config& config) {
                                        "\" (supported: recurrent, attention)"));
     }
   }
+  return absl::OkStatus();
+}
 
+// Activation, rotary embedding, norms, soft cap, embedding scale, tokens.
+absl::Status ParseNumerics(const Config& config, GriffinConfig& c) {
   std::string activation;
   GRIFFIN_ASSIGN(activation,
                  config.String("hidden_activation", "gelu_pytorch_tanh"));
@@ -136,6 +146,16 @@ absl::StatusOr<GriffinConfig> ParseGriffinConfig(const Config& config) {
   GRIFFIN_ASSIGN(c.bos_id, config.Int("bos_token_id", 0, last_id, 2));
   GRIFFIN_ASSIGN(c.eos_id, config.Int("eos_token_id", 0, last_id, 1));
   GRIFFIN_ASSIGN(c.pad_id, config.Int("pad_token_id", 0, last_id, 0));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<GriffinConfig> ParseGriffinConfig(const Config& config) {
+  GriffinConfig c;
+  if (absl::Status s = ParseSizes(config, c); !s.ok()) return s;
+  if (absl::Status s = ParseBlocks(config, c); !s.ok()) return s;
+  if (absl::Status s = ParseNumerics(config, c); !s.ok()) return s;
   return c;
 }
 

@@ -56,15 +56,18 @@ absl::Status SrmConfig::Validate() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<SrmConfig> ParseSrmConfig(const Config& config) {
+namespace {
+
+// The model type and the variant switches: only the upstream served
+// variant is implemented (mixed column/row heads with per-head
+// projections, kernel 1); the others have different tensors.
+absl::Status CheckVariant(const Config& config) {
   absl::StatusOr<std::string> model_type = config.String("model_type", "srm");
   if (!model_type.ok()) return model_type.status();
   if (*model_type != "srm") {
     return config.Error("model_type", absl::StrCat("must be \"srm\", got \"",
                                                    *model_type, "\""));
   }
-  // Only the upstream served variant is implemented (mixed column/row heads
-  // with per-head projections, kernel 1); the others have different tensors.
   const std::pair<const char*, std::pair<bool, bool>> switches[] = {
       {"parallel_heads", {false, false}},
       {"use_projections", {true, true}},
@@ -89,8 +92,11 @@ absl::StatusOr<SrmConfig> ParseSrmConfig(const Config& config) {
                                                "got ",
                                                *kernel));
   }
+  return absl::OkStatus();
+}
 
-  SrmConfig out;
+// Sizes, heads and token ids.
+absl::Status ParseSizes(const Config& config, SrmConfig& out) {
   struct IntField {
     const char* key;
     int* field;
@@ -123,6 +129,11 @@ absl::StatusOr<SrmConfig> ParseSrmConfig(const Config& config) {
                         absl::StrCat("must divide hidden_dim ", out.hidden_dim,
                                      ", got ", out.heads));
   }
+  return absl::OkStatus();
+}
+
+// The decay of the running sums, the norms' epsilon and BOS handling.
+absl::Status ParseDecayAndNorms(const Config& config, SrmConfig& out) {
   // Upstream passes seq_len // 512, which is 0 (a division by zero) below 512.
   absl::StatusOr<int64_t> decay_constant =
       config.Int("decay_constant", 0, 1 << 24, out.seq_len / 512);
@@ -159,6 +170,16 @@ absl::StatusOr<SrmConfig> ParseSrmConfig(const Config& config) {
   if (out.add_bos && out.bos_id < 0) {
     return config.Error("add_bos_token", "is true but bos_token_id is not set");
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<SrmConfig> ParseSrmConfig(const Config& config) {
+  if (absl::Status s = CheckVariant(config); !s.ok()) return s;
+  SrmConfig out;
+  if (absl::Status s = ParseSizes(config, out); !s.ok()) return s;
+  if (absl::Status s = ParseDecayAndNorms(config, out); !s.ok()) return s;
   if (absl::Status status = out.Validate(); !status.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(config.path(), ": ", status.message()));
