@@ -105,12 +105,20 @@ echo "=== decode benchmark"
 bench=$bundle/bin/decode_benchmark
 golden=(--model=tests/golden/griffin_tiny --model=tests/golden/hawk_tiny
   --model=tests/golden/srm_tiny)
-{
-  timeout 120 "$bench" "${golden[@]}" --position=6 "$@" &&
-    timeout 120 "$bench" "${golden[@]}" --position=6 --bf16 "$@" &&
-    timeout 180 "$bench" --griffin_2b --bf16 --position=1024 --steps=4 "$@"
-} 2>&1 | tee "$logs/decode_benchmark.log"
-bench_status=${PIPESTATUS[0]}
+# Each runs even when one before it failed: one device run should tell all.
+bench_status=0
+for run in "timeout 120 $bench ${golden[*]} --position=6" \
+  "timeout 120 $bench ${golden[*]} --position=6 --bf16" \
+  "timeout 180 $bench --griffin_2b --bf16 --position=1024 --steps=4"; do
+  # Word splitting is wanted: $run is a command line without quoted spaces.
+  # shellcheck disable=SC2086
+  $run "$@" 2>&1 | tee -a "$logs/decode_benchmark.log"
+  status=${PIPESTATUS[0]}
+  if ((status != 0)); then
+    echo "decode benchmark: exit status $status (124: timed out): $run"
+    bench_status=1
+  fi
+done
 
 echo "device check: $((SECONDS - start)) s"
 if ((tests != 0 || bench_status != 0)); then
