@@ -23,41 +23,6 @@ absl::Status RequireBool(const Config& config, const std::string& key,
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::Status SrmConfig::Validate() const {
-  if (vocab_size < 1 || hidden_dim < 1 || num_blocks < 1 || seq_len < 1 ||
-      expansion_factor < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SRM config: vocab_size, hidden_dim, num_blocks, seq_len and "
-        "expansion_factor must be positive, got ",
-        vocab_size, ", ", hidden_dim, ", ", num_blocks, ", ", seq_len, ", ",
-        expansion_factor));
-  }
-  if (heads < 2 || heads % 2 != 0 || hidden_dim % heads != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("SRM config: heads must be even and divide hidden_dim ",
-                     hidden_dim, ", got ", heads));
-  }
-  if (decay_constant < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SRM config: decay_constant must be >= 1, got ", decay_constant));
-  }
-  if (!(decay_clip_low > 0.0 && decay_clip_low <= decay_clip_high &&
-        decay_clip_high <= 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SRM config: decay_clip must satisfy 0 < low <= high <= 1, got [",
-        decay_clip_low, ", ", decay_clip_high, "]"));
-  }
-  if (!(layer_norm_eps > 0.0f)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "SRM config: layer_norm_eps must be positive, got ", layer_norm_eps));
-  }
-  return absl::OkStatus();
-}
-
-namespace {
-
 // The model type and the variant switches: only the upstream served
 // variant is implemented (mixed column/row heads with per-head
 // projections, kernel 1); the others have different tensors.
@@ -174,6 +139,37 @@ absl::Status ParseDecayAndNorms(const Config& config, SrmConfig& out) {
 }
 
 }  // namespace
+
+absl::Status SrmConfig::Validate() const {
+  if (vocab_size < 1 || hidden_dim < 1 || num_blocks < 1 || seq_len < 1 ||
+      expansion_factor < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SRM config: vocab_size, hidden_dim, num_blocks, seq_len and "
+        "expansion_factor must be positive, got ",
+        vocab_size, ", ", hidden_dim, ", ", num_blocks, ", ", seq_len, ", ",
+        expansion_factor));
+  }
+  if (heads < 2 || heads % 2 != 0 || hidden_dim % heads != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SRM config: heads must be even and divide hidden_dim ",
+                     hidden_dim, ", got ", heads));
+  }
+  if (decay_constant < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SRM config: decay_constant must be >= 1, got ", decay_constant));
+  }
+  if (!(decay_clip_low > 0.0 && decay_clip_low <= decay_clip_high &&
+        decay_clip_high <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SRM config: decay_clip must satisfy 0 < low <= high <= 1, got [",
+        decay_clip_low, ", ", decay_clip_high, "]"));
+  }
+  if (!(layer_norm_eps > 0.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SRM config: layer_norm_eps must be positive, got ", layer_norm_eps));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<SrmConfig> ParseSrmConfig(const Config& config) {
   if (absl::Status s = CheckVariant(config); !s.ok()) return s;
