@@ -22,10 +22,9 @@ namespace slabserve::cpu {
 namespace {
 
 constexpr int kPanel = PackedWeightBf16::kPanelWidth;
-constexpr int kMaxRows = 32;   // the largest tile's rows (AMX: 2 × 16)
 constexpr int kMaxPanels = 3;  // the largest tile's panels
-// Rows per parallel work item: a multiple of every tile's rows.
-constexpr int kBlockRows = 96;
+// Rows per parallel work item: a multiple of every tile's rows (2 to 16).
+constexpr int kBlockRows = 32;
 constexpr int kMaxBlockPanels = 24;
 
 // The rounded rows of x and what a tile needs to finish its outputs.
@@ -144,7 +143,7 @@ SLABSERVE_TARGET_POP
 SLABSERVE_TARGET_PUSH("amx-tile,amx-bf16,avx512f")
 namespace amx {
 
-// Tiles 0-3 hold sums (2 row tiles × 2 panels), 4-5 rows of x, 6-7 panels.
+// Tiles 0-1 hold sums (16 rows × 2 panels), 4 rows of x, 6-7 panels.
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
   uint8_t start_row = 0;
@@ -162,10 +161,12 @@ void Configure() {
   _tile_loadconfig(&config);
 }
 
-// RT × 16 rows from row r, PT panels from panel p into y (row stride ldy
-// floats); x rows are padded to 16. The sums start at bias16 (PT · 16
-// values, loaded into every row: stride 0) or at zero.
-template <int RT, int PT>
+// 16 rows from row r, PT panels (1 or 2) from panel p into y (row stride
+// ldy floats); x rows are padded to 16. The sums start at bias16 (PT · 16
+// values, loaded into every row: stride 0) or at zero. One row tile, not
+// two: 2 × 2 tiles (four sums per loaded pair) measured 1.3–1.6× slower
+// here at 64–1024 rows, for every product shape of the medium Griffin.
+template <int PT>
 void Tile(const Operands& a, int r, int p, const float* bias16, float* y,
           size_t ldy) {
   const int chunks = a.w->pairs() / kPanel;
@@ -173,30 +174,20 @@ void Tile(const Operands& a, int r, int p, const float* bias16, float* y,
   if (bias16 != nullptr) {
     _tile_loadd(0, bias16, 0);
     if (PT > 1) _tile_loadd(1, bias16 + kPanel, 0);
-    if (RT > 1) _tile_loadd(2, bias16, 0);
-    if (RT > 1 && PT > 1) _tile_loadd(3, bias16 + kPanel, 0);
   } else {
     _tile_zero(0);
     if (PT > 1) _tile_zero(1);
-    if (RT > 1) _tile_zero(2);
-    if (RT > 1 && PT > 1) _tile_zero(3);
   }
   for (int c = 0; c < chunks; ++c) {
-    const uint16_t* x = a.x + 2 * (r * a.ldx() + c * kPanel);
-    _tile_loadd(4, x, x_stride);
-    if (RT > 1) _tile_loadd(5, x + 2 * 16 * a.ldx(), x_stride);
+    _tile_loadd(4, a.x + 2 * (r * a.ldx() + c * kPanel), x_stride);
     _tile_loadd(6, a.w->panel(p) + c * kPanel * kPanel, 64);
     if (PT > 1) _tile_loadd(7, a.w->panel(p + 1) + c * kPanel * kPanel, 64);
     _tile_dpbf16ps(0, 4, 6);
     if (PT > 1) _tile_dpbf16ps(1, 4, 7);
-    if (RT > 1) _tile_dpbf16ps(2, 5, 6);
-    if (RT > 1 && PT > 1) _tile_dpbf16ps(3, 5, 7);
   }
   const size_t stride = ldy * sizeof(float);
   _tile_stored(0, y, stride);
   if (PT > 1) _tile_stored(1, y + kPanel, stride);
-  if (RT > 1) _tile_stored(2, y + 16 * ldy, stride);
-  if (RT > 1 && PT > 1) _tile_stored(3, y + 16 * ldy + kPanel, stride);
 }
 
 // The sums' starting values for panels [p, p + panels): bias16 of Tile, or
@@ -213,31 +204,28 @@ const float* TileBias(const Operands& a, int p, int panels, bool whole_columns,
   return edge;
 }
 
-// Rows outer: a 32-row group's x tiles stay in L1 across the block's panels
-// while the weights stream from L2 (a sixth faster at 256 rows here than
-// panels outer). Tiles whose rows and columns all lie in the block and in y
-// store straight into y; edge tiles go through a buffer and keep what fits.
-// Every tile's sums start at the bias, so a row's bits do not depend on
-// which kind of tile it landed in.
+// Rows outer: a 16-row group's x tile rows stay in L1 across the block's
+// panels while the weights stream from L2. Tiles whose rows and columns all
+// lie in the block and in y store straight into y; edge tiles go through a
+// buffer and keep what fits. Every tile's sums start at the bias, so a
+// row's bits do not depend on which kind of tile it landed in.
 void RunBlock(const Operands& a, int r0, int r1, int p0, int p1) {
   Configure();
-  alignas(64) float out[kMaxRows * 2 * kPanel];
+  alignas(64) float out[16 * 2 * kPanel];
   alignas(64) float edge_bias[2 * kPanel];
   Operands summed = a;  // for Emit: the bias is in the sums already
   summed.bias = nullptr;
-  for (int r = r0; r < r1; r += 32) {
-    const int tile_rows = r + 16 < r1 ? 32 : 16;
+  for (int r = r0; r < r1; r += 16) {
+    const int tile_rows = std::min(16, r1 - r);
     for (int p = p0; p < p1; p += 2) {
       const int panels = p + 1 < p1 ? 2 : 1;
       const bool whole_columns = (p + panels) * kPanel <= a.w->n();
       const float* bias16 = TileBias(a, p, panels, whole_columns, edge_bias);
-      const bool direct = whole_columns && r + tile_rows <= r1;
+      const bool direct = whole_columns && tile_rows == 16;
       float* y = direct ? a.y + r * a.ldy + p * kPanel : out;
       const size_t ldy = direct ? a.ldy : panels * kPanel;
-      if (tile_rows == 32 && panels == 2) Tile<2, 2>(a, r, p, bias16, y, ldy);
-      if (tile_rows == 32 && panels == 1) Tile<2, 1>(a, r, p, bias16, y, ldy);
-      if (tile_rows == 16 && panels == 2) Tile<1, 2>(a, r, p, bias16, y, ldy);
-      if (tile_rows == 16 && panels == 1) Tile<1, 1>(a, r, p, bias16, y, ldy);
+      if (panels == 2) Tile<2>(a, r, p, bias16, y, ldy);
+      if (panels == 1) Tile<1>(a, r, p, bias16, y, ldy);
       if (!direct) summed.Emit(out, r, tile_rows, p, panels);
     }
   }
