@@ -164,8 +164,9 @@ void Configure() {
 // 16 rows from row r, PT panels (1 or 2) from panel p into y (row stride
 // ldy floats); x rows are padded to 16. The sums start at bias16 (PT · 16
 // values, loaded into every row: stride 0) or at zero. One row tile, not
-// two: 2 × 2 tiles (four sums per loaded pair) measured 1.3–1.6× slower
-// here at 64–1024 rows, for every product shape of the medium Griffin.
+// two: 2 × 2 tiles (four sums per loaded pair) took 1.3–1.5× as long at 256
+// rows on every product shape of the medium Griffin, and up to 1.2× at 64
+// and 1024 rows (alternated in one process).
 template <int PT>
 void Tile(const Operands& a, int r, int p, const float* bias16, float* y,
           size_t ldy) {
