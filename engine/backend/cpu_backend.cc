@@ -208,8 +208,6 @@ std::vector<absl::Status> CpuBackend::ReserveBlocks(const StepPlan& plan) {
   if (!pool_->has_token_state()) return errors;
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
     const PlannedChunk& chunk = plan.chunks[i];
-    // The model reports a bad slot; only allocated ones have tables.
-    if (!pool_->IsAllocated(chunk.slot)) continue;
     errors[i] = pool_->ReserveTokens(
         chunk.slot, pool_->position(chunk.slot) +
                         static_cast<int64_t>(chunk.tokens.size()));
