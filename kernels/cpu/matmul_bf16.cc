@@ -280,6 +280,12 @@ void RoundRow(const float* x, int k, uint16_t* out) {
   for (int i = 0; i < k; ++i) out[i] = math::Bf16Bits(x[i]);
 }
 
+// Rows up to the next multiple of the tile height, which tiles read.
+size_t PaddedRows(int rows) {
+  return (static_cast<size_t>(rows) + kBf16RowBlock - 1) / kBf16RowBlock *
+         kBf16RowBlock;
+}
+
 }  // namespace
 
 const char* Bf16IsaName(Bf16Isa isa) {
@@ -377,7 +383,7 @@ void PackedWeightBf16::Row(int j, float* out) const {
 void Bf16Rows::Reserve(int rows, const PackedWeightBf16& w) {
   k_ = w.k();
   width_ = 2 * static_cast<size_t>(w.pairs());
-  const size_t padded_rows = (static_cast<size_t>(rows) + 15) / 16 * 16;
+  const size_t padded_rows = PaddedRows(rows);
   if (data_.size() < padded_rows * width_) data_.resize(padded_rows * width_);
 }
 
@@ -388,13 +394,13 @@ void Bf16Rows::Round(int r, const float* x) {
 }
 
 bool Bf16Rows::Fits(int rows, const PackedWeightBf16& w) const {
-  const size_t padded_rows = (static_cast<size_t>(rows) + 15) / 16 * 16;
+  const size_t padded_rows = PaddedRows(rows);
   return k_ == w.k() && width_ == 2 * static_cast<size_t>(w.pairs()) &&
          padded_rows * width_ <= data_.size();
 }
 
 const uint16_t* Bf16Rows::Padded(int rows) {
-  const size_t padded_rows = (static_cast<size_t>(rows) + 15) / 16 * 16;
+  const size_t padded_rows = PaddedRows(rows);
   std::fill(data_.data() + rows * width_, data_.data() + padded_rows * width_,
             uint16_t{0});
   return data_.data();
