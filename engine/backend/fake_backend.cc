@@ -361,7 +361,7 @@ bool FakeBackend::BlocksHoldHistory(int slot) const {
 
 absl::StatusOr<SampledToken> FakeBackend::Sample(int slot_index) {
   Slot& slot = slots_[slot_index];
-  if (!slot.allocated || !slot.has_logits) {
+  if (!slot.has_logits) {  // the plan check saw to `allocated`
     return absl::FailedPreconditionError(
         absl::StrCat("slot ", slot_index, " has no logits to sample from"));
   }
