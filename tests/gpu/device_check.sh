@@ -103,22 +103,26 @@ fi
 
 echo "=== decode benchmark"
 bench=$bundle/bin/decode_benchmark
-golden=(--model=tests/golden/griffin_tiny --model=tests/golden/hawk_tiny
-  --model=tests/golden/srm_tiny)
-# Each runs even when one before it failed: one device run should tell all.
+extra=("$@")
 bench_status=0
-for run in "timeout 120 $bench ${golden[*]} --position=6" \
-  "timeout 120 $bench ${golden[*]} --position=6 --bf16" \
-  "timeout 180 $bench --griffin_2b --bf16 --position=1024 --steps=4"; do
-  # Word splitting is wanted: $run is a command line without quoted spaces.
-  # shellcheck disable=SC2086
-  $run "$@" 2>&1 | tee -a "$logs/decode_benchmark.log"
+# run_bench LIMIT ARGS...: each runs even when one before it failed, so one
+# device run tells all.
+run_bench() {
+  local limit=$1 status
+  shift
+  timeout "$limit" "$bench" "$@" "${extra[@]}" 2>&1 |
+    tee -a "$logs/decode_benchmark.log"
   status=${PIPESTATUS[0]}
   if ((status != 0)); then
-    echo "decode benchmark: exit status $status (124: timed out): $run"
+    echo "decode benchmark: exit status $status (124: timed out): $*"
     bench_status=1
   fi
-done
+}
+golden=(--model=tests/golden/griffin_tiny --model=tests/golden/hawk_tiny
+  --model=tests/golden/srm_tiny)
+run_bench 120 "${golden[@]}" --position=6
+run_bench 120 "${golden[@]}" --position=6 --bf16
+run_bench 180 --griffin_2b --bf16 --position=1024 --steps=4
 
 echo "device check: $((SECONDS - start)) s"
 if ((tests != 0 || bench_status != 0)); then
