@@ -11,7 +11,7 @@
 //
 //   bazel run --config=opt //engine/models:model_benchmark --
 //     --model=DIR [--weights=f32|bf16] [--batches=1,64,256,1024]
-//     [--lengths=8,...,4096] [--workload=BxPxO] [--threads=N]
+//     [--lengths=8,...,4096 (empty: none)] [--workload=BxPxO] [--threads=N]
 //     [--elementwise_avx512=true|false]
 //     [--min_seconds=1] [--json=FILE]
 //
@@ -73,9 +73,10 @@ struct Result {
   std::exit(1);
 }
 
+// An empty list is allowed: `--lengths=` times decode alone.
 std::vector<int> ParseList(const std::string& text) {
   std::vector<int> values;
-  for (absl::string_view part : absl::StrSplit(text, ',')) {
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     int v;
     if (!absl::SimpleAtoi(part, &v) || v < 1) Fail("bad list: " + text);
     values.push_back(v);
@@ -107,7 +108,9 @@ Options ParseOptions(int argc, char** argv) {
       if (value != "true" && value != "false") Fail("bad bool: " + arg);
       o.elementwise_avx512 = value == "true";
     } else if (key == "--threads") {
-      o.threads = ParseList(value)[0];
+      const std::vector<int> threads = ParseList(value);
+      if (threads.size() != 1) Fail("--threads=N, e.g. 2");
+      o.threads = threads[0];
     } else if (key == "--min_seconds") {
       o.min_seconds = std::atof(value.c_str());
     } else if (key == "--json") {
