@@ -137,6 +137,30 @@ inline Lanes Accumulate(Lanes acc, uint32_t xw, Words wv) {
       reinterpret_cast<__m512bh>(wv)));
 }
 #include "kernels/cpu/matmul_bf16_tiles.inc"
+
+// avx512::RoundRow's bits, 16 values per VCVTNEPS2BF16. That instruction
+// rounds as math::Bf16Bits does (ties to even, NaNs quietened) except that
+// it flushes subnormal inputs to zero, so a run of 16 holding one goes the
+// integer way.
+void RoundRow(const float* x, int k, uint16_t* out) {
+  const __m512i magnitude_mask = _mm512_set1_epi32(0x7FFFFFFF);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i largest_subnormal = _mm512_set1_epi32(0x007FFFFF);
+  int i = 0;
+  for (; i + 16 <= k; i += 16) {
+    const __m512i bits = _mm512_loadu_si512(x + i);
+    // Subnormal: 0 < |x| < 2^-126, so |x| - 1 < 0x007FFFFF as unsigned.
+    const __m512i below =
+        _mm512_sub_epi32(_mm512_and_si512(bits, magnitude_mask), one);
+    if (_mm512_cmplt_epu32_mask(below, largest_subnormal) != 0) {
+      avx512::RoundRow(x + i, 16, out + i);
+      continue;
+    }
+    const __m256bh rounded = _mm512_cvtneps_pbh(_mm512_castsi512_ps(bits));
+    std::memcpy(out + i, &rounded, sizeof(rounded));
+  }
+  avx512::RoundRow(x + i, k - i, out + i);
+}
 }  // namespace avx512bf16
 SLABSERVE_TARGET_POP
 
@@ -275,6 +299,8 @@ BlockFn Blocks(Bf16Isa isa) {
 // CPU allows.
 void RoundRow(const float* x, int k, uint16_t* out) {
 #if defined(__x86_64__)
+  static const bool has_avx512_bf16 = Bf16IsaSupported(Bf16Isa::kAvx512Bf16);
+  if (has_avx512_bf16) return avx512bf16::RoundRow(x, k, out);
   if (CpuHasAvx512F()) return avx512::RoundRow(x, k, out);
 #endif
   for (int i = 0; i < k; ++i) out[i] = math::Bf16Bits(x[i]);
