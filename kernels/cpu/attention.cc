@@ -54,6 +54,10 @@ void ScoreKeys(const float* q, int dim, const float* const* keys, size_t column,
       for (int u = 0; u < 8; ++u) acc[u] += qi * Load(k[u] + i);
     }
     const Lanes sums = SumEach(acc);
+    if (d8 == dim) {  // no tail: the eight scores at once
+      Store(sums * scale, scores + j);
+      continue;
+    }
     for (int u = 0; u < 8; ++u) {
       scores[j + u] = AddTail(sums[u], q, k[u], d8, dim) * scale;
     }
