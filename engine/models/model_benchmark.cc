@@ -12,13 +12,16 @@
 //   bazel run --config=opt //engine/models:model_benchmark --
 //     --model=DIR [--weights=f32|bf16] [--batches=1,64,256,1024]
 //     [--lengths=8,...,4096 (empty: none)] [--workload=BxPxO] [--threads=N]
-//     [--elementwise_avx512=true|false]
+//     [--elementwise_avx512=true|false] [--bf16_isa=AVX-512|AVX2|...]
 //     [--min_seconds=1] [--json=FILE]
 //
 // --workload=256x32x32: B fresh sequences each prefill P prompt tokens (in
 // steps of at most the scheduler's default 4096-token budget) and then
 // decode O greedy tokens, all of them together: the engine-only rate of the
 // token mix slabload sends the server (output tokens per second).
+//
+// --bf16_isa: the BF16 tile set, by the name the header prints (case
+// ignored), instead of the CPU's best: compares sets on one machine.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -33,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -56,6 +60,7 @@ struct Options {
   std::vector<int> workload;  // {B, P, O}, or empty
   int threads = 0;
   bool elementwise_avx512 = true;  // where the CPU has it
+  std::string bf16_isa;            // empty: the CPU's best
   double min_seconds = 1.0;
   std::string json;
 };
@@ -107,6 +112,8 @@ Options ParseOptions(int argc, char** argv) {
     } else if (key == "--elementwise_avx512") {
       if (value != "true" && value != "false") Fail("bad bool: " + arg);
       o.elementwise_avx512 = value == "true";
+    } else if (key == "--bf16_isa") {
+      o.bf16_isa = value;
     } else if (key == "--threads") {
       const std::vector<int> threads = ParseList(value);
       if (threads.size() != 1) Fail("--threads=N, e.g. 2");
@@ -361,9 +368,22 @@ Result Prefill(Model& model, int length, const Options& o) {
 }
 
 // The matrix kernels the model's products run on.
+void UseBf16Isa(const std::string& name) {
+  using cpu::Bf16Isa;
+  for (Bf16Isa isa : {Bf16Isa::kGeneric, Bf16Isa::kAvx2, Bf16Isa::kAvx512,
+                      Bf16Isa::kAvx512Bf16, Bf16Isa::kAmx}) {
+    if (!absl::EqualsIgnoreCase(name, cpu::Bf16IsaName(isa))) continue;
+    if (!cpu::SetBf16Isa(isa))
+      Fail("--bf16_isa=" + name + ": not supported here");
+    return;
+  }
+  Fail("--bf16_isa=" + name +
+       ": not one of generic, AVX2, AVX-512, AVX-512-BF16, AMX-BF16");
+}
+
 const char* MatMulIsa(const Options& o) {
   return o.weights == cpu::WeightPrecision::kBf16
-             ? cpu::Bf16IsaName(cpu::BestBf16Isa())
+             ? cpu::Bf16IsaName(cpu::ActiveBf16Isa())
              : cpu::MatMulInstructionSet();
 }
 
@@ -456,6 +476,7 @@ std::string Json(const Options& o, const ModelInfo& info, double triad_gbps,
 int Main(int argc, char** argv) {
   const Options o = ParseOptions(argc, argv);
   if (o.threads > 0) cpu::SetNumThreads(o.threads);
+  if (!o.bf16_isa.empty()) UseBf16Isa(o.bf16_isa);
   cpu::AllowVectorMathAvx512(o.elementwise_avx512);
   LoadOptions load_options;
   load_options.weights = o.weights;
