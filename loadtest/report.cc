@@ -228,6 +228,84 @@ std::string SweepCsv(const std::vector<PointResult>& points) {
   return csv;
 }
 
+namespace {
+
+// CSV columns (1-based): x is concurrency (2) or rate (3); then requests/s
+// 8, tokens/s 9; each distribution has mean, p50, p90, p95, p99, max from
+// column 11 on, in the order of kDistributions.
+int Column(int distribution, int stat) { return 11 + distribution * 6 + stat; }
+
+// Whether every point's p50, p90 and p99 of `distribution` are positive. A
+// log axis cannot show zero, and zeros are real: a request whose tokens all
+// came in one chunk has no inter-token gaps.
+bool AllPositive(const std::vector<PointResult>& points, int distribution) {
+  for (const PointResult& p : points) {
+    const Distribution& d = p.summary.*kDistributions[distribution].field;
+    if (!(d.p50 > 0 && d.p90 > 0 && d.p99 > 0)) return false;
+  }
+  return true;
+}
+
+// latency.png: TTFT, ITL and E2E side by side (p50, p90, p99), each on a
+// log axis where its values allow.
+std::string LatencyScript(const std::string& dir, const std::string& data,
+                          int x, const std::vector<PointResult>& points) {
+  std::string script = absl::StrCat(
+      "set terminal pngcairo size 1500,480 font 'sans,10'\n", "set output '",
+      dir, "/latency.png'\n", "set multiplot layout 1,3\nset ylabel 'ms'\n");
+  const struct {
+    int distribution;
+    const char* title;
+  } panels[] = {{0, "Time to first token"},
+                {2, "Inter-token latency"},
+                {3, "End-to-end latency"}};
+  for (const auto& panel : panels) {
+    const int d = panel.distribution;
+    absl::StrAppend(
+        &script, "set title '", panel.title, "'\n",
+        AllPositive(points, d) ? "set logscale y\n" : "unset logscale y\n",
+        absl::StrFormat(
+            "plot '%s' every ::1 using %d:%d with linespoints lw 2 title "
+            "'p50', '' every ::1 using %d:%d with linespoints lw 2 title "
+            "'p90', '' every ::1 using %d:%d with linespoints lw 2 title "
+            "'p99'\n",
+            data, x, Column(d, 1), x, Column(d, 2), x, Column(d, 4)));
+  }
+  absl::StrAppend(&script, "unset multiplot\n");
+  return script;
+}
+
+// throughput.png and latency.png from the CSV at `data`.
+std::string SweepScript(const std::string& dir, const std::string& data,
+                        const std::vector<PointResult>& points, bool by_rate) {
+  const int x = by_rate ? 3 : 2;
+  double lo = 1e300, hi = 0;
+  for (const PointResult& p : points) {
+    const double v = by_rate ? p.rate : p.concurrency;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  const bool log_x = lo > 0 && hi / lo >= 8;
+  const std::string xlabel =
+      by_rate ? "offered load (requests/s)" : "concurrent streams";
+  return absl::StrCat(
+      "set datafile separator ','\n"
+      "set terminal pngcairo size 900,560 font 'sans,10'\n"
+      "set grid\nset key top left\n",
+      log_x ? "set logscale x 2\n" : "", "set xlabel '", xlabel, "'\n",
+      "set output '", dir, "/throughput.png'\n",
+      "set title 'Throughput'\nset ylabel 'output tokens/s'\n"
+      "set y2label 'requests/s'\nset ytics nomirror\nset y2tics\n",
+      absl::StrFormat("plot '%s' every ::1 using %d:9 with linespoints lw 2 "
+                      "title 'output tokens/s', '' every ::1 using %d:8 axes "
+                      "x1y2 with linespoints lw 2 title 'requests/s'\n",
+                      data, x, x),
+      "unset y2label\nunset y2tics\nset ytics mirror\n",
+      LatencyScript(dir, data, x, points));
+}
+
+}  // namespace
+
 absl::Status PlotSweep(const std::string& dir,
                        const std::vector<PointResult>& points, bool by_rate) {
   if (access(kGnuplot, X_OK) != 0) {
@@ -243,58 +321,8 @@ absl::Status PlotSweep(const std::string& dir,
   const std::string data = absl::StrCat(dir, "/sweep.csv");
   absl::Status status = WriteFile(data, SweepCsv(points));
   if (!status.ok()) return status;
-  // CSV columns (1-based): x is concurrency (2) or rate (3); then
-  // requests/s 8, tokens/s 9; each distribution has mean, p50, p90, p95,
-  // p99, max from column 11 on, in the order ttft, tpot, itl, e2e.
-  const int x = by_rate ? 3 : 2;
-  auto col = [](int distribution, int stat) {
-    return 11 + distribution * 6 + stat;
-  };
-  double lo = 1e300, hi = 0;
-  for (const PointResult& p : points) {
-    const double v = by_rate ? p.rate : p.concurrency;
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-  }
-  const bool log_x = lo > 0 && hi / lo >= 8;
-  const std::string xlabel =
-      by_rate ? "offered load (requests/s)" : "concurrent streams";
-  std::string script = absl::StrCat(
-      "set datafile separator ','\n"
-      "set terminal pngcairo size 900,560 font 'sans,10'\n"
-      "set grid\nset key top left\n",
-      log_x ? "set logscale x 2\n" : "", "set xlabel '", xlabel, "'\n",
-      "set output '", dir, "/throughput.png'\n",
-      "set title 'Throughput'\nset ylabel 'output tokens/s'\n"
-      "set y2label 'requests/s'\nset ytics nomirror\nset y2tics\n",
-      absl::StrFormat("plot '%s' every ::1 using %d:9 with linespoints lw 2 "
-                      "title 'output tokens/s', '' every ::1 using %d:8 axes "
-                      "x1y2 with linespoints lw 2 title 'requests/s'\n",
-                      data, x, x),
-      "unset y2label\nunset y2tics\nset ytics mirror\n",
-      "set terminal pngcairo size 1500,480 font 'sans,10'\n", "set output '",
-      dir, "/latency.png'\n",
-      "set multiplot layout 1,3\nset logscale y\nset ylabel 'ms'\n");
-  const struct {
-    int distribution;
-    const char* title;
-  } panels[] = {{0, "Time to first token"},
-                {2, "Inter-token latency"},
-                {3, "End-to-end latency"}};
-  for (const auto& panel : panels) {
-    absl::StrAppend(
-        &script, "set title '", panel.title, "'\n",
-        absl::StrFormat(
-            "plot '%s' every ::1 using %d:%d with linespoints lw 2 title "
-            "'p50', '' every ::1 using %d:%d with linespoints lw 2 title "
-            "'p90', '' every ::1 using %d:%d with linespoints lw 2 title "
-            "'p99'\n",
-            data, x, col(panel.distribution, 1), x, col(panel.distribution, 2),
-            x, col(panel.distribution, 4)));
-  }
-  absl::StrAppend(&script, "unset multiplot\n");
   const std::string script_path = absl::StrCat(dir, "/plots.gp");
-  status = WriteFile(script_path, script);
+  status = WriteFile(script_path, SweepScript(dir, data, points, by_rate));
   if (!status.ok()) return status;
   const std::string command =
       absl::StrCat(kGnuplot, " '", script_path, "' 2>&1");
