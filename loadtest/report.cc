@@ -235,13 +235,15 @@ namespace {
 // column 11 on, in the order of kDistributions.
 int Column(int distribution, int stat) { return 11 + distribution * 6 + stat; }
 
-// Whether every point's p50, p90 and p99 of `distribution` are positive. A
-// log axis cannot show zero, and zeros are real: a request whose tokens all
-// came in one chunk has no inter-token gaps.
+// Whether every point's p50, p90 and p99 of `distribution` are positive as
+// the CSV prints them (4 decimals). A log axis cannot show zero, and zeros
+// are real: a request whose tokens all came in one chunk has no inter-token
+// gaps.
 bool AllPositive(const std::vector<PointResult>& points, int distribution) {
+  constexpr double kSmallestPrinted = 0.00005;  // prints as 0.0001
   for (const PointResult& p : points) {
     const Distribution& d = p.summary.*kDistributions[distribution].field;
-    if (!(d.p50 > 0 && d.p90 > 0 && d.p99 > 0)) return false;
+    if (std::min({d.p50, d.p90, d.p99}) < kSmallestPrinted) return false;
   }
   return true;
 }
