@@ -81,6 +81,7 @@ namespace generic {
 typedef float Lanes __attribute__((vector_size(16)));
 typedef uint32_t Words __attribute__((vector_size(16)));
 constexpr int kRows = 2, kPanels = 1;
+constexpr bool kSpreadFetch = false;
 SLABSERVE_BF16_CONVERTING_SET
 #include "kernels/cpu/matmul_bf16_tiles.inc"
 }  // namespace generic
@@ -92,6 +93,7 @@ namespace avx2 {
 typedef float Lanes __attribute__((vector_size(32)));
 typedef uint32_t Words __attribute__((vector_size(32)));
 constexpr int kRows = 4, kPanels = 1;
+constexpr bool kSpreadFetch = true;
 SLABSERVE_BF16_CONVERTING_SET
 #include "kernels/cpu/matmul_bf16_tiles.inc"
 }  // namespace avx2
@@ -102,6 +104,7 @@ namespace avx512 {
 typedef float Lanes __attribute__((vector_size(64)));
 typedef uint32_t Words __attribute__((vector_size(64)));
 constexpr int kRows = 8, kPanels = 2;
+constexpr bool kSpreadFetch = false;
 SLABSERVE_BF16_CONVERTING_SET
 #include "kernels/cpu/matmul_bf16_tiles.inc"
 
@@ -130,6 +133,7 @@ namespace avx512bf16 {
 typedef float Lanes __attribute__((vector_size(64)));
 typedef uint32_t Words __attribute__((vector_size(64)));
 constexpr int kRows = 8, kPanels = 3;
+constexpr bool kSpreadFetch = true;
 inline Lanes Accumulate(Lanes acc, uint32_t xw, Words wv) {
   return reinterpret_cast<Lanes>(_mm512_dpbf16_ps(
       reinterpret_cast<__m512>(acc),
