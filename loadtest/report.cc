@@ -25,6 +25,17 @@ struct NamedDistribution {
   const Distribution RunSummary::*field;
 };
 
+// Decimals of the latencies (ms) in the sweep CSV, which gnuplot draws from.
+constexpr int kLatencyDecimals = 4;
+
+// Half a unit of the last printed decimal: smaller values print as zero.
+constexpr double HalfLastDecimal(int decimals) {
+  double unit = 1.0;
+  for (int i = 0; i < decimals; ++i) unit /= 10;
+  return unit / 2;
+}
+constexpr double kSmallestPrintedLatency = HalfLastDecimal(kLatencyDecimals);
+
 constexpr NamedDistribution kDistributions[] = {
     {"ttft", &RunSummary::ttft_ms},
     {"tpot", &RunSummary::tpot_ms},
@@ -220,7 +231,7 @@ std::string SweepCsv(const std::vector<PointResult>& points) {
     for (const NamedDistribution& d : kDistributions) {
       const Distribution& v = s.*d.field;
       for (double x : {v.mean, v.p50, v.p90, v.p95, v.p99, v.max}) {
-        row.push_back(absl::StrFormat("%.4f", x));
+        row.push_back(absl::StrFormat("%.*f", kLatencyDecimals, x));
       }
     }
     absl::StrAppend(&csv, absl::StrJoin(row, ","), "\n");
@@ -236,14 +247,14 @@ namespace {
 int Column(int distribution, int stat) { return 11 + distribution * 6 + stat; }
 
 // Whether every point's p50, p90 and p99 of `distribution` are positive as
-// the CSV prints them (4 decimals). A log axis cannot show zero, and zeros
-// are real: a request whose tokens all came in one chunk has no inter-token
-// gaps.
+// the CSV prints them. A log axis cannot show zero, and zeros are real: a
+// request whose tokens all came in one chunk has no inter-token gaps.
 bool AllPositive(const std::vector<PointResult>& points, int distribution) {
-  constexpr double kSmallestPrinted = 0.00005;  // prints as 0.0001
   for (const PointResult& p : points) {
     const Distribution& d = p.summary.*kDistributions[distribution].field;
-    if (std::min({d.p50, d.p90, d.p99}) < kSmallestPrinted) return false;
+    if (std::min({d.p50, d.p90, d.p99}) < kSmallestPrintedLatency) {
+      return false;
+    }
   }
   return true;
 }
