@@ -39,6 +39,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "engine/models/registry.h"
@@ -370,15 +371,17 @@ Result Prefill(Model& model, int length, const Options& o) {
 // The matrix kernels the model's products run on.
 void UseBf16Isa(const std::string& name) {
   using cpu::Bf16Isa;
+  std::vector<std::string> names;
   for (Bf16Isa isa : {Bf16Isa::kGeneric, Bf16Isa::kAvx2, Bf16Isa::kAvx512,
                       Bf16Isa::kAvx512Bf16, Bf16Isa::kAmx}) {
-    if (!absl::EqualsIgnoreCase(name, cpu::Bf16IsaName(isa))) continue;
-    if (!cpu::SetBf16Isa(isa))
+    names.push_back(cpu::Bf16IsaName(isa));
+    if (!absl::EqualsIgnoreCase(name, names.back())) continue;
+    if (!cpu::SetBf16Isa(isa)) {
       Fail("--bf16_isa=" + name + ": not supported here");
+    }
     return;
   }
-  Fail("--bf16_isa=" + name +
-       ": not one of generic, AVX2, AVX-512, AVX-512-BF16, AMX-BF16");
+  Fail("--bf16_isa=" + name + ": not one of " + absl::StrJoin(names, ", "));
 }
 
 const char* MatMulIsa(const Options& o) {
