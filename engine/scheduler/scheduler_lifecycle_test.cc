@@ -154,9 +154,16 @@ TEST(SchedulerLifecycleTest, SlotsReturnAfterFinishesCancelsAndDeadlines) {
   EXPECT_EQ(stats.waiting, 0);
 }
 
+// Whether `stream` has events ready now (they are consumed).
+bool HasEvents(RequestStream& stream) {
+  std::vector<StreamEvent> events;
+  stream.Read(&events, absl::ZeroDuration());
+  return !events.empty();
+}
+
 TEST(SchedulerLifecycleTest, HigherPriorityFirstThenArrivalOrder) {
   SchedulerOptions options;
-  options.stream_buffer_tokens = 4;  // the unread blocker holds the slot
+  options.stream_buffer_tokens = 4;  // an unread stream holds the slot
   auto scheduler = Make(options, 1);
   auto blocker = Submit(*scheduler, Request(5, 40));
   ASSERT_TRUE(Eventually([&] { return scheduler->stats().running == 1; }));
@@ -166,19 +173,21 @@ TEST(SchedulerLifecycleTest, HigherPriorityFirstThenArrivalOrder) {
   std::vector<std::shared_ptr<RequestStream>> streams = {
       Submit(*scheduler, low), Submit(*scheduler, low),
       Submit(*scheduler, high)};
-  std::vector<absl::Time> ended(3);
-  std::vector<std::thread> readers;
-  for (int i = 0; i < 3; ++i) {
-    readers.emplace_back([&, i] {
-      ReadAll(*streams[i], 1);
-      ended[i] = absl::Now();
-    });
-  }
+  // One slot, and each admitted stream stalls unread: the order of
+  // admission shows in which stream has tokens, free of reader timing.
   ReadAll(*blocker, 1);
-  for (auto& reader : readers) reader.join();
-  // One slot: they ran one after the other.
-  EXPECT_LT(ended[2], ended[0]);
-  EXPECT_LT(ended[0], ended[1]);
+  for (int next : {2, 0, 1}) {
+    ASSERT_TRUE(Eventually([&] { return HasEvents(*streams[next]); }))
+        << "stream " << next << " never started";
+    for (int i = 0; i < 3; ++i) {
+      if (i != next && streams[i] != nullptr) {
+        EXPECT_FALSE(HasEvents(*streams[i]))
+            << "stream " << i << " ran before " << next;
+      }
+    }
+    EXPECT_FALSE(ReadAll(*streams[next], 1).timed_out);
+    streams[next] = nullptr;
+  }
 }
 
 TEST(SchedulerLifecycleTest, LongPromptIsChunkedWhileDecodesContinue) {
