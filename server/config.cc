@@ -232,6 +232,7 @@ absl::Status ValidateCounts(const ServerConfig& config) {
            Count{"max_tokens_limit", config.max_tokens_limit(), 1},
            Count{"max_n", config.max_n(), 1},
            Count{"stream_buffer_tokens", config.stream_buffer_tokens(), 1},
+           Count{"stream_interval", config.stream_interval(), 1},
            Count{"max_prompt_tokens", config.max_prompt_tokens(), 1},
            Count{"max_streams_per_connection",
                  config.max_streams_per_connection(), 1},
@@ -241,6 +242,11 @@ absl::Status ValidateCounts(const ServerConfig& config) {
       return Invalid(count.name, " must be ", count.min > 0 ? "> 0" : ">= 0",
                      ", got ", count.value);
     }
+  }
+  if (config.stream_interval() > config.stream_buffer_tokens()) {
+    return Invalid("stream_interval (", config.stream_interval(),
+                   ") must be at most stream_buffer_tokens (",
+                   config.stream_buffer_tokens(), ")");
   }
   if (config.block_tokens() < 0 || config.block_tokens() > 65536) {
     return Invalid("block_tokens must be in [0, 65536], got ",

@@ -70,6 +70,8 @@ ABSL_FLAG(int, max_tokens_limit, -1, "largest max_tokens a request may ask");
 ABSL_FLAG(int, max_prompt_tokens, -1, "longest prompt accepted, in tokens");
 ABSL_FLAG(int, stream_buffer_tokens, -1,
           "tokens buffered per request before it pauses for its client");
+ABSL_FLAG(int, stream_interval, -1,
+          "decode steps whose tokens a stream sends as one message");
 ABSL_FLAG(double, stream_stall_seconds, -1,
           "cancel a stream whose client leaves a reply unread this long "
           "(0: never)");
@@ -161,6 +163,8 @@ void ApplyRequestLimitFlags(ServerConfig* config) {
              [&](int v) { config->set_max_prompt_tokens(v); });
   SetIfGiven(FLAGS_stream_buffer_tokens,
              [&](int v) { config->set_stream_buffer_tokens(v); });
+  SetIfGiven(FLAGS_stream_interval,
+             [&](int v) { config->set_stream_interval(v); });
   SetIfGiven(FLAGS_stream_stall_seconds,
              [&](double v) { config->set_stream_stall_seconds(v); });
 }

@@ -155,6 +155,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> StartScheduler(
   options.prefix_cache_bytes = static_cast<size_t>(config.prefix_cache_bytes());
   options.max_swap_bytes = static_cast<size_t>(config.swap_space_bytes());
   options.stream_buffer_tokens = config.stream_buffer_tokens();
+  options.stream_interval = config.stream_interval();
   options.on_step = [metrics](const StepMetrics& step) {
     metrics->ObserveStep(step);
   };

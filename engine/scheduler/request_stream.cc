@@ -16,23 +16,33 @@ void Wakeup::WaitFor(absl::Duration timeout) {
 }
 
 BufferedRequestStream::BufferedRequestStream(std::shared_ptr<Wakeup> wakeup,
-                                             int buffer_tokens)
-    : wakeup_(std::move(wakeup)), buffer_tokens_(buffer_tokens) {}
+                                             int buffer_tokens, int interval)
+    : wakeup_(std::move(wakeup)),
+      buffer_tokens_(buffer_tokens),
+      interval_(interval) {}
+
+bool BufferedRequestStream::Deliverable() const {
+  if (finished_) return true;
+  if (events_.empty()) return false;
+  return !read_any_ || held_pushes_ >= interval_ ||
+         buffered_tokens_ >= buffer_tokens_;
+}
 
 bool BufferedRequestStream::Read(std::vector<StreamEvent>* out,
                                  absl::Duration timeout) {
   bool was_full;
   {
     absl::MutexLock lock(&mu_);
-    auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return !events_.empty() || finished_;
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
-    if (events_.empty()) return !finished_;
+    mu_.AwaitWithTimeout(
+        absl::Condition(this, &BufferedRequestStream::Deliverable), timeout);
+    if (!Deliverable()) return true;
+    if (events_.empty()) return false;  // finished, everything read
     for (StreamEvent& event : events_) out->push_back(std::move(event));
     events_.clear();
     was_full = buffered_tokens_ >= buffer_tokens_;
     buffered_tokens_ = 0;
+    held_pushes_ = 0;
+    read_any_ = true;
   }
   // The step loop may be idle because this request was the only work left.
   if (was_full) wakeup_->Notify();
@@ -55,7 +65,7 @@ void BufferedRequestStream::SetOnEvents(std::function<void()> on_events) {
     absl::MutexLock lock(&mu_);
     if (on_events_) return;  // set at most once: Push calls it unlocked
     on_events_ = std::move(on_events);
-    pending = !events_.empty() || finished_;
+    pending = Deliverable();
   }
   if (pending) on_events_();
 }
@@ -64,12 +74,13 @@ void BufferedRequestStream::Push(std::vector<StreamEvent> events, bool last) {
   bool notify;
   {
     absl::MutexLock lock(&mu_);
+    if (!events.empty()) ++held_pushes_;
     for (StreamEvent& event : events) {
       buffered_tokens_ += static_cast<int>(event.tokens.size());
       events_.push_back(std::move(event));
     }
     if (last) finished_ = true;
-    notify = static_cast<bool>(on_events_);
+    notify = on_events_ && Deliverable();
   }
   if (notify) on_events_();
 }

@@ -32,8 +32,12 @@ class Wakeup {
 
 class BufferedRequestStream : public RequestStream {
  public:
-  // The step loop pauses the request once `buffer_tokens` tokens wait.
-  BufferedRequestStream(std::shared_ptr<Wakeup> wakeup, int buffer_tokens);
+  // The step loop pauses the request once `buffer_tokens` tokens wait. The
+  // reader sees events once `interval` pushes have gathered since its last
+  // read (the first push, the last and a full buffer go at once): fewer,
+  // larger reads cost less per token downstream.
+  BufferedRequestStream(std::shared_ptr<Wakeup> wakeup, int buffer_tokens,
+                        int interval = 1);
 
   bool Read(std::vector<StreamEvent>* out, absl::Duration timeout) override;
   void Cancel() override;
@@ -48,11 +52,17 @@ class BufferedRequestStream : public RequestStream {
 
  private:
   const std::shared_ptr<Wakeup> wakeup_;
+  // Whether the reader may take what is buffered now.
+  bool Deliverable() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
   const int buffer_tokens_;
+  const int interval_;
   std::atomic<bool> cancelled_{false};
   mutable absl::Mutex mu_;
   std::deque<StreamEvent> events_ ABSL_GUARDED_BY(mu_);
   int buffered_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  int held_pushes_ ABSL_GUARDED_BY(mu_) = 0;  // since the last read
+  bool read_any_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   // Written once under mu_ and never again, so Push may call it unlocked.
   std::function<void()> on_events_;

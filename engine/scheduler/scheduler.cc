@@ -96,7 +96,7 @@ class SchedulerImpl : public Scheduler {
     auto request = std::make_unique<Request>();
     request->arrival = absl::Now();
     request->stream = std::make_shared<BufferedRequestStream>(
-        wakeup_, options_.stream_buffer_tokens);
+        wakeup_, options_.stream_buffer_tokens, options_.stream_interval);
     request->completions.resize(spec.n);
     request->unfinished = spec.n;
     request->waiting_bytes = WaitingBytes(spec);
@@ -540,12 +540,14 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(
     std::unique_ptr<Backend> backend, const SchedulerOptions& options) {
   if (backend == nullptr) return absl::InvalidArgumentError("backend is null");
   if (options.max_waiting_bytes < 1 || options.step_token_budget < 1 ||
-      options.max_batch < 1 || options.stream_buffer_tokens < 1) {
+      options.max_batch < 1 || options.stream_buffer_tokens < 1 ||
+      options.stream_interval < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "scheduler options must be positive: max_waiting_bytes ",
         options.max_waiting_bytes, ", step_token_budget ",
         options.step_token_budget, ", max_batch ", options.max_batch,
-        ", stream_buffer_tokens ", options.stream_buffer_tokens));
+        ", stream_buffer_tokens ", options.stream_buffer_tokens,
+        ", stream_interval ", options.stream_interval));
   }
   return std::unique_ptr<Scheduler>(
       new SchedulerImpl(std::move(backend), options));

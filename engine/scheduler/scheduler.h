@@ -113,6 +113,10 @@ struct SchedulerOptions {
   // multiple.
   size_t prefix_cache_bytes = 0;
   int stream_buffer_tokens = 256;  // per request, before it is paused
+  // Steps whose tokens a stream gathers before its reader is told (the first
+  // token and the end go at once): 1 delivers every step; more means fewer,
+  // larger messages downstream, at less CPU per token but burstier arrival.
+  int stream_interval = 1;
   // Host memory for the state of requests preempted when per-token state
   // blocks run out (engine/scheduler/preemption.h has the policy). A victim
   // whose copy would pass it ends with RESOURCE_EXHAUSTED instead; 0: no

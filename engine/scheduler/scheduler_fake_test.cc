@@ -3,10 +3,12 @@
 // failing steps, slot accounting, and with simulated per-token blocks,
 // admission by blocks, preemption by swap and resumption. No model math runs
 // here.
+#include <atomic>
 #include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "engine/backend/fake_backend.h"
 #include "engine/scheduler/scheduler.h"
@@ -125,19 +127,34 @@ TEST(SchedulerFakeTest, AShortPromptIsNotHeldBehindAHugeOne) {
   SchedulerOptions options;
   options.step_token_budget = 16;
   Harness h = Make({}, options);
-  // 100,000 prompt tokens at 16 a step: thousands of steps of prefill.
+  // 100,000 prompt tokens at 16 a step: thousands of steps of prefill. Its
+  // first chunk waits in the backend while the small request arrives.
+  h.backend->HoldSteps();
   auto huge = h.scheduler->Submit(Request(100000, 1, 1));
   ASSERT_TRUE(huge.ok()) << huge.status();
-  while (h.scheduler->stats().steps < 3) absl::SleepFor(absl::Milliseconds(1));
+  for (int i = 0; i < 1000 && h.scheduler->stats().waiting != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  if (h.scheduler->stats().waiting != 0) {
+    h.backend->ReleaseSteps();
+    FAIL() << "the huge prompt was never admitted";
+  }
   GenerationRequest small = Request(8, 1, 2);
-  RequestResult result = RunToEnd(*h.scheduler, small);
+  auto small_stream = h.scheduler->Submit(small);
+  ASSERT_TRUE(small_stream.ok()) << small_stream.status();
+  // Both streams report on the step loop's thread, so which had events
+  // first is the scheduler's order, not the readers'.
+  std::atomic<bool> huge_had_events = false, huge_first = false;
+  (*huge)->SetOnEvents([&] { huge_had_events = true; });
+  (*small_stream)->SetOnEvents([&] {
+    if (huge_had_events) huge_first = true;
+  });
+  h.backend->ReleaseSteps();
+  RequestResult result = ReadAll(**small_stream, 1);
   EXPECT_EQ(result.completions[0].ids(),
             Expected(small.prompt, small.sampling.seed, 1));
-  // The small request got its token while the huge prompt is still being
-  // prefilled (first come, first served would have made it wait for all).
-  std::vector<StreamEvent> events;
-  (*huge)->Read(&events, absl::ZeroDuration());
-  for (const StreamEvent& event : events) EXPECT_TRUE(event.tokens.empty());
+  // First come, first served would have made it wait for all the prefill.
+  EXPECT_FALSE(huge_first);
   (*huge)->Cancel();
   ReadAll(**huge, 1);
   h.ExpectNoSlotsInUse();
@@ -240,6 +257,87 @@ TEST(SchedulerFakeTest, AdmissionWaitsUntilAllNSlotsAreFree) {
   h.ExpectNoSlotsInUse();
 }
 
+// Reads `request` from the step loop's own notifications, so each read
+// takes exactly what the stream let through at that moment; returns the
+// token count of every read that had events.
+std::vector<int> ReadSizesAsNotified(Harness& h,
+                                     const GenerationRequest& request,
+                                     RequestResult* result) {
+  h.backend->HoldSteps();  // nothing is pushed before the callback is set
+  auto stream = h.scheduler->Submit(request);
+  EXPECT_TRUE(stream.ok()) << stream.status();
+  if (!stream.ok()) {
+    h.backend->ReleaseSteps();
+    return {};
+  }
+  struct Reads {  // shared: the callback may outlive this call briefly
+    absl::Mutex mu;
+    std::vector<int> sizes;
+    RequestResult result;
+    bool ended = false;
+  };
+  auto reads = std::make_shared<Reads>();
+  reads->result.completions.resize(request.n);
+  RequestStream* raw = stream->get();  // alive while the step loop pushes
+  raw->SetOnEvents([reads, raw] {
+    absl::MutexLock lock(&reads->mu);
+    while (true) {  // the final events come with true, the end after them
+      std::vector<StreamEvent> events;
+      if (!raw->Read(&events, absl::ZeroDuration())) reads->ended = true;
+      if (events.empty()) return;
+      int tokens = 0;
+      for (const StreamEvent& event : events) {
+        tokens += static_cast<int>(event.tokens.size());
+      }
+      reads->sizes.push_back(tokens);
+      ::slabserve::testing::Absorb(events, reads->result);
+    }
+  });
+  h.backend->ReleaseSteps();
+  absl::MutexLock lock(&reads->mu);
+  const bool ended = reads->mu.AwaitWithTimeout(absl::Condition(&reads->ended),
+                                                absl::Seconds(30));
+  EXPECT_TRUE(ended) << "the stream never ended";
+  *result = reads->result;
+  return reads->sizes;
+}
+
+TEST(SchedulerFakeTest, StreamIntervalGathersStepsIntoFewerReads) {
+  SchedulerOptions options;
+  options.stream_interval = 4;
+  Harness h = Make({}, options);
+  GenerationRequest request = Request(4, 14, 3);
+  RequestResult result;
+  std::vector<int> sizes = ReadSizesAsNotified(h, request, &result);
+  EXPECT_EQ(result.completions[0].ids(), Expected(request.prompt, 0, 14));
+  EXPECT_EQ(result.completions[0].finish, FinishReason::kLength);
+  // The first token at once, then groups of four steps, the end at once.
+  ASSERT_GE(sizes.size(), 3u);
+  EXPECT_GE(sizes.front(), 1);
+  for (size_t i = 1; i + 1 < sizes.size(); ++i) {
+    EXPECT_EQ(sizes[i], 4) << "read " << i;
+  }
+  EXPECT_LE(sizes.back(), 4);
+  h.ExpectNoSlotsInUse();
+}
+
+TEST(SchedulerFakeTest, AFullStreamBufferIsDeliveredBeforeTheInterval) {
+  SchedulerOptions options;
+  options.stream_interval = 8;
+  options.stream_buffer_tokens = 4;  // two steps of a request with n = 2
+  Harness h = Make({}, options);
+  GenerationRequest pair = Request(4, 9, 5);
+  pair.n = 2;
+  RequestResult result;
+  std::vector<int> sizes = ReadSizesAsNotified(h, pair, &result);
+  EXPECT_EQ(result.completions[1].ids(), Expected(pair.prompt, 1, 9));
+  ASSERT_GE(sizes.size(), 3u);
+  for (size_t i = 1; i + 1 < sizes.size(); ++i) {
+    EXPECT_EQ(sizes[i], 4) << "read " << i;
+  }
+  h.ExpectNoSlotsInUse();
+}
+
 TEST(SchedulerFakeTest, CancelAndDeadlinesEndRequestsAndFreeSlots) {
   FakeBackendOptions one_slot;
   one_slot.capacity = 1;
@@ -260,7 +358,8 @@ TEST(SchedulerFakeTest, CancelAndDeadlinesEndRequestsAndFreeSlots) {
             FinishReason::kCancelled);
 
   GenerationRequest running = Request(4, 1 << 30);
-  running.deadline = absl::Now() + absl::Milliseconds(30);
+  // Long enough that even a stalled machine runs a step before it passes.
+  running.deadline = absl::Now() + absl::Milliseconds(500);
   RequestResult late = RunToEnd(*h.scheduler, running);
   EXPECT_EQ(late.completions[0].finish, FinishReason::kDeadline);
   EXPECT_GT(late.completions[0].tokens.size(), 0u);

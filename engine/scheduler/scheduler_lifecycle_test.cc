@@ -199,8 +199,11 @@ TEST(SchedulerLifecycleTest, LongPromptIsChunkedWhileDecodesContinue) {
     absl::MutexLock lock(&mu);
     steps.push_back(metrics);
   };
+  // The decoding stream neither pauses nor ends, however the test's thread
+  // is scheduled: every step of the long prompt has a decode beside it.
+  options.stream_buffer_tokens = 1 << 20;
   auto scheduler = Make(options);
-  auto decoding = Submit(*scheduler, Request(4, 400));
+  auto decoding = Submit(*scheduler, Request(4, 1 << 30));
   std::vector<StreamEvent> events;
   ASSERT_TRUE(decoding->Read(&events, absl::Seconds(10)));
   ASSERT_FALSE(events.empty());
@@ -296,7 +299,9 @@ TEST(SchedulerLifecycleTest, SlowReaderDoesNotBlockOthers) {
 TEST(SchedulerLifecycleTest, DeadlinesEndRunningAndQueuedRequests) {
   auto scheduler = Make(SchedulerOptions(), 1);
   GenerationRequest running = Request(4, 1 << 30);
-  running.deadline = absl::Now() + absl::Milliseconds(50);
+  // Long enough that even a stalled machine runs a step before it passes;
+  // the queued one expires first, behind it.
+  running.deadline = absl::Now() + absl::Milliseconds(500);
   auto first = Submit(*scheduler, running);
   GenerationRequest queued = Request(4, 10);
   queued.deadline = absl::Now() + absl::Milliseconds(20);
