@@ -73,10 +73,10 @@ void PrintSummary(const PointResult& point, std::FILE* out) {
                static_cast<long long>(s.warmup_requests));
   std::fprintf(out,
                "  duration %.2f s   %.2f requests/s   %.1f output tokens/s   "
-               "(%lld prompt, %lld output tokens)\n",
+               "(%lld prompt, %lld output tokens, %.2f per chunk)\n",
                s.duration_s, s.requests_per_s, s.output_tokens_per_s,
                static_cast<long long>(s.prompt_tokens),
-               static_cast<long long>(s.output_tokens));
+               static_cast<long long>(s.output_tokens), s.tokens_per_chunk);
   if (s.has_slo) {
     std::fprintf(out, "  goodput %.2f requests/s: %lld of %lld within",
                  s.goodput_per_s, static_cast<long long>(s.good_requests),
@@ -164,6 +164,8 @@ nlohmann::json PointToJson(const PointResult& point) {
       {"duration_s", s.duration_s},
       {"prompt_tokens", s.prompt_tokens},
       {"output_tokens", s.output_tokens},
+      {"chunks", s.chunks},
+      {"tokens_per_chunk", s.tokens_per_chunk},
       {"requests_per_s", s.requests_per_s},
       {"output_tokens_per_s", s.output_tokens_per_s},
   };

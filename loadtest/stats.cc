@@ -52,6 +52,7 @@ RunSummary SummarizeRun(const std::vector<RequestRecord>& records,
         std::accumulate(r.chunk_tokens.begin(), r.chunk_tokens.end(), 0);
     // Tokens streamed before a failure were still produced by the server.
     s.output_tokens += tokens;
+    s.chunks += static_cast<int64_t>(r.chunk_tokens.size());
     if (!r.ok) {
       ++s.errors;
       ErrorCount& error = s.errors_by_status[r.status_code];
@@ -79,6 +80,9 @@ RunSummary SummarizeRun(const std::vector<RequestRecord>& records,
     const bool good = (slo.ttft_ms <= 0 || first_ms <= slo.ttft_ms) &&
                       (slo.itl_ms <= 0 || mean_itl_ms <= slo.itl_ms);
     if (good) ++s.good_requests;
+  }
+  if (s.chunks > 0) {
+    s.tokens_per_chunk = static_cast<double>(s.output_tokens) / s.chunks;
   }
   if (s.sent > 0) s.duration_s = std::max(last_end - first_start, 0.0);
   if (s.duration_s > 0) {

@@ -59,6 +59,11 @@ struct RunSummary {
   double duration_s = 0;
   int64_t prompt_tokens = 0;
   int64_t output_tokens = 0;
+  // Token-carrying chunks of the measured requests and their mean size:
+  // above 1 where the server sends several steps per message
+  // (stream_interval) or the client fell behind.
+  int64_t chunks = 0;
+  double tokens_per_chunk = 0;
   double requests_per_s = 0;
   double output_tokens_per_s = 0;
   // In milliseconds. TTFT: start to first token. TPOT: (last chunk - first

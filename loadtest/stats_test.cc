@@ -51,6 +51,7 @@ TEST(SummarizeRunTest, CountsLatenciesAndThroughput) {
   records.push_back(warm);
   records.push_back(Finished(1.0, {1.1, 1.2, 1.3}));  // TTFT 100 ms
   records.push_back(Finished(1.0, {1.4, 1.6, 2.0}));  // TTFT 400 ms
+  records.back().chunk_tokens = {1, 4, 3};            // 8 tokens in 3 chunks
   RequestRecord failed;
   failed.start = 1.5;
   failed.end = 1.6;
@@ -68,15 +69,18 @@ TEST(SummarizeRunTest, CountsLatenciesAndThroughput) {
   EXPECT_EQ(s.errors_by_status.at("RESOURCE_EXHAUSTED").example,
             "no free slot");
   EXPECT_DOUBLE_EQ(s.duration_s, 1.0);
-  EXPECT_EQ(s.output_tokens, 6);
+  EXPECT_EQ(s.output_tokens, 11);
+  EXPECT_EQ(s.chunks, 6);
+  EXPECT_DOUBLE_EQ(s.tokens_per_chunk, 11.0 / 6);
   EXPECT_EQ(s.prompt_tokens, 8);
-  EXPECT_DOUBLE_EQ(s.output_tokens_per_s, 6.0);
+  EXPECT_DOUBLE_EQ(s.output_tokens_per_s, 11.0);
   EXPECT_DOUBLE_EQ(s.requests_per_s, 2.0);
   EXPECT_NEAR(s.ttft_ms.p50, 250, 1e-9);
   EXPECT_NEAR(s.ttft_ms.max, 400, 1e-9);
   EXPECT_EQ(s.itl_ms.count, 4);
   EXPECT_NEAR(s.itl_ms.max, 400, 1e-9);
-  EXPECT_NEAR(s.tpot_ms.mean, (100 + 300) / 2.0, 1e-9);
+  // Per token: 200 ms over 2 tokens after the first, 600 ms over 7.
+  EXPECT_NEAR(s.tpot_ms.mean, (100 + 600.0 / 7) / 2.0, 1e-9);
   EXPECT_NEAR(s.e2e_ms.max, 1000, 1e-9);
   EXPECT_TRUE(s.has_slo);
   EXPECT_EQ(s.good_requests, 1);  // only the 100 ms TTFT meets 200 ms
