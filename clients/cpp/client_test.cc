@@ -29,7 +29,8 @@ class ClientTest : public ::testing::Test {
             "--model=tests/golden/griffin_tiny",
             "--tokenizer=tests/golden/tokenizer/tokenizer.model",
             "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
-            "--log_level=warn", port_flag.c_str(), nullptr);
+            "--log_level=warn", "--max_tokens_limit=1000000", port_flag.c_str(),
+            nullptr);
       _exit(127);
     }
     int port = 0;
@@ -174,14 +175,14 @@ TEST_F(ClientTest, AsyncCancelAndDeadline) {
     cancelled = s.error_code();
     latch.CountDown();
   };
-  stream = client_->GenerateAsync(Request(4000), to_cancel);
+  // Streams far too long to end by themselves, however fast the machine.
+  stream = client_->GenerateAsync(Request(1000000), to_cancel);
   StreamCallbacks to_expire;
   to_expire.on_done = [&](const grpc::Status& s) {
     expired = s.error_code();
     latch.CountDown();
   };
-  // The deadline passes long before 4000 tokens are out.
-  client_->GenerateAsync(Request(4000), to_expire,
+  client_->GenerateAsync(Request(1000000), to_expire,
                          CallOptions::WithTimeout(0.05));
   while (!first_chunk)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
