@@ -368,7 +368,8 @@ Result Prefill(Model& model, int length, const Options& o) {
   return r;
 }
 
-// The matrix kernels the model's products run on.
+// Runs the BF16 products on the tile set `name` (as Bf16IsaName spells it,
+// case ignored); fails naming the choices when it is unknown or unsupported.
 void UseBf16Isa(const std::string& name) {
   using cpu::Bf16Isa;
   std::vector<std::string> names;
@@ -384,6 +385,7 @@ void UseBf16Isa(const std::string& name) {
   Fail("--bf16_isa=" + name + ": not one of " + absl::StrJoin(names, ", "));
 }
 
+// The matrix kernels the model's products run on.
 const char* MatMulIsa(const Options& o) {
   return o.weights == cpu::WeightPrecision::kBf16
              ? cpu::Bf16IsaName(cpu::ActiveBf16Isa())
