@@ -28,6 +28,9 @@ GenerateResult Generate(v1::Slabserve::Stub& stub,
     }
     completion.ids.insert(completion.ids.end(), chunk.token_ids().begin(),
                           chunk.token_ids().end());
+    if (chunk.token_ids_size() > 0) {
+      completion.chunk_tokens.push_back(chunk.token_ids_size());
+    }
     completion.text += chunk.text();
     completion.logprobs.insert(completion.logprobs.end(),
                                chunk.logprobs().begin(),

@@ -15,6 +15,7 @@ namespace slabserve::testing {
 
 struct CompletionResult {
   std::vector<int32_t> ids;
+  std::vector<int> chunk_tokens;  // token count of each chunk that had any
   std::string text;
   std::vector<v1::Logprobs> logprobs;
   v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;

@@ -412,44 +412,29 @@ TEST(ServerOpsTest, BadStartupConfigurationExitsNonZeroWithAReason) {
   }
 }
 
-// Token counts of the chunks of one streamed Generate call.
-std::vector<int> ChunkSizes(v1::Slabserve::Stub& stub,
-                            const v1::GenerateRequest& request,
-                            std::vector<int32_t>* ids) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(60));
-  auto reader = stub.Generate(&context, request);
-  std::vector<int> sizes;
-  v1::GenerateChunk chunk;
-  while (reader->Read(&chunk)) {
-    if (chunk.token_ids_size() == 0) continue;
-    sizes.push_back(chunk.token_ids_size());
-    ids->insert(ids->end(), chunk.token_ids().begin(), chunk.token_ids().end());
-  }
-  grpc::Status status = reader->Finish();
-  EXPECT_TRUE(status.ok()) << status.error_message();
-  return sizes;
-}
-
 TEST(ServerOpsTest, StreamIntervalSendsTheSameTokensInFewerChunks) {
   const v1::GenerateRequest request = GreedyRequest({2, 5, 9}, 41);
-  std::vector<int32_t> every_step, grouped;
+  GenerateResult every_step;
   {
     std::unique_ptr<ServerProcess> server = StartOrDie({kGriffin});
     ASSERT_NE(server, nullptr);
     auto stub = v1::Slabserve::NewStub(server->NewChannel());
-    ChunkSizes(*stub, request, &every_step);
+    every_step = Generate(*stub, request);
   }
   std::unique_ptr<ServerProcess> server =
       StartOrDie({kGriffin, "--stream_interval=4"});
   ASSERT_NE(server, nullptr);
   auto stub = v1::Slabserve::NewStub(server->NewChannel());
-  std::vector<int> sizes = ChunkSizes(*stub, request, &grouped);
-  EXPECT_EQ(grouped, every_step);
-  ASSERT_EQ(every_step.size(), 41u);
+  const GenerateResult grouped = Generate(*stub, request);
+  ASSERT_TRUE(every_step.status.ok()) << every_step.status.error_message();
+  ASSERT_TRUE(grouped.status.ok()) << grouped.status.error_message();
+  ASSERT_EQ(every_step.completions.size(), 1u);
+  ASSERT_EQ(grouped.completions.size(), 1u);
+  EXPECT_EQ(grouped.completions[0].ids, every_step.completions[0].ids);
+  ASSERT_EQ(every_step.completions[0].ids.size(), 41u);
   // The first token at once, then at least four steps' worth per chunk
   // (more when the reader lags), the rest with the end.
+  const std::vector<int>& sizes = grouped.completions[0].chunk_tokens;
   ASSERT_GE(sizes.size(), 2u);
   EXPECT_EQ(sizes.front(), 1);
   for (size_t i = 1; i + 1 < sizes.size(); ++i) {
