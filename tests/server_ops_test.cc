@@ -413,7 +413,7 @@ TEST(ServerOpsTest, BadStartupConfigurationExitsNonZeroWithAReason) {
 }
 
 TEST(ServerOpsTest, StreamIntervalSendsTheSameTokensInFewerChunks) {
-  const v1::GenerateRequest request = GreedyRequest({2, 5, 9}, 41);
+  const v1::GenerateRequest request = GreedyRequest({2, 5, 9}, 101);
   GenerateResult every_step;
   {
     std::unique_ptr<ServerProcess> server = StartOrDie({kGriffin});
@@ -431,12 +431,12 @@ TEST(ServerOpsTest, StreamIntervalSendsTheSameTokensInFewerChunks) {
   ASSERT_EQ(every_step.completions.size(), 1u);
   ASSERT_EQ(grouped.completions.size(), 1u);
   EXPECT_EQ(grouped.completions[0].ids, every_step.completions[0].ids);
-  ASSERT_EQ(every_step.completions[0].ids.size(), 41u);
-  // The first token at once, then at least four steps' worth per chunk
-  // (more when the reader lags), the rest with the end.
+  ASSERT_EQ(every_step.completions[0].ids.size(), 101u);
+  // After the first chunk, at least four steps' worth per chunk (more when
+  // the server's pump lags), the rest with the end. How many tokens the
+  // first holds depends on when the pump runs (scheduler_fake_test checks
+  // that the first token is let through at once).
   const std::vector<int>& sizes = grouped.completions[0].chunk_tokens;
-  ASSERT_GE(sizes.size(), 2u);
-  EXPECT_EQ(sizes.front(), 1);
   for (size_t i = 1; i + 1 < sizes.size(); ++i) {
     EXPECT_GE(sizes[i], 4) << "chunk " << i;
   }
