@@ -14,8 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bundle=.gpu_bundle
 
-mapfile -t targets < <(bazel query --noshow_progress \
-  'attr(tags, "cuda", tests(//kernels/... + //engine/...))')
+# The kernel tests first: they are the quickest, and the device check runs
+# the programs in this order against a deadline.
+mapfile -t targets < <(
+  bazel query --noshow_progress 'attr(tags, "cuda", tests(//kernels/...))'
+  bazel query --noshow_progress 'attr(tags, "cuda", tests(//engine/...))'
+)
 targets+=(//engine/backend/cuda:decode_benchmark)
 bazel build --config=opt --config=cuda "${targets[@]}"
 

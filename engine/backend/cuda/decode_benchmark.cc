@@ -14,7 +14,8 @@
 // graph (graph_ms); tok/s and the roofline fractions use the faster.
 // --griffin_2b builds a RecurrentGemma-2B-shaped model with random weights
 // filled on the device. A batch whose state, activations or logits do not fit
-// in device memory is reported and ends that model's sweep.
+// in device memory is reported and ends that model's sweep; any other error,
+// or the first batch failing, makes the exit status non-zero.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "absl/functional/function_ref.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "engine/backend/cuda/decode_graphs.h"
@@ -174,7 +176,17 @@ absl::StatusOr<StepTimes> TimeBatch(DeviceModel& model, int batch,
   return StepTimes{*eager_ms, *graph_ms};
 }
 
-void Sweep(const std::string& name, DeviceModel& model, const Options& options,
+// Whether a batch failed only for want of device memory: the expected end of
+// a sweep. Any other error (a launch, cuBLAS or illegal-address error) is a
+// failure of the backend.
+bool OutOfDeviceMemory(const absl::Status& status) {
+  return absl::StrContains(status.message(), "cudaErrorMemoryAllocation") ||
+         absl::StrContains(status.message(), "CUBLAS_STATUS_ALLOC_FAILED");
+}
+
+// Returns false where a batch failed for a reason other than running out of
+// device memory after at least one batch ran.
+bool Sweep(const std::string& name, DeviceModel& model, const Options& options,
            cudaStream_t stream) {
   const DeviceModelShape& s = model.shape();
   const double weight_bytes =
@@ -198,14 +210,17 @@ void Sweep(const std::string& name, DeviceModel& model, const Options& options,
       state_bytes / 1e6, keys);
   std::printf("%8s %12s %12s %14s %10s %10s\n", "batch", "step_ms", "graph_ms",
               "tok/s", "bw_frac", "bf16_frac");
+  bool first = true;
   for (int batch : options.batches) {
     absl::StatusOr<StepTimes> times = TimeBatch(model, batch, options, stream);
     if (!times.ok()) {
-      std::printf("%8d  stops here: %s\n", batch,
+      const bool memory = !first && OutOfDeviceMemory(times.status());
+      std::printf("%8d  %s: %s\n", batch, memory ? "stops here" : "FAILED",
                   std::string(times.status().message()).c_str());
       cudaGetLastError();  // clear a failed allocation
-      return;
+      return memory;
     }
+    first = false;
     const double bytes = weight_bytes + batch * per_sequence_bytes;
     const double flops =
         batch * (2.0 * (s.matmul_params + s.head_params) +
@@ -218,6 +233,7 @@ void Sweep(const std::string& name, DeviceModel& model, const Options& options,
                 bytes / seconds / (options.peak_gbs * 1e9),
                 flops / seconds / (options.peak_tflops * 1e12));
   }
+  return true;
 }
 
 int Run(const Options& options) {
@@ -240,7 +256,7 @@ int Run(const Options& options) {
       ++failures;
       continue;
     }
-    Sweep(dir, **model, options, stream);
+    if (!Sweep(dir, **model, options, stream)) ++failures;
   }
   if (options.griffin_2b) {
     std::unique_ptr<WeightSource> random = RandomWeights(2026, stream);
@@ -250,7 +266,10 @@ int Run(const Options& options) {
                    std::string(model.status().message()).c_str());
       ++failures;
     } else {
-      Sweep("griffin-2b-shaped (random weights)", **model, options, stream);
+      if (!Sweep("griffin-2b-shaped (random weights)", **model, options,
+                 stream)) {
+        ++failures;
+      }
     }
   }
   cudaStreamDestroy(stream);
