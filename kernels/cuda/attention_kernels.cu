@@ -10,7 +10,8 @@ namespace slabserve::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kAttentionThreads = 128;
+constexpr int kAttentionThreads = 128;  // a multiple of kWarp
+constexpr int kWarp = 32;
 
 int Blocks(int64_t n) {
   return static_cast<int>((n + kThreads - 1) / kThreads);
@@ -73,14 +74,23 @@ __global__ void LocalAttentionKernel(DeviceBatch batch, const float* q,
   const float* qh = q + (static_cast<int64_t>(row) * heads + h) * head_dim;
   const float scale = 1.0f / sqrtf(static_cast<float>(head_dim));
 
+  // A warp per key, its lanes over the head's dimensions, so that a warp
+  // reads a key row in whole cache lines. The butterfly leaves the same sum
+  // in every lane (each pair adds the same two values), in an order fixed
+  // by head_dim alone.
+  const int lane = threadIdx.x % kWarp;
+  const int warps = blockDim.x / kWarp;
   float local_max = -INFINITY;
-  for (int j = threadIdx.x; j < n; j += blockDim.x) {
+  for (int j = threadIdx.x / kWarp; j < n; j += warps) {
     const float* key =
         KvRow(batch, s, first + j, k, key_ring, kv_width, window) + kv_offset;
     float dot = 0.0f;
-    for (int d = 0; d < head_dim; ++d) dot += qh[d] * key[d];
-    scores[j] = dot * scale;
-    local_max = fmaxf(local_max, scores[j]);
+    for (int d = lane; d < head_dim; d += kWarp) dot += qh[d] * key[d];
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) {
+      dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+    }
+    if (lane == 0) scores[j] = dot * scale;
+    local_max = fmaxf(local_max, dot * scale);
   }
   const float max = BlockReduce<true>(local_max, scratch);
   float local_sum = 0.0f;

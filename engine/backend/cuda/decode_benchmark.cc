@@ -317,6 +317,9 @@ bool Parse(int argc, char** argv, Options& options) {
 }  // namespace slabserve::cuda
 
 int main(int argc, char** argv) {
+  // Line by line, also into a file: a run stopped by a time limit keeps the
+  // batches it measured.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   slabserve::cuda::Options options;
   if (!slabserve::cuda::Parse(argc, argv, options)) return 2;
   return slabserve::cuda::Run(options);
