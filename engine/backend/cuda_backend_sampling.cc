@@ -191,10 +191,10 @@ void CudaBackend::CollectSamples(Pending& pending) {
     const int r = pending.sample_rows[i];
     if (r < 0) continue;
     SlotSampler& s = *samplers_[pending.plan.samples[i]];
-    if (ids[r] < 0) {
-      pending.result.samples[i] = absl::InvalidArgumentError(absl::StrCat(
-          "the cuda backend samples with top_p < 1 only with top_k in [1, ",
-          cuda::kMaxCandidates, "]"));
+    if (ids[r] < 0 || ids[r] >= info().vocab_size) {
+      // Every draw returns an id; anything else is a fault of the device.
+      pending.result.samples[i] = absl::InternalError(
+          absl::StrCat("the device sampler returned id ", ids[r]));
       continue;
     }
     SampledToken token;

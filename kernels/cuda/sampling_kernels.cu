@@ -160,6 +160,22 @@ __device__ int32_t DrawInIdOrder(const float* row, int vocab,
   return last;
 }
 
+// More candidates than fit in shared memory: the same draw by bisection
+// (math::DrawBestFirst), its sums block reductions in a fixed order, so
+// every thread takes the same path and returns the chosen id.
+__device__ int32_t DrawBestFirst(const float* row, int vocab,
+                                 const RowSampling& p, double u,
+                                 ReduceScratch& scratch) {
+  const float max = NextBest(row, vocab, {0.0f, -1}, scratch).value;
+  const auto sum = [&](const auto& f) {
+    double mine = 0.0;
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) mine += f(i);
+    return BlockSum(mine, scratch);
+  };
+  return math::DrawBestFirst(row, vocab, max, p.top_k, p.temperature, p.min_p,
+                             p.top_p, u, sum);
+}
+
 __global__ void SampleKernel(const float* logits, int vocab,
                              const RowSampling* params, const int* entry_begin,
                              const PenaltyEntry* entries, const double* log_z,
@@ -187,6 +203,8 @@ __global__ void SampleKernel(const float* logits, int vocab,
                                           p.temperature, p.min_p, p.top_p, u,
                                           candidates.weights, candidates.kept);
       }
+    } else {
+      chosen = DrawBestFirst(row, vocab, p, u, scratch);
     }
   } else {
     chosen = DrawInIdOrder(row, vocab, p, u, scratch);

@@ -3,9 +3,10 @@
 // of the raw rows, penalties, then greedy or seeded random draws following
 // engine/sampling/sampler.cc through the shared formulas of
 // kernels/math/sampling.h (draws use Philox keyed by seed and draw index,
-// see there). Limits: a random draw with top-p < 1 needs top-k in
-// [1, kMaxCandidates] (the candidates are selected best first one at a time,
-// O(k·V) per row); top-k alone is bounded the same way.
+// see there). Up to kMaxCandidates candidates (top-k, or top-p over a
+// vocabulary that small) are selected best first one at a time, O(k·V) per
+// row, into shared memory; more (top-p over a large vocabulary, a larger
+// top-k) are found by bisection, some 50 passes over the row per filter.
 #ifndef SLABSERVE_KERNELS_CUDA_SAMPLING_KERNELS_H_
 #define SLABSERVE_KERNELS_CUDA_SAMPLING_KERNELS_H_
 

@@ -18,6 +18,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/math/host_device.h"
 
@@ -133,6 +134,108 @@ SLAB_HD int32_t DrawFromCandidates(const float* logits, const int32_t* ids,
     if (point < cumulative) return kept_ids[i];
   }
   return kept_ids[kept - 1];
+}
+
+// Large candidate sets (top-p over a whole vocabulary, a top-k of any size)
+// without sorting: each filter keeps a best-first prefix (values down, equal
+// values by id up), found by bisecting on the prefix's last token with sums
+// over the vocabulary. The caller gives the sums: a loop on the host, a
+// block reduction on a device; either way one fixed order.
+
+// A logit's bits as an unsigned number in the order of the floats (the two
+// zeros equal, NaN lowest).
+SLAB_HD uint32_t OrderedBits(float x) {
+  if (x != x) return 0;
+  if (x == 0.0f) return 0x80000000u;
+  uint32_t bits;
+  memcpy(&bits, &x, sizeof(bits));
+  return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+// The end of a best-first prefix: every id whose logit orders above
+// `value`, and those equal to it with an id up to `id`.
+struct PrefixEnd {
+  uint32_t value;
+  int32_t id;
+};
+
+SLAB_HD bool InPrefix(float x, int32_t id, PrefixEnd end) {
+  const uint32_t value = OrderedBits(x);
+  return value > end.value || (value == end.value && id <= end.id);
+}
+
+// The shortest best-first prefix for which enough(mass(end)) holds, where
+// `enough` turns true as the prefix grows and holds for the whole
+// vocabulary. Bisects the value bits (32 steps), then the ids of equal
+// values (log2 vocab): the prefix's last id is the one returned.
+template <typename Mass, typename Enough>
+SLAB_HD PrefixEnd ShortestPrefix(int vocab, const Mass& mass,
+                                 const Enough& enough) {
+  uint32_t value = 0;           // enough at {value, vocab}: every id
+  uint64_t above = 1ull << 32;  // not enough from here up
+  while (above - value > 1) {
+    const uint32_t mid = static_cast<uint32_t>((value + above) / 2);
+    if (enough(mass(PrefixEnd{mid, vocab}))) {
+      value = mid;
+    } else {
+      above = mid;
+    }
+  }
+  int32_t short_id = -1;   // {value, -1}: the values above only, not enough
+  int32_t id = vocab - 1;  // the same ids as {value, vocab}: enough
+  while (id - short_id > 1) {
+    const int32_t mid = short_id + (id - short_id) / 2;
+    if (enough(mass(PrefixEnd{value, mid}))) {
+      id = mid;
+    } else {
+      short_id = mid;
+    }
+  }
+  return {value, id};
+}
+
+// DrawFromCandidates over a whole row's best-first candidates (top-k of any
+// size, min-p, top-p, then the cumulative draw), with sum(f) giving the sum
+// of f(id) over every id of the row, always in the same order. `max` is the
+// row's largest logit. A weight sum over a superset of ids is never smaller
+// (each addition is monotone), so each bisection's premise holds.
+template <typename Sum>
+SLAB_HD int32_t DrawBestFirst(const float* row, int vocab, float max, int top_k,
+                              float temperature, float min_p, float top_p,
+                              double u, const Sum& sum) {
+  PrefixEnd candidates = {0, vocab};  // every id
+  if (top_k > 0 && top_k < vocab) {
+    const auto count = [&](PrefixEnd end) {
+      return sum(
+          [&](int32_t id) { return InPrefix(row[id], id, end) ? 1.0 : 0.0; });
+    };
+    const double k = top_k;
+    candidates = ShortestPrefix(vocab, count, [&](double n) { return n >= k; });
+  }
+  const double inverse_temperature = 1.0 / temperature;
+  // The weight of each candidate min-p keeps within the prefix.
+  const auto mass = [&](PrefixEnd end) {
+    return sum([&](int32_t id) {
+      if (!InPrefix(row[id], id, end) || !InPrefix(row[id], id, candidates)) {
+        return 0.0;
+      }
+      const double w = TemperedWeight(row[id], max, inverse_temperature);
+      return min_p > 0.0f && !(w >= min_p) ? 0.0 : w;
+    });
+  };
+  double total = mass(candidates);
+  if (top_p < 1.0f) {
+    const double target = top_p * total;
+    total = mass(
+        ShortestPrefix(vocab, mass, [&](double m) { return m >= target; }));
+  }
+  const double point = u * total;
+  // As DrawFromCandidates: the last kept id where rounding leaves no
+  // cumulative weight above the point.
+  const auto past = [&](double m) {
+    return point < total ? m > point : m >= total;
+  };
+  return ShortestPrefix(vocab, mass, past).id;
 }
 
 }  // namespace slabserve::math

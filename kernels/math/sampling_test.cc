@@ -158,5 +158,72 @@ TEST(SamplingMathTest, DrawMatchesSamplerForTheSameUniform) {
   }
 }
 
+TEST(SamplingMathTest, OrderedBitsFollowTheFloatOrder) {
+  const std::vector<float> ascending = {-INFINITY, -3.5f, -1e-30f, 0.0f,
+                                        1e-30f,    2.0f,  INFINITY};
+  for (size_t i = 1; i < ascending.size(); ++i) {
+    EXPECT_LT(OrderedBits(ascending[i - 1]), OrderedBits(ascending[i])) << i;
+  }
+  EXPECT_EQ(OrderedBits(-0.0f), OrderedBits(0.0f));
+  EXPECT_LT(OrderedBits(NAN), OrderedBits(-INFINITY));
+}
+
+// The bisected best-first draw against DrawFromCandidates over the sorted
+// candidates, for the same uniform: rows with many equal logits (and both
+// zeros), top-k below, at and above the vocabulary, min-p, top-p down to a
+// single token, and uniforms at both ends.
+TEST(SamplingMathTest, DrawBestFirstMatchesTheSortedDraw) {
+  std::mt19937 rng(5);
+  int compared = 0;
+  for (int vocab : {1, 2, 37, 3000}) {
+    for (int row_seed = 0; row_seed < 3; ++row_seed) {
+      std::vector<float> logits = RandomLogits(vocab, 50 + row_seed);
+      for (float& x : logits) x = std::round(x * 2.0f) / 2.0f;  // ties
+      if (vocab > 2) logits[1] = -0.0f;
+      const float max = *std::max_element(logits.begin(), logits.end());
+      for (int top_k : {0, 1, 7, 1500, vocab, 5000}) {
+        for (float top_p : {1.0f, 0.9f, 0.3f, 0.001f}) {
+          if (top_k == 0 && top_p == 1.0f) continue;  // id order, not this
+          for (float min_p : {0.0f, 0.05f}) {
+            SamplingParams params;
+            params.temperature = (row_seed % 2) ? 0.7f : 1.3f;
+            params.top_k = top_k;
+            params.top_p = top_p;
+            params.min_p = min_p;
+            const std::vector<int32_t> ids = CandidateOrder(logits, params);
+            std::vector<float> values;
+            for (int32_t id : ids) values.push_back(logits[id]);
+            std::vector<double> weights(ids.size());
+            std::vector<int32_t> kept(ids.size());
+            const auto sum = [&](const auto& f) {
+              double total = 0.0;
+              for (int32_t id = 0; id < vocab; ++id) total += f(id);
+              return total;
+            };
+            std::vector<double> uniforms = {0.0, 1.0 - 0x1.0p-53};
+            for (int i = 0; i < 8; ++i) {
+              uniforms.push_back(static_cast<double>(rng() >> 5) * 0x1.0p-27);
+            }
+            for (double u : uniforms) {
+              const int32_t want = DrawFromCandidates(
+                  values.data(), ids.data(), static_cast<int>(ids.size()),
+                  params.temperature, min_p, top_p, u, weights.data(),
+                  kept.data());
+              ASSERT_EQ(DrawBestFirst(logits.data(), vocab, max, top_k,
+                                      params.temperature, min_p, top_p, u, sum),
+                        want)
+                  << "vocab " << vocab << " row " << row_seed << " top_k "
+                  << top_k << " top_p " << top_p << " min_p " << min_p << " u "
+                  << u;
+              ++compared;
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(compared, 4 * 3 * (6 * 4 - 1) * 2 * 10);
+}
+
 }  // namespace
 }  // namespace slabserve::math
