@@ -35,7 +35,11 @@ failed=0
 if [[ -n ${OUT:-} ]]; then
   logs=$(mktemp -d)
   exec > >(tee "$OUT/summary.txt") 2>&1
-  trap 'tar czf "$OUT/logs.tar.gz" -C "$logs" . 2>/dev/null' EXIT
+  tee_pid=$!
+  # On exit: the logs packed, and summary.txt complete before the run ends.
+  trap 'tar czf "$OUT/logs.tar.gz" -C "$logs" . 2>/dev/null
+    exec >&- 2>&-
+    wait "$tee_pid"' EXIT
 fi
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
