@@ -73,7 +73,8 @@ echo "libraries: $LD_LIBRARY_PATH"
 
 # run_limited LIMIT LOG PROGRAM ARGS...: runs a program for at most LIMIT
 # seconds or what is left before the deadline, its output to LOG; returns its
-# exit status, or 124 when it timed out or there was no time left to start.
+# exit status, or 124 when it timed out or there was no time left to start
+# (137: killed 10 s after the time limit, as a hung program may be).
 run_limited() {
   local limit=$1 log=$2
   shift 2
@@ -83,7 +84,7 @@ run_limited() {
     echo "not run: the check's deadline had passed" >"$log"
     return 124
   fi
-  timeout "$limit" "$@" >"$log" 2>&1
+  timeout -k 10 "$limit" "$@" >"$log" 2>&1
 }
 
 echo "=== GPU tests"
