@@ -13,9 +13,11 @@ struct Best {
   int32_t id;  // −1: none
 };
 
+// NaN ranks below every number (as in the CPU's greedy scan, where a NaN
+// never replaces the best so far).
 __device__ Best BetterOf(Best a, Best b) {
-  if (b.id < 0) return a;
-  if (a.id < 0) return b;
+  if (b.id < 0 || isnan(b.value)) return a.id < 0 ? b : a;
+  if (a.id < 0 || isnan(a.value)) return b;
   return math::Better(b.value, b.id, a.value, a.id) ? b : a;
 }
 
@@ -188,7 +190,9 @@ __global__ void SampleKernel(const float* logits, int vocab,
   const double u = math::UniformDraw(p.seed, p.draw_index);
   int32_t chosen = -1;
   if (p.temperature == 0.0f) {
-    chosen = NextBest(row, vocab, {0.0f, -1}, scratch).id;
+    // The CPU's greedy is the scan from id 0 keeping the first strictly
+    // larger value: a NaN at id 0 is never beaten.
+    chosen = isnan(row[0]) ? 0 : NextBest(row, vocab, {0.0f, -1}, scratch).id;
   } else if (p.top_k > 0 || p.top_p < 1.0f) {
     const int k = p.top_k > 0 ? min(p.top_k, vocab) : vocab;
     if (k <= kMaxCandidates) {

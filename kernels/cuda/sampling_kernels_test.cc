@@ -58,6 +58,45 @@ TEST(SamplingKernelsTest, TopTokensAndLogSumExp) {
   EXPECT_EQ(ids[0], 5);
 }
 
+// Greedy is the CPU's scan from id 0 that keeps the first strictly larger
+// value: NaNs are never chosen, except that one at id 0 is never beaten.
+TEST(SamplingKernelsTest, GreedyFollowsTheCpuScanWithNaNs) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const int rows = 4, vocab = 600;  // more ids than threads in a block
+  std::vector<float> logits = Logits(rows, vocab, 3);
+  float* row = logits.data();
+  row[0] = NAN;  // row 0: NaN at id 0
+  row += vocab;  // row 1: NaNs where threads start, the best elsewhere
+  for (int id : {1, 3, 300, 515}) row[id] = NAN;
+  row[450] = 50.0f;
+  row += vocab;  // row 2: every logit NaN
+  std::fill(row, row + vocab, NAN);
+  row += vocab;  // row 3: a NaN first in a thread's run, then the best
+  row[7] = NAN;
+  row[7 + 512] = 60.0f;
+  std::vector<int32_t> want(rows);
+  for (int r = 0; r < rows; ++r) {
+    const float* x = &logits[static_cast<size_t>(r) * vocab];
+    for (int i = 1; i < vocab; ++i) {
+      if (x[i] > x[want[r]]) want[r] = i;
+    }
+  }
+  EXPECT_EQ(want, (std::vector<int32_t>{0, 450, 0, 519}));
+  const std::vector<RowSampling> params(rows);  // greedy
+  const std::vector<int> entry_begin(rows + 1, 0);
+  DeviceVector<float> dl(logits);
+  DeviceVector<RowSampling> dp(params);
+  DeviceVector<int> dbegin(entry_begin);
+  DeviceVector<PenaltyEntry> dentries(1);
+  DeviceVector<int32_t> dids(rows);
+  DeviceVector<float> dlogprob(rows);
+  ASSERT_EQ(
+      SampleRows(dl.get(), rows, vocab, dp.get(), dbegin.get(), dentries.get(),
+                 nullptr, dids.get(), dlogprob.get(), nullptr),
+      cudaSuccess);
+  EXPECT_EQ(dids.Read(), want);
+}
+
 TEST(SamplingKernelsTest, DrawsMatchHostDrawForTheSameCounter) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const int vocab = 3000;
