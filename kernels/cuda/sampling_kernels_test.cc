@@ -33,6 +33,34 @@ std::vector<int32_t> BestFirst(const float* row, int vocab) {
   return ids;
 }
 
+// SampleRows over `logits` ([params.size(), vocab]) without penalties, with
+// RowLogSumExp's log-normalizers: each row's id and chosen logprob.
+struct Sampled {
+  std::vector<int32_t> ids;
+  std::vector<float> logprobs;
+  std::vector<double> log_z;
+};
+
+Sampled SampleWithoutPenalties(const std::vector<float>& logits, int vocab,
+                               const std::vector<RowSampling>& params) {
+  const int rows = static_cast<int>(params.size());
+  const std::vector<int> entry_begin(rows + 1, 0);
+  DeviceVector<float> dl(logits);
+  DeviceVector<RowSampling> dp(params);
+  DeviceVector<int> dbegin(entry_begin);
+  DeviceVector<PenaltyEntry> dentries(1);
+  DeviceVector<int32_t> dids(rows);
+  DeviceVector<float> dlogprob(rows);
+  DeviceVector<double> dz(rows);
+  EXPECT_EQ(RowLogSumExp(dl.get(), rows, vocab, dz.get(), nullptr),
+            cudaSuccess);
+  EXPECT_EQ(
+      SampleRows(dl.get(), rows, vocab, dp.get(), dbegin.get(), dentries.get(),
+                 dz.get(), dids.get(), dlogprob.get(), nullptr),
+      cudaSuccess);
+  return {dids.Read(), dlogprob.Read(), dz.Read()};
+}
+
 TEST(SamplingKernelsTest, TopTokensAndLogSumExp) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const int rows = 3, vocab = 5000, n = 10;
@@ -82,19 +110,8 @@ TEST(SamplingKernelsTest, GreedyFollowsTheCpuScanWithNaNs) {
     }
   }
   EXPECT_EQ(want, (std::vector<int32_t>{0, 450, 0, 519}));
-  const std::vector<RowSampling> params(rows);  // greedy
-  const std::vector<int> entry_begin(rows + 1, 0);
-  DeviceVector<float> dl(logits);
-  DeviceVector<RowSampling> dp(params);
-  DeviceVector<int> dbegin(entry_begin);
-  DeviceVector<PenaltyEntry> dentries(1);
-  DeviceVector<int32_t> dids(rows);
-  DeviceVector<float> dlogprob(rows);
-  ASSERT_EQ(
-      SampleRows(dl.get(), rows, vocab, dp.get(), dbegin.get(), dentries.get(),
-                 nullptr, dids.get(), dlogprob.get(), nullptr),
-      cudaSuccess);
-  EXPECT_EQ(dids.Read(), want);
+  const std::vector<RowSampling> greedy(rows);
+  EXPECT_EQ(SampleWithoutPenalties(logits, vocab, greedy).ids, want);
 }
 
 TEST(SamplingKernelsTest, DrawsMatchHostDrawForTheSameCounter) {
@@ -126,23 +143,7 @@ TEST(SamplingKernelsTest, DrawsMatchHostDrawForTheSameCounter) {
     params[r].draw_index = 3 * r;
   }
   const std::vector<float> logits = Logits(rows, vocab, 2);
-  const std::vector<int> entry_begin(rows + 1, 0);
-  DeviceVector<float> dl(logits);
-  DeviceVector<RowSampling> dp(params);
-  DeviceVector<int> dbegin(entry_begin);
-  DeviceVector<PenaltyEntry> dentries(1);
-  DeviceVector<int32_t> dids(rows);
-  DeviceVector<float> dlogprob(rows);
-  DeviceVector<double> dz(rows);
-  ASSERT_EQ(RowLogSumExp(dl.get(), rows, vocab, dz.get(), nullptr),
-            cudaSuccess);
-  ASSERT_EQ(
-      SampleRows(dl.get(), rows, vocab, dp.get(), dbegin.get(), dentries.get(),
-                 dz.get(), dids.get(), dlogprob.get(), nullptr),
-      cudaSuccess);
-  const std::vector<int32_t> ids = dids.Read();
-  const std::vector<double> z = dz.Read();
-  const std::vector<float> logprob = dlogprob.Read();
+  const Sampled sampled = SampleWithoutPenalties(logits, vocab, params);
   for (int r = 0; r < rows; ++r) {
     const RowSampling& p = params[r];
     const float* row = &logits[static_cast<size_t>(r) * vocab];
@@ -163,8 +164,9 @@ TEST(SamplingKernelsTest, DrawsMatchHostDrawForTheSameCounter) {
           p.temperature, p.min_p, p.top_p,
           math::UniformDraw(p.seed, p.draw_index), weights.data(), kept.data());
     }
-    EXPECT_EQ(ids[r], want) << "row " << r;
-    EXPECT_NEAR(logprob[r], row[want] - z[r], 1e-5) << "row " << r;
+    EXPECT_EQ(sampled.ids[r], want) << "row " << r;
+    EXPECT_NEAR(sampled.logprobs[r], row[want] - sampled.log_z[r], 1e-5)
+        << "row " << r;
   }
 }
 
