@@ -34,7 +34,7 @@ uint32_t CommonAlignment(std::initializer_list<uint64_t> values) {
 absl::Status CublasStatus(cublasStatus_t status, const char* what) {
   if (status == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
   return absl::UnavailableError(
-      absl::StrCat(what, ": cuBLAS error ", static_cast<int>(status), " (",
+      absl::StrCat(what, ": cuBLAS error ", cublasGetStatusName(status), " (",
                    cublasGetStatusString(status), ")"));
 }
 

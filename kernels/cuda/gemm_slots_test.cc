@@ -1,5 +1,5 @@
 // cuBLAS projections (F32 and BF16) and slot row moves on a device against
-// host loops. Skips without a CUDA device.
+// host loops. Skips without a CUDA device, but for the error-message check.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -30,6 +30,18 @@ std::vector<uint16_t> Bf16Bits(const std::vector<float>& values) {
     bits[i] = math::Bf16Bits(values[i]);
   }
   return bits;
+}
+
+// Needs no device: a cuBLAS failure names its status, so that callers (the
+// decode benchmark telling out-of-memory from other failures) can read it.
+TEST(GemmTest, CublasErrorsNameTheirStatus) {
+  const absl::Status status =
+      CublasStatus(CUBLAS_STATUS_ALLOC_FAILED, "cublasLtMatmul");
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(status.message().find(
+                "cublasLtMatmul: cuBLAS error CUBLAS_STATUS_ALLOC_FAILED ("),
+            absl::string_view::npos)
+      << status.message();
 }
 
 TEST(GemmTest, LinearF32AndBf16MatchHost) {
