@@ -265,11 +265,9 @@ int Run(const Options& options) {
       std::fprintf(stderr, "griffin-2b: %s\n",
                    std::string(model.status().message()).c_str());
       ++failures;
-    } else {
-      if (!Sweep("griffin-2b-shaped (random weights)", **model, options,
-                 stream)) {
-        ++failures;
-      }
+    } else if (!Sweep("griffin-2b-shaped (random weights)", **model, options,
+                      stream)) {
+      ++failures;
     }
   }
   cudaStreamDestroy(stream);
