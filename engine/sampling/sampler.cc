@@ -6,15 +6,10 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "engine/sampling/best_first.h"
 
 namespace slabserve {
 namespace {
-
-// Best first; equal values go to the lowest id so results never depend on
-// the sort's internals.
-bool Better(float a, int32_t a_id, float b, int32_t b_id) {
-  return a > b || (a == b && a_id < b_id);
-}
 
 // The first id whose logit beats every earlier one's, scanning from id 0:
 // the lowest id of the largest value, NaNs never chosen (nor beaten, at id
@@ -55,18 +50,26 @@ double LogSumExp(absl::Span<const float> logits) {
   return max + std::log(sum);
 }
 
-// The `n` best ids of `logits`, best first.
-std::vector<int32_t> TopIds(absl::Span<const float> logits, int n) {
-  std::vector<int32_t> ids(logits.size());
-  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
-  n = std::min<int>(n, ids.size());
-  auto better = [&](int32_t a, int32_t b) {
-    return Better(logits[a], a, logits[b], b);
-  };
-  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), better);
-  ids.resize(n);
-  return ids;
+// Vocabulary-sized buffers of one draw, kept per thread: a step samples its
+// rows on the pool's threads, and buffers per sequence would cost more
+// memory than the sequences' states.
+struct DrawScratch {
+  std::vector<int32_t> ids;
+  std::vector<double> weights;
+  BestFirstScratch order;
+};
+
+DrawScratch& ThreadScratch() {
+  thread_local DrawScratch scratch;
+  return scratch;
 }
+
+// A candidate whose tempered weight exp(argument) is below 2^-53 changes
+// nothing in a best-first sum: it comes after the best candidate, whose
+// weight is exactly 1, so the running sum is at least 1 and rounds such an
+// addition away. Candidates with an argument below this bound (exp(-37.5) <
+// 5.3e-17 < 2^-53) are that small, so top-p need not sort or weigh them.
+constexpr double kNegligibleArgument = -37.5;
 
 // A uniform double in [0, 1) from the top 53 bits; defined exactly, unlike
 // std::uniform_real_distribution, so a seed means the same draw everywhere.
@@ -133,7 +136,9 @@ SampledToken Sampler::Sample(absl::Span<float> logits, int top_logprobs) {
   double log_z = 0.0;
   if (top_logprobs >= 0) {
     log_z = LogSumExp(logits);
-    for (int32_t id : TopIds(logits, top_logprobs)) {
+    DrawScratch& scratch = ThreadScratch();
+    BestIds(logits, top_logprobs, &scratch.ids, &scratch.order);
+    for (int32_t id : scratch.ids) {
       result.top.push_back(
           {id, static_cast<float>(static_cast<double>(logits[id]) - log_z)});
     }
@@ -183,59 +188,65 @@ SampledToken Sampler::Sample(absl::Span<float> logits, int top_logprobs) {
 }
 
 int32_t Sampler::Draw(absl::Span<const float> logits) {
-  // Candidates: the top-k (best first), every id best first when top-p needs
-  // the order, or simply every id.
   const int vocab = static_cast<int>(logits.size());
-  std::vector<int32_t> ids;
-  if (params_.top_k > 0 || params_.top_p < 1.0f) {
-    int keep = params_.top_k > 0 ? std::min(params_.top_k, vocab) : vocab;
-    ids = TopIds(logits, keep);
-  } else {
-    ids.resize(vocab);
-    for (int i = 0; i < vocab; ++i) ids[i] = i;
-  }
-  float max = -std::numeric_limits<float>::infinity();
-  for (int32_t id : ids) max = std::max(max, logits[id]);
-  // Relative probabilities of the tempered logits (the best one is 1).
+  // Candidates: the top-k (best first), every id that can matter best first
+  // when top-p needs the order, or simply every id.
+  DrawScratch& scratch = ThreadScratch();
+  std::vector<int32_t>& ids = scratch.ids;
+  const int keep = params_.top_k > 0 ? std::min(params_.top_k, vocab) : vocab;
   const double inv_t = 1.0 / params_.temperature;
-  std::vector<double> probs(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    probs[i] = std::exp((static_cast<double>(logits[ids[i]]) - max) * inv_t);
-  }
-  // min-p: drop what is less likely than min_p times the best token; the
-  // survivors keep their order.
-  if (params_.min_p > 0.0f) {
-    size_t n = 0;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (probs[i] >= params_.min_p) {
-        ids[n] = ids[i];
-        probs[n++] = probs[i];
-      }
+  float max = -std::numeric_limits<float>::infinity();
+  auto argument = [&](int32_t id) {
+    return (static_cast<double>(logits[id]) - max) * inv_t;
+  };
+  if (params_.top_k == 0 && params_.top_p == 1.0f) {
+    ids.resize(vocab);
+    for (int32_t id = 0; id < vocab; ++id) ids[id] = id;
+  } else if (keep < vocab || params_.top_p == 1.0f) {
+    BestIds(logits, keep, &ids, &scratch.order);
+  } else {
+    for (float x : logits) max = std::max(max, x);
+    ids.clear();
+    for (int32_t id = 0; id < vocab; ++id) {
+      if (argument(id) >= kNegligibleArgument) ids.push_back(id);
     }
-    ids.resize(n);
-    probs.resize(n);
+    SortBestFirst(logits, &ids, &scratch.order);
+  }
+  for (int32_t id : ids) max = std::max(max, logits[id]);
+  // An infinite logit, or no finite one, leaves no weights to draw by.
+  if (!std::isfinite(max)) return ArgMax(logits);
+  // Relative probabilities of the tempered logits (the best one is 1), less
+  // min-p's drops: what is less likely than min_p times the best token (and
+  // any NaN). The survivors keep their order.
+  std::vector<double>& probs = scratch.weights;
+  probs.clear();
+  for (int32_t id : ids) {
+    const double p = std::exp(argument(id));
+    if (!(p >= params_.min_p)) continue;
+    ids[probs.size()] = id;
+    probs.push_back(p);
   }
   double total = 0.0;
   for (double p : probs) total += p;
   // top-p: the shortest best-first prefix whose mass reaches top_p.
+  size_t kept = probs.size();
   if (params_.top_p < 1.0f) {
     const double target = params_.top_p * total;
     double mass = 0.0;
-    size_t n = 0;
-    while (n < probs.size()) {
-      mass += probs[n++];
+    kept = 0;
+    while (kept < probs.size()) {
+      mass += probs[kept++];
       if (mass >= target) break;
     }
-    probs.resize(n);
     total = mass;
   }
   const double u = UniformDouble(rng_) * total;
   double cumulative = 0.0;
-  for (size_t i = 0; i < probs.size(); ++i) {
+  for (size_t i = 0; i < kept; ++i) {
     cumulative += probs[i];
     if (u < cumulative) return ids[i];
   }
-  return ids[probs.size() - 1];
+  return ids[kept - 1];
 }
 
 }  // namespace slabserve

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <random>
@@ -116,9 +117,20 @@ std::vector<int32_t> CandidateOrder(const std::vector<float>& logits,
   return ids;
 }
 
+// Rows for the draw comparison: `shape` 0 plain normal logits; 1 rounded to
+// halves (many ties) with both zeros; 2 spread over hundreds of units, so
+// that most ids weigh too little to change a best-first sum.
+std::vector<float> ShapedLogits(int n, uint32_t seed, int shape) {
+  std::vector<float> v = RandomLogits(n, seed);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (shape == 1) v[i] = i % 97 == 0 ? -0.0f : std::round(v[i] * 2) / 2;
+    if (shape == 2) v[i] *= 40.0f;
+  }
+  return v;
+}
+
 TEST(SamplingMathTest, DrawMatchesSamplerForTheSameUniform) {
-  const int vocab = 300;
-  std::vector<SamplingParams> settings(6);
+  std::vector<SamplingParams> settings(9);
   settings[0].temperature = 1.0f;
   settings[1].temperature = 0.7f;
   settings[1].top_k = 20;
@@ -132,28 +144,39 @@ TEST(SamplingMathTest, DrawMatchesSamplerForTheSameUniform) {
   settings[4].min_p = 0.02f;
   settings[5].temperature = 2.0f;
   settings[5].top_k = 1;
-  for (size_t s = 0; s < settings.size(); ++s) {
-    const SamplingParams& params = settings[s];
-    const uint64_t seed = 1000 + s;
-    Sampler sampler(params, seed);
-    // The sampler's uniform: the top 53 bits of its mt19937_64.
-    std::mt19937_64 rng(seed);
-    for (int step = 0; step < 50; ++step) {
-      const std::vector<float> logits = RandomLogits(vocab, 7 * step + s);
-      std::vector<float> row = logits;
-      const int32_t expected = sampler.Sample(absl::MakeSpan(row), -1).id;
-      const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
-      const std::vector<int32_t> ids = CandidateOrder(logits, params);
-      std::vector<float> values;
-      for (int32_t id : ids) values.push_back(logits[id]);
-      std::vector<double> weights(ids.size());
-      std::vector<int32_t> kept(ids.size());
-      EXPECT_EQ(DrawFromCandidates(
-                    values.data(), ids.data(), static_cast<int>(ids.size()),
-                    params.temperature, params.min_p, params.top_p, u,
-                    weights.data(), kept.data()),
-                expected)
-          << "setting " << s << " step " << step;
+  settings[6].temperature = 0.5f;  // a top-k too large for a heap
+  settings[6].top_k = 2000;
+  settings[6].top_p = 0.99f;
+  settings[7].temperature = 1.0f;  // every id, sorted: top-k of them all
+  settings[7].top_k = 5000;
+  settings[8].temperature = 3.0f;
+  settings[8].top_p = 0.999f;
+  settings[8].min_p = 1e-30f;
+  for (int vocab : {300, 3000}) {
+    for (size_t s = 0; s < settings.size(); ++s) {
+      const SamplingParams& params = settings[s];
+      const uint64_t seed = 1000 + s;
+      Sampler sampler(params, seed);
+      // The sampler's uniform: the top 53 bits of its mt19937_64.
+      std::mt19937_64 rng(seed);
+      for (int step = 0; step < 30; ++step) {
+        const std::vector<float> logits =
+            ShapedLogits(vocab, 7 * step + s, step % 3);
+        std::vector<float> row = logits;
+        const int32_t expected = sampler.Sample(absl::MakeSpan(row), -1).id;
+        const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+        const std::vector<int32_t> ids = CandidateOrder(logits, params);
+        std::vector<float> values;
+        for (int32_t id : ids) values.push_back(logits[id]);
+        std::vector<double> weights(ids.size());
+        std::vector<int32_t> kept(ids.size());
+        EXPECT_EQ(DrawFromCandidates(
+                      values.data(), ids.data(), static_cast<int>(ids.size()),
+                      params.temperature, params.min_p, params.top_p, u,
+                      weights.data(), kept.data()),
+                  expected)
+            << "vocab " << vocab << " setting " << s << " step " << step;
+      }
     }
   }
 }
