@@ -15,7 +15,8 @@ uint32_t Key(float x) {
   uint32_t bits;
   std::memcpy(&bits, &x, sizeof(bits));
   // Selects rather than branches: signs come in no order a branch predicts.
-  const uint32_t negative = static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31);
+  const uint32_t negative =
+      static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31);
   uint32_t key = bits ^ (~negative >> 1);
   key = x == 0.0f ? 0x7FFFFFFFu : key;
   return x != x ? ~0u : key;
@@ -49,7 +50,8 @@ void RadixSort(std::vector<uint64_t>* entries, std::vector<uint64_t>* spare) {
     if (starts[digit(entries->front(), pass)] == entries->size()) continue;
     uint32_t next = 0;
     for (uint32_t& start : starts) next += std::exchange(start, next);
-    for (uint64_t entry : *entries) (*spare)[starts[digit(entry, pass)]++] = entry;
+    for (uint64_t entry : *entries)
+      (*spare)[starts[digit(entry, pass)]++] = entry;
     entries->swap(*spare);
   }
 }
@@ -68,7 +70,8 @@ void SortBestFirst(absl::Span<const float> logits, std::vector<int32_t>* ids,
                    BestFirstScratch* scratch) {
   std::vector<uint64_t>& entries = scratch->entries;
   entries.resize(ids->size());
-  for (size_t i = 0; i < ids->size(); ++i) entries[i] = Entry(logits, (*ids)[i]);
+  for (size_t i = 0; i < ids->size(); ++i)
+    entries[i] = Entry(logits, (*ids)[i]);
   SortEntries(&entries, &scratch->spare);
   for (size_t i = 0; i < ids->size(); ++i) {
     (*ids)[i] = static_cast<int32_t>(entries[i]);
@@ -104,7 +107,8 @@ void BestIds(absl::Span<const float> logits, int n, std::vector<int32_t>* ids,
   }
   SortEntries(&entries, &scratch->spare);
   ids->resize(keep);
-  for (size_t i = 0; i < keep; ++i) (*ids)[i] = static_cast<int32_t>(entries[i]);
+  for (size_t i = 0; i < keep; ++i)
+    (*ids)[i] = static_cast<int32_t>(entries[i]);
 }
 
 }  // namespace slabserve

@@ -26,7 +26,10 @@ std::vector<float> Row(int n, uint32_t seed) {
   std::normal_distribution<float> normal(0.0f, 4.0f);
   std::uniform_int_distribution<int> special(0, 19);
   const float inf = std::numeric_limits<float>::infinity();
-  const float kSpecial[] = {0.0f, -0.0f, inf, -inf,
+  const float kSpecial[] = {0.0f,
+                            -0.0f,
+                            inf,
+                            -inf,
                             std::numeric_limits<float>::quiet_NaN(),
                             std::numeric_limits<float>::denorm_min(),
                             -std::numeric_limits<float>::denorm_min()};
@@ -48,9 +51,8 @@ TEST(BestFirstTest, SortMatchesTheFloatOrderAtEverySize) {
       std::vector<int32_t> ids;
       for (int32_t id = 0; id < n; id += stride) ids.push_back(id);
       std::vector<int32_t> want = ids;
-      std::sort(want.begin(), want.end(), [&](int32_t a, int32_t b) {
-        return Before(logits, a, b);
-      });
+      std::sort(want.begin(), want.end(),
+                [&](int32_t a, int32_t b) { return Before(logits, a, b); });
       SortBestFirst(logits, &ids, &scratch);
       EXPECT_EQ(ids, want) << "n " << n << " stride " << stride;
     }
@@ -75,9 +77,8 @@ TEST(BestFirstTest, BestIdsAreTheSortsPrefix) {
     const std::vector<float> logits = Row(n, 2 * n + 5);
     std::vector<int32_t> all(n);
     for (int32_t id = 0; id < n; ++id) all[id] = id;
-    std::sort(all.begin(), all.end(), [&](int32_t a, int32_t b) {
-      return Before(logits, a, b);
-    });
+    std::sort(all.begin(), all.end(),
+              [&](int32_t a, int32_t b) { return Before(logits, a, b); });
     // A few (selected, then sorted), most (one sort), all, more than all.
     for (int keep : {0, 1, 5, n / 20, n / 2, n, n + 3}) {
       std::vector<int32_t> ids;

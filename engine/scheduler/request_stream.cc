@@ -1,5 +1,6 @@
 #include "engine/scheduler/request_stream.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace slabserve {
@@ -80,6 +81,17 @@ void BufferedRequestStream::Push(std::vector<StreamEvent> events, bool last) {
       events_.push_back(std::move(event));
     }
     if (last) finished_ = true;
+    notify = on_events_ && Deliverable();
+  }
+  if (notify) on_events_();
+}
+
+void BufferedRequestStream::Release() {
+  bool notify;
+  {
+    absl::MutexLock lock(&mu_);
+    if (events_.empty()) return;
+    held_pushes_ = std::max(held_pushes_, interval_);
     notify = on_events_ && Deliverable();
   }
   if (notify) on_events_();

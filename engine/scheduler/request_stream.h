@@ -34,8 +34,8 @@ class BufferedRequestStream : public RequestStream {
  public:
   // The step loop pauses the request once `buffer_tokens` tokens wait. The
   // reader sees events once `interval` pushes have gathered since its last
-  // read (the first push, the last and a full buffer go at once): fewer,
-  // larger reads cost less per token downstream.
+  // read (the first push, the last, a full buffer and a Release go at
+  // once): fewer, larger reads cost less per token downstream.
   BufferedRequestStream(std::shared_ptr<Wakeup> wakeup, int buffer_tokens,
                         int interval = 1);
 
@@ -49,6 +49,10 @@ class BufferedRequestStream : public RequestStream {
   bool full() const;
   // Appends events; `last`: the request has ended and nothing follows.
   void Push(std::vector<StreamEvent> events, bool last);
+  // Lets the reader take what the interval holds back now: the request
+  // stops pushing for a while (it was preempted), and its tokens must not
+  // wait for it to come back.
+  void Release();
 
  private:
   const std::shared_ptr<Wakeup> wakeup_;

@@ -350,6 +350,8 @@ PlannedStep SchedulerImpl::PlanWithBlocks() {
     if (victim == nullptr) break;
     if (absl::Status status = blocks_.SwapOut(*victim); !status.ok()) {
       FinishRequest(*victim, FinishReason::kNone, std::move(status));
+    } else {
+      victim->stream->Release();
     }
     step = planner_.Plan(running_);
   }

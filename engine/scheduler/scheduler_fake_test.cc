@@ -543,6 +543,37 @@ TEST(SchedulerFakeTest, PreemptsTheLowestPriorityFirst) {
   h.ExpectNoSlotsInUse();
 }
 
+TEST(SchedulerFakeTest, APreemptedRequestsHeldTokensAreDeliveredAtOnce) {
+  SchedulerOptions options;
+  options.stream_interval = 5;
+  Harness h = Make(WithBlocks(12), options);
+  h.backend->HoldSteps();
+  Crowd crowd;
+  for (int i = 0; i < 2; ++i) {
+    GenerationRequest request = Request(8, 20, 40 + i);
+    request.sampling.seed = 500 + i;
+    crowd.Submit(*h.scheduler, request);
+  }
+  // The last admitted is the one preempted; its reads as they come.
+  GenerationRequest victim = Request(8, 20, 42);
+  victim.sampling.seed = 502;
+  RequestResult result;
+  const std::vector<int> sizes = ReadSizesAsNotified(h, victim, &result);
+  crowd.ExpectExact();
+  EXPECT_EQ(result.completions[0].ids(), Expected(victim.prompt, 502, 20));
+  ASSERT_FALSE(h.backend->swapped_seeds().empty());
+  EXPECT_EQ(h.backend->swapped_seeds()[0], 502u);
+  // Without the release: the first token, groups of five, the rest at the
+  // end. With it, what the interval held when the request was swapped out
+  // goes then, a smaller group before the last.
+  ASSERT_GE(sizes.size(), 3u);
+  EXPECT_EQ(sizes[0], 1);
+  EXPECT_TRUE(std::any_of(sizes.begin() + 1, sizes.end() - 1, [&](int n) {
+    return n > 0 && n < options.stream_interval;
+  })) << ::testing::PrintToString(sizes);
+  h.ExpectNoSlotsInUse();
+}
+
 TEST(SchedulerFakeTest, AVictimPastTheSwapBudgetEndsWithAClearError) {
   SchedulerOptions options;
   options.max_swap_bytes = 0;  // no swapping: every victim ends
