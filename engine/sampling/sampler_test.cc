@@ -1,5 +1,6 @@
 #include "engine/sampling/sampler.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -64,6 +65,43 @@ TEST(SamplerTest, GreedyIsTheFirstStrictlyLargerScan) {
   for (uint32_t salt = 0; salt < 20; ++salt) {
     const std::vector<float> logits = Row(4096, salt);
     EXPECT_EQ(SampleOnce(params, logits, 0), ArgMax(logits));
+  }
+}
+
+// Broken logits (a model that overflowed) must not break the sampler: an
+// infinite logit takes the greedy choice, NaNs are never drawn, and the id
+// is always in the vocabulary, for every kind of draw.
+TEST(SamplerTest, NonFiniteLogitsGiveAnIdInRange) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<SamplingParams> settings(5);
+  for (SamplingParams& p : settings) p.temperature = 0.9f;
+  settings[1].top_k = 3;
+  settings[2].top_p = 0.5f;
+  settings[3].min_p = 0.1f;
+  settings[3].top_p = 0.9f;
+  settings[4].top_k = 600;  // most of the row, sorted
+  const std::vector<std::vector<float>> specials = {
+      {nan}, {inf}, {-inf}, {nan, nan}, {-inf, -inf}, {nan, 2.0f}};
+  for (int n : {1, 5, 700}) {
+    for (const std::vector<float>& special : specials) {
+      for (const SamplingParams& params : settings) {
+        std::vector<float> logits = Row(n, n);
+        for (size_t i = 0; i < special.size() && i < logits.size(); ++i) {
+          logits[(i * 7) % n] = special[i];
+        }
+        const bool has_inf = std::count(logits.begin(), logits.end(), inf);
+        for (uint64_t seed = 0; seed < 4; ++seed) {
+          const int32_t id = SampleOnce(params, logits, seed);
+          ASSERT_GE(id, 0);
+          ASSERT_LT(id, n);
+          if (has_inf) EXPECT_EQ(logits[id], inf);
+          bool all_nan = true;
+          for (float x : logits) all_nan = all_nan && std::isnan(x);
+          if (!all_nan && !has_inf) EXPECT_FALSE(std::isnan(logits[id]));
+        }
+      }
+    }
   }
 }
 
