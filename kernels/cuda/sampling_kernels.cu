@@ -134,7 +134,7 @@ __device__ int32_t DrawInIdOrder(const float* row, int vocab,
   const int run = (vocab + blockDim.x - 1) / blockDim.x;
   auto weight = [&](int i) {
     const double w = math::TemperedWeight(row[i], max, inverse_temperature);
-    return p.min_p > 0.0f && !(w >= p.min_p) ? 0.0 : w;
+    return !(w >= p.min_p) ? 0.0 : w;  // NaN dropped too
   };
   double sum = 0.0;
   const int begin = threadIdx.x * run;
@@ -188,11 +188,14 @@ __global__ void SampleKernel(const float* logits, int vocab,
   const float* row = logits + static_cast<int64_t>(r) * vocab;
   const RowSampling p = params[r];
   const double u = math::UniformDraw(p.seed, p.draw_index);
+  const Best best = NextBest(row, vocab, {0.0f, -1}, scratch);
   int32_t chosen = -1;
-  if (p.temperature == 0.0f) {
-    // The CPU's greedy is the scan from id 0 keeping the first strictly
-    // larger value: a NaN at id 0 is never beaten.
-    chosen = isnan(row[0]) ? 0 : NextBest(row, vocab, {0.0f, -1}, scratch).id;
+  // Greedy, or a row with an infinite logit or none finite, which leaves no
+  // weights to draw by (the CPU sampler takes the greedy choice there too).
+  // The CPU's greedy is the scan from id 0 keeping the first strictly
+  // larger value: a NaN at id 0 is never beaten.
+  if (p.temperature == 0.0f || !isfinite(best.value)) {
+    chosen = isnan(row[0]) ? 0 : best.id;
   } else if (p.top_k > 0 || p.top_p < 1.0f) {
     const int k = p.top_k > 0 ? min(p.top_k, vocab) : vocab;
     if (k <= kMaxCandidates) {

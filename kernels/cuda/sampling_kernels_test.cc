@@ -114,6 +114,40 @@ TEST(SamplingKernelsTest, GreedyFollowsTheCpuScanWithNaNs) {
   EXPECT_EQ(SampleWithoutPenalties(logits, vocab, greedy).ids, want);
 }
 
+// As the CPU sampler: a row with an infinite logit, or none finite, takes
+// the greedy choice whatever the filters; NaN logits are never drawn.
+TEST(SamplingKernelsTest, NonFiniteRowsTakeTheGreedyChoiceAndNeverDrawNaN) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  const int vocab = 3000;  // top-p over all of it: the bisected draw
+  std::vector<RowSampling> params(8);
+  for (RowSampling& p : params) p.temperature = 0.9f;
+  params[1].top_p = 0.9f;
+  params[2].min_p = 0.1f;
+  params[2].top_k = 2000;
+  params[4].top_p = 0.5f;
+  params[6].top_p = 0.9f;
+  params[7].top_k = 50;
+  std::vector<float> logits = Logits(8, vocab, 4);
+  auto row = [&](int r) {
+    return logits.data() + static_cast<size_t>(r) * vocab;
+  };
+  for (int r = 0; r < 3; ++r) row(r)[2000] = row(r)[2500] = INFINITY;
+  std::fill(row(3), row(3) + vocab, -INFINITY);
+  std::fill(row(4), row(4) + vocab, NAN);
+  for (int r = 5; r < 8; ++r) {
+    for (int id = r; id < vocab; id += 7) row(r)[id] = NAN;
+  }
+  const std::vector<int32_t> ids =
+      SampleWithoutPenalties(logits, vocab, params).ids;
+  EXPECT_EQ(std::vector<int32_t>(ids.begin(), ids.begin() + 5),
+            (std::vector<int32_t>{2000, 2000, 2000, 0, 0}));
+  for (int r = 5; r < 8; ++r) {
+    ASSERT_GE(ids[r], 0);
+    ASSERT_LT(ids[r], vocab);
+    EXPECT_FALSE(std::isnan(row(r)[ids[r]])) << "row " << r;
+  }
+}
+
 TEST(SamplingKernelsTest, DrawsMatchHostDrawForTheSameCounter) {
   SKIP_WITHOUT_CUDA_DEVICE();
   const int vocab = 3000;

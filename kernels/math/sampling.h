@@ -105,11 +105,13 @@ SLAB_HD int32_t DrawFromCandidates(const float* logits, const int32_t* ids,
   float max = -INFINITY;
   for (int i = 0; i < n; ++i) max = logits[i] > max ? logits[i] : max;
   const double inverse_temperature = 1.0 / temperature;
-  // The best candidate weighs 1 >= min_p, so at least one stays.
+  // The best candidate weighs 1 >= min_p, so at least one stays (with a
+  // finite best logit; callers take the greedy choice otherwise). A NaN
+  // logit's weight is dropped, as in sampler.cc.
   int kept = 0;
   for (int i = 0; i < n; ++i) {
     const double w = TemperedWeight(logits[i], max, inverse_temperature);
-    if (min_p > 0.0f && !(w >= min_p)) continue;
+    if (!(w >= min_p)) continue;
     weights[kept] = w;
     kept_ids[kept] = ids[i];
     ++kept;
@@ -220,7 +222,7 @@ SLAB_HD int32_t DrawBestFirst(const float* row, int vocab, float max, int top_k,
         return 0.0;
       }
       const double w = TemperedWeight(row[id], max, inverse_temperature);
-      return min_p > 0.0f && !(w >= min_p) ? 0.0 : w;
+      return !(w >= min_p) ? 0.0 : w;  // NaN dropped too
     });
   };
   double total = mass(candidates);
