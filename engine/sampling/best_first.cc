@@ -81,6 +81,10 @@ void SortBestFirst(absl::Span<const float> logits, std::vector<int32_t>* ids,
 void BestIds(absl::Span<const float> logits, int n, std::vector<int32_t>* ids,
              BestFirstScratch* scratch) {
   const size_t keep = std::min<size_t>(std::max(n, 0), logits.size());
+  if (keep == 0) {
+    ids->clear();
+    return;
+  }
   if (keep * 16 < logits.size()) {
     // A few best of many: a heap of them over one pass, which mostly costs a
     // float comparison per id.

@@ -18,6 +18,7 @@ namespace {
 struct Setting {
   const char* name;
   SamplingParams params;
+  int top_logprobs = -1;  // -1: none
 };
 
 std::vector<Setting> Settings() {
@@ -34,7 +35,9 @@ std::vector<Setting> Settings() {
           {"top_k=50", with(0.8f, 50, 1.0f, 0.0f)},
           {"top_p=0.9", with(0.8f, 0, 0.9f, 0.0f)},
           {"top_k=50,top_p=0.9", with(0.8f, 50, 0.9f, 0.0f)},
-          {"min_p=0.05,top_p=0.95", with(0.8f, 0, 0.95f, 0.05f)}};
+          {"min_p=0.05,top_p=0.95", with(0.8f, 0, 0.95f, 0.05f)},
+          {"greedy,logprobs=0", with(0.0f, 0, 1.0f, 0.0f), 0},
+          {"greedy,logprobs=5", with(0.0f, 0, 1.0f, 0.0f), 5}};
 }
 
 // Logits shaped like a trained model's: a few strong candidates over a broad
@@ -52,16 +55,16 @@ std::vector<std::vector<float>> Rows(int vocab, int rows) {
 }
 
 // Microseconds per row, the best of three passes over `rows`.
-double MicrosPerRow(const SamplingParams& params,
+double MicrosPerRow(const Setting& setting,
                     const std::vector<std::vector<float>>& rows) {
   double best = 1e30;
   std::vector<float> scratch;
   for (int pass = 0; pass < 3; ++pass) {
-    Sampler sampler(params, 5);
+    Sampler sampler(setting.params, 5);
     const auto start = std::chrono::steady_clock::now();
     for (const std::vector<float>& row : rows) {
       scratch = row;  // penalties may write the row
-      sampler.Sample(absl::MakeSpan(scratch), -1);
+      sampler.Sample(absl::MakeSpan(scratch), setting.top_logprobs);
     }
     const std::chrono::duration<double, std::micro> took =
         std::chrono::steady_clock::now() - start;
@@ -83,7 +86,7 @@ int Main() {
     for (size_t v = 0; v < vocabs.size(); ++v) {
       // About 2^24 logits per measurement, at least 8 rows.
       const int rows = std::max(8, (1 << 24) / vocabs[v]);
-      const double us = MicrosPerRow(settings[s].params, Rows(vocabs[v], rows));
+      const double us = MicrosPerRow(settings[s], Rows(vocabs[v], rows));
       std::printf("%12.1f", us);
       json += (v ? ",\"" : "\"") + std::to_string(vocabs[v]) +
               "\":" + std::to_string(us);
