@@ -119,6 +119,29 @@ std::vector<int32_t> CandidateOrder(const std::vector<float>& logits,
   return ids;
 }
 
+// DrawFromCandidates over the sampler's candidates of `logits`, in its order.
+int32_t DrawInSamplerOrder(const std::vector<float>& logits,
+                           const SamplingParams& params, double u) {
+  const std::vector<int32_t> ids = CandidateOrder(logits, params);
+  std::vector<float> values;
+  for (int32_t id : ids) values.push_back(logits[id]);
+  std::vector<double> weights(ids.size());
+  std::vector<int32_t> kept(ids.size());
+  return DrawFromCandidates(values.data(), ids.data(),
+                            static_cast<int>(ids.size()), params.temperature,
+                            params.min_p, params.top_p, u, weights.data(),
+                            kept.data());
+}
+
+// DrawBestFirst's sums as a host computes them: a loop over the ids.
+auto HostSum(int vocab) {
+  return [vocab](const auto& f) {
+    double total = 0.0;
+    for (int32_t id = 0; id < vocab; ++id) total += f(id);
+    return total;
+  };
+}
+
 // Rows for the draw comparison: `shape` 0 plain normal logits; 1 rounded to
 // halves (many ties) with both zeros; 2 spread over hundreds of units, so
 // that most ids weigh too little to change a best-first sum.
@@ -167,16 +190,7 @@ TEST(SamplingMathTest, DrawMatchesSamplerForTheSameUniform) {
         std::vector<float> row = logits;
         const int32_t expected = sampler.Sample(absl::MakeSpan(row), -1).id;
         const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
-        const std::vector<int32_t> ids = CandidateOrder(logits, params);
-        std::vector<float> values;
-        for (int32_t id : ids) values.push_back(logits[id]);
-        std::vector<double> weights(ids.size());
-        std::vector<int32_t> kept(ids.size());
-        EXPECT_EQ(DrawFromCandidates(
-                      values.data(), ids.data(), static_cast<int>(ids.size()),
-                      params.temperature, params.min_p, params.top_p, u,
-                      weights.data(), kept.data()),
-                  expected)
+        EXPECT_EQ(DrawInSamplerOrder(logits, params, u), expected)
             << "vocab " << vocab << " setting " << s << " step " << step;
       }
     }
@@ -209,26 +223,12 @@ TEST(SamplingMathTest, NaNLogitsAreNeverDrawn) {
         const int32_t sampled = sampler.Sample(absl::MakeSpan(row), -1).id;
         EXPECT_FALSE(std::isnan(logits[sampled]));
         const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
-        const std::vector<int32_t> ids = CandidateOrder(logits, params);
-        std::vector<float> values;
-        for (int32_t id : ids) values.push_back(logits[id]);
-        std::vector<double> weights(ids.size());
-        std::vector<int32_t> kept(ids.size());
-        EXPECT_EQ(DrawFromCandidates(
-                      values.data(), ids.data(), static_cast<int>(ids.size()),
-                      params.temperature, params.min_p, params.top_p, u,
-                      weights.data(), kept.data()),
-                  sampled)
+        EXPECT_EQ(DrawInSamplerOrder(logits, params, u), sampled)
             << "vocab " << vocab << " setting " << s << " step " << step;
         if (params.top_k == 0 && params.top_p == 1.0f) continue;
-        const auto sum = [&](const auto& f) {
-          double total = 0.0;
-          for (int32_t id = 0; id < vocab; ++id) total += f(id);
-          return total;
-        };
         EXPECT_EQ(DrawBestFirst(logits.data(), vocab, max, params.top_k,
                                 params.temperature, params.min_p, params.top_p,
-                                u, sum),
+                                u, HostSum(vocab)),
                   sampled)
             << "vocab " << vocab << " setting " << s << " step " << step;
       }
@@ -273,11 +273,7 @@ TEST(SamplingMathTest, DrawBestFirstMatchesTheSortedDraw) {
             for (int32_t id : ids) values.push_back(logits[id]);
             std::vector<double> weights(ids.size());
             std::vector<int32_t> kept(ids.size());
-            const auto sum = [&](const auto& f) {
-              double total = 0.0;
-              for (int32_t id = 0; id < vocab; ++id) total += f(id);
-              return total;
-            };
+            const auto sum = HostSum(vocab);
             std::vector<double> uniforms = {0.0, 1.0 - 0x1.0p-53};
             for (int i = 0; i < 8; ++i) {
               uniforms.push_back(static_cast<double>(rng() >> 5) * 0x1.0p-27);
