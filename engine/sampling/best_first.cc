@@ -2,29 +2,18 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <utility>
+
+#include "kernels/math/sampling.h"
 
 namespace slabserve {
 namespace {
 
-// A key that sorts ascending in best-first order: the logit's bits mapped so
-// that unsigned order is float order (both zeros equal, NaN lowest), then
-// inverted.
-uint32_t Key(float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, sizeof(bits));
-  // Selects rather than branches: signs come in no order a branch predicts.
-  const uint32_t negative =
-      static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31);
-  uint32_t key = bits ^ (~negative >> 1);
-  key = x == 0.0f ? 0x7FFFFFFFu : key;
-  return x != x ? ~0u : key;
-}
-
-// An id with its key above it: plain integer order is best-first order.
+// An id below its logit's key (OrderedBits inverted, so that ascending is
+// best first): plain integer order is best-first order, ties by id.
 uint64_t Entry(absl::Span<const float> logits, int32_t id) {
-  return uint64_t{Key(logits[id])} << 32 | static_cast<uint32_t>(id);
+  return uint64_t{~math::OrderedBits(logits[id])} << 32 |
+         static_cast<uint32_t>(id);
 }
 
 // Below this many entries a comparison sort is quicker than radix passes.

@@ -145,13 +145,17 @@ SLAB_HD int32_t DrawFromCandidates(const float* logits, const int32_t* ids,
 // block reduction on a device; either way one fixed order.
 
 // A logit's bits as an unsigned number in the order of the floats (the two
-// zeros equal, NaN lowest).
+// zeros equal, NaN lowest): a negative number's bits all flipped, another's
+// sign bit set. Selects rather than branches, as the host's sort keys every
+// id of a row by it and signs come in no order a branch predicts.
 SLAB_HD uint32_t OrderedBits(float x) {
-  if (x != x) return 0;
-  if (x == 0.0f) return 0x80000000u;
   uint32_t bits;
   memcpy(&bits, &x, sizeof(bits));
-  return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+  const uint32_t negative =
+      static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31);
+  const uint32_t ordered =
+      x == 0.0f ? 0x80000000u : bits ^ (negative | 0x80000000u);
+  return x != x ? 0u : ordered;
 }
 
 // The end of a best-first prefix: every id whose logit orders above
